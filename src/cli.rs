@@ -1,0 +1,58 @@
+//! The command line of `eddy` (clap types only; `main` runs them).
+//!
+//! Owns: subcommands, flags and their help text. It must not read files or
+//! touch the network: it only describes what the user asked for.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// eddy: an edge cache appliance for video.
+#[derive(Debug, Parser)]
+#[command(name = "eddy", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags shared by every subcommand that reads the configuration.
+#[derive(Debug, Clone, Args, Default)]
+pub struct Common {
+    /// TOML configuration file (see docs/config.md). Without it, built-in defaults apply.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Serving address (IP:PORT); repeatable; replaces `serve.listen`.
+    #[arg(long = "listen", value_name = "ADDR")]
+    pub listen: Vec<String>,
+    /// Disk root, one per drive; repeatable; replaces `store.disks`.
+    #[arg(long = "disk", value_name = "DIR")]
+    pub disks: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the store over HTTP until SIGTERM, then drain.
+    Serve(Common),
+    /// Check the configuration and print what it resolves to; exit 64 if it is bad.
+    CheckConfig(Common),
+    /// Inspect or load the content store.
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Print the version.
+    Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy a directory tree into the store (key = path relative to SRC_DIR),
+    /// keeping modification times and holes. Each object appears atomically.
+    Import {
+        #[command(flatten)]
+        common: Common,
+        /// The directory to import.
+        #[arg(value_name = "SRC_DIR")]
+        src: PathBuf,
+    },
+    /// List the objects in the store: KEY, SIZE, DISK.
+    Ls(Common),
+}

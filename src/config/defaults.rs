@@ -1,0 +1,81 @@
+//! Every default and every limit of eddy, each with the reason for its value.
+//!
+//! Owns: constants only. Nothing else in the crate may hard-code a limit; the
+//! config layer reads its defaults from here, and `docs/config.md` lists them.
+
+use std::time::Duration;
+
+/// Where `eddy serve` listens when neither config nor `--listen` says: loopback,
+/// so that a box is never exposed by accident; production configs name the
+/// serving address explicitly.
+pub const LISTEN: &str = "127.0.0.1:8080";
+
+/// Request line plus headers. Players send well under 2 KiB; nginx's default
+/// ceiling is 4 x 8 KiB. 16 KiB leaves room for long signed URLs and cookies
+/// while bounding the memory a connection can pin. Over it: 431.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// The request-target alone. Signed URLs with a path prefix and a token stay far
+/// below 2 KiB; 8 KiB matches nginx's single large header buffer. Over it: 414.
+pub const MAX_TARGET_BYTES: usize = 8 * 1024;
+
+/// Header field lines per request. Browsers send about 20; 100 is what hyper
+/// and httparse users commonly allow. Over it: 431.
+pub const MAX_HEADERS: usize = 100;
+
+/// Ranges in one Range field. Players ask for one; multi-range users (PDF
+/// readers, some probes) ask for a handful. 16 keeps multipart answers small
+/// and stops the `0-,0-,0-...` amplification class (CVE-2011-3192). Over it:
+/// the field is ignored and the whole object is sent, as nginx does.
+pub const MAX_RANGES: usize = 16;
+
+/// The satisfiable ranges of one request may add up to at most this percentage
+/// of the object. 100 means a Range field can never make us send more bytes
+/// than a plain GET would (nginx's rule). Over it: the field is ignored.
+pub const MAX_RANGE_SUM_PERCENT: u32 = 100;
+
+/// Concurrent client connections. A storage OCA held up to 40,000 long-lived
+/// connections (field notes); 10,000 fits a small box's memory and fd budget
+/// (and the systemd unit's LimitNOFILE). Over it: 503 and close, so that the
+/// player tries another appliance at once.
+pub const MAX_CONNECTIONS: usize = 10_000;
+
+/// From a connection's first byte (or its accept) to the end of a request head.
+/// Go servers use 10 s (ReadHeaderTimeout); it stops slowloris without hurting
+/// a real client on a bad link.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a keep-alive connection may wait for its next request. Players
+/// fetch a segment every few seconds; nginx uses 75 s, Go suggests 120 s. 60 s
+/// keeps idle sockets bounded while covering a paused player's next fetch.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// No write progress for this long and the client is gone: close. nginx's
+/// send_timeout is 60 s. It bounds a stalled reader, not a slow transfer.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Requests a client may have queued ahead of our answers (pipelining). Real
+/// pipeliners send a few; 16 bounds the work one read can commit us to.
+pub const MAX_PIPELINE_DEPTH: usize = 16;
+
+/// Bytes of an unwanted request body read and thrown away before closing, so the
+/// client reads our answer instead of a reset. nginx's lingering_close reads
+/// without a byte cap; 1 MiB bounds the work.
+pub const MAX_DISCARD_BODY_BYTES: u64 = 1024 * 1024;
+
+/// How long the lingering close may go on (nginx: lingering_timeout 5 s).
+pub const LINGER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Graceful shutdown: in-flight responses get this long to finish after SIGTERM.
+/// A 2 MiB segment at 5 Mbit/s takes about 3.4 s; 30 s covers slow clients and
+/// stays below systemd's default TimeoutStopSec of 90 s.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Log level when none is configured.
+pub const LOG_LEVEL: &str = "info";
+
+/// Exit code for bad usage or configuration (EX_USAGE from sysexits.h).
+pub const EXIT_USAGE: u8 = 64;
+
+/// The most one sendfile(2) call moves on Linux (0x7ffff000 bytes); we loop.
+pub const SENDFILE_MAX_CHUNK: usize = 0x7fff_f000;

@@ -1,0 +1,447 @@
+//! Configuration: the TOML file, command-line overrides, and validation.
+//!
+//! Owns: [`RawConfig`] (the file as written; unknown keys are errors) and its
+//! conversion into the typed [`Config`] that the rest of eddy reads. Every error
+//! names the key, the value and the reason, and all of them are found before any
+//! socket is bound. Defaults come from [`defaults`] only. It must not open
+//! sockets or disks: checking that a disk exists belongs to the store.
+
+pub mod defaults;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Errors found while reading or checking the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key} = {value}: {reason}")]
+    Invalid {
+        key: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+fn invalid(
+    key: &'static str,
+    value: impl std::fmt::Display,
+    reason: impl Into<String>,
+) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The file as written. Every field is optional; absent means the default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub serve: RawServe,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServe {
+    pub listen: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub disks: Option<Vec<PathBuf>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_head_bytes: Option<i64>,
+    pub max_target_bytes: Option<i64>,
+    pub max_headers: Option<i64>,
+    pub max_ranges: Option<i64>,
+    pub max_range_sum_percent: Option<i64>,
+    pub max_connections: Option<i64>,
+    pub header_read_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub send_timeout: Option<String>,
+    pub max_pipeline_depth: Option<i64>,
+    pub max_discard_body_bytes: Option<i64>,
+    pub linger_timeout: Option<String>,
+    pub drain_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub level: Option<String>,
+}
+
+/// Values given on the command line; each replaces the config file's.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Vec<String>,
+    pub disks: Vec<PathBuf>,
+}
+
+/// The checked configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub listen: Vec<SocketAddr>,
+    pub disks: Vec<PathBuf>,
+    pub limits: Limits,
+    pub log_level: String,
+}
+
+/// Every limit of the serve path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_head_bytes: usize,
+    pub max_target_bytes: usize,
+    pub max_headers: usize,
+    pub max_ranges: usize,
+    pub max_range_sum_percent: u32,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub send_timeout: Duration,
+    pub max_pipeline_depth: usize,
+    pub max_discard_body_bytes: u64,
+    pub linger_timeout: Duration,
+    pub drain_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_head_bytes: defaults::MAX_HEAD_BYTES,
+            max_target_bytes: defaults::MAX_TARGET_BYTES,
+            max_headers: defaults::MAX_HEADERS,
+            max_ranges: defaults::MAX_RANGES,
+            max_range_sum_percent: defaults::MAX_RANGE_SUM_PERCENT,
+            max_connections: defaults::MAX_CONNECTIONS,
+            header_read_timeout: defaults::HEADER_READ_TIMEOUT,
+            idle_timeout: defaults::IDLE_TIMEOUT,
+            send_timeout: defaults::SEND_TIMEOUT,
+            max_pipeline_depth: defaults::MAX_PIPELINE_DEPTH,
+            max_discard_body_bytes: defaults::MAX_DISCARD_BODY_BYTES,
+            linger_timeout: defaults::LINGER_TIMEOUT,
+            drain_timeout: defaults::DRAIN_TIMEOUT,
+        }
+    }
+}
+
+/// Reads `path` (if any), applies the overrides and checks everything.
+pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let raw = match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            parse_toml(&text).map_err(|message| ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            })?
+        }
+        None => RawConfig::default(),
+    };
+    resolve(raw, overrides)
+}
+
+/// Parses TOML text into a [`RawConfig`]; the message names the key and line.
+pub fn parse_toml(text: &str) -> Result<RawConfig, String> {
+    toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+}
+
+/// Turns the raw file plus overrides into a checked [`Config`].
+pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let listen_text = if overrides.listen.is_empty() {
+        raw.serve
+            .listen
+            .unwrap_or_else(|| vec![defaults::LISTEN.to_owned()])
+    } else {
+        overrides.listen.clone()
+    };
+    if listen_text.is_empty() {
+        return Err(invalid(
+            "serve.listen",
+            "[]",
+            "at least one listen address is required",
+        ));
+    }
+    let mut listen = Vec::new();
+    for text in &listen_text {
+        let addr: SocketAddr = text.parse().map_err(|_| {
+            invalid(
+                "serve.listen",
+                format!("{text:?}"),
+                "not an IP:PORT address (for example 0.0.0.0:80 or [::]:80)",
+            )
+        })?;
+        if listen.contains(&addr) {
+            return Err(invalid("serve.listen", format!("{text:?}"), "listed twice"));
+        }
+        listen.push(addr);
+    }
+
+    let disks = if overrides.disks.is_empty() {
+        raw.store.disks.unwrap_or_default()
+    } else {
+        overrides.disks.clone()
+    };
+    if disks.is_empty() {
+        return Err(invalid(
+            "store.disks",
+            "[]",
+            "at least one disk root is required (config store.disks or --disk DIR)",
+        ));
+    }
+    for (i, d) in disks.iter().enumerate() {
+        if d.as_os_str().is_empty() {
+            return Err(invalid(
+                "store.disks",
+                "\"\"",
+                "a disk root may not be empty",
+            ));
+        }
+        if disks[..i].contains(d) {
+            return Err(invalid(
+                "store.disks",
+                format!("{:?}", d.display().to_string()),
+                "listed twice",
+            ));
+        }
+        if d.to_str().is_none() {
+            return Err(invalid(
+                "store.disks",
+                d.display(),
+                "the path must be UTF-8",
+            ));
+        }
+    }
+
+    let l = raw.limits;
+    let d = Limits::default();
+    let limits = Limits {
+        max_head_bytes: count(
+            "limits.max_head_bytes",
+            l.max_head_bytes,
+            d.max_head_bytes,
+            1024,
+            1 << 20,
+        )?,
+        max_target_bytes: count(
+            "limits.max_target_bytes",
+            l.max_target_bytes,
+            d.max_target_bytes,
+            256,
+            1 << 20,
+        )?,
+        max_headers: count("limits.max_headers", l.max_headers, d.max_headers, 8, 1024)?,
+        max_ranges: count("limits.max_ranges", l.max_ranges, d.max_ranges, 1, 1024)?,
+        max_range_sum_percent: count(
+            "limits.max_range_sum_percent",
+            l.max_range_sum_percent,
+            d.max_range_sum_percent as usize,
+            1,
+            1000,
+        )? as u32,
+        max_connections: count(
+            "limits.max_connections",
+            l.max_connections,
+            d.max_connections,
+            1,
+            10_000_000,
+        )?,
+        header_read_timeout: duration(
+            "limits.header_read_timeout",
+            l.header_read_timeout,
+            d.header_read_timeout,
+        )?,
+        idle_timeout: duration("limits.idle_timeout", l.idle_timeout, d.idle_timeout)?,
+        send_timeout: duration("limits.send_timeout", l.send_timeout, d.send_timeout)?,
+        max_pipeline_depth: count(
+            "limits.max_pipeline_depth",
+            l.max_pipeline_depth,
+            d.max_pipeline_depth,
+            1,
+            1024,
+        )?,
+        max_discard_body_bytes: count(
+            "limits.max_discard_body_bytes",
+            l.max_discard_body_bytes,
+            d.max_discard_body_bytes as usize,
+            0,
+            1 << 30,
+        )? as u64,
+        linger_timeout: duration("limits.linger_timeout", l.linger_timeout, d.linger_timeout)?,
+        drain_timeout: duration("limits.drain_timeout", l.drain_timeout, d.drain_timeout)?,
+    };
+    if limits.max_target_bytes > limits.max_head_bytes {
+        return Err(invalid(
+            "limits.max_target_bytes",
+            limits.max_target_bytes,
+            format!(
+                "must not exceed limits.max_head_bytes ({})",
+                limits.max_head_bytes
+            ),
+        ));
+    }
+
+    let log_level = raw
+        .log
+        .level
+        .unwrap_or_else(|| defaults::LOG_LEVEL.to_owned());
+    if !["error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {
+        return Err(invalid(
+            "log.level",
+            format!("{log_level:?}"),
+            "must be one of error, warn, info, debug, trace",
+        ));
+    }
+    Ok(Config {
+        listen,
+        disks,
+        limits,
+        log_level,
+    })
+}
+
+fn count(
+    key: &'static str,
+    value: Option<i64>,
+    default: usize,
+    min: usize,
+    max: usize,
+) -> Result<usize, ConfigError> {
+    let Some(v) = value else { return Ok(default) };
+    match usize::try_from(v) {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(invalid(key, v, format!("must be between {min} and {max}"))),
+    }
+}
+
+fn duration(
+    key: &'static str,
+    value: Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let Some(text) = value else {
+        return Ok(default);
+    };
+    let d = humantime::parse_duration(&text).map_err(|e| {
+        invalid(
+            key,
+            format!("{text:?}"),
+            format!("not a duration such as \"10s\" or \"2m\" ({e})"),
+        )
+    })?;
+    if d.is_zero() {
+        return Err(invalid(
+            key,
+            format!("{text:?}"),
+            "must be longer than zero",
+        ));
+    }
+    if d > Duration::from_secs(24 * 3600) {
+        return Err(invalid(key, format!("{text:?}"), "must be at most 24h"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_disk() -> Overrides {
+        Overrides {
+            listen: vec![],
+            disks: vec!["/srv/d0".into()],
+        }
+    }
+
+    fn err(text: &str) -> String {
+        let raw = match parse_toml(text) {
+            Ok(raw) => raw,
+            Err(message) => return message,
+        };
+        match resolve(raw, &with_disk()) {
+            Ok(c) => panic!("accepted: {c:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_need_only_a_disk() {
+        let c = resolve(RawConfig::default(), &with_disk()).expect("valid");
+        assert_eq!(
+            c.listen,
+            vec!["127.0.0.1:8080".parse::<SocketAddr>().expect("addr")]
+        );
+        assert_eq!(c.limits, Limits::default());
+        assert!(resolve(RawConfig::default(), &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn errors_name_key_value_and_reason() {
+        let e = err("[limits]\nmax_ranges = 0\n");
+        assert!(
+            e.contains("limits.max_ranges = 0: must be between 1 and 1024"),
+            "{e}"
+        );
+        let e = err("[limits]\nidle_timeout = \"soon\"\n");
+        assert!(e.contains("limits.idle_timeout = \"soon\""), "{e}");
+        let e = err("[serve]\nlisten = [\"localhost\"]\n");
+        assert!(
+            e.contains("serve.listen = \"localhost\": not an IP:PORT"),
+            "{e}"
+        );
+        let e = err("[log]\nlevel = \"loud\"\n");
+        assert!(e.contains("log.level = \"loud\""), "{e}");
+        let e = err("[limits]\nmax_head_bytes = 2048\nmax_target_bytes = 4096\n");
+        assert!(e.contains("limits.max_target_bytes = 4096"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let e = err("[limits]\nmax_rangez = 3\n");
+        assert!(e.contains("max_rangez"), "{e}");
+        let e = err("[nope]\n");
+        assert!(e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn overrides_replace_the_file() {
+        let raw = parse_toml("[serve]\nlisten=[\"0.0.0.0:80\"]\n[store]\ndisks=[\"/a\"]\n")
+            .expect("toml");
+        let o = Overrides {
+            listen: vec!["127.0.0.1:0".into()],
+            disks: vec!["/b".into(), "/c".into()],
+        };
+        let c = resolve(raw, &o).expect("valid");
+        assert_eq!(
+            c.listen,
+            vec!["127.0.0.1:0".parse::<SocketAddr>().expect("addr")]
+        );
+        assert_eq!(c.disks, vec![PathBuf::from("/b"), PathBuf::from("/c")]);
+    }
+}

@@ -1,0 +1,14 @@
+//! eddy: an edge cache appliance for video.
+//!
+//! The map, in data-flow order (see `docs/ARCHITECTURE.md` for the whole of it):
+//! - [`config`]: the TOML file and overrides, checked before anything binds.
+//! - [`clock`]: the one source of wall time, injected everywhere it matters.
+//! - [`store`]: content on N disks, placed by rendezvous hashing, installed atomically.
+//! - [`serve`]: listener → HTTP/1.1 head → route → store → plan → sendfile.
+//! - [`cli`]: the command-line surface of the `eddy` binary.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod serve;
+pub mod store;

@@ -1,0 +1,206 @@
+//! The `eddy` binary: parse the command line, load and check the configuration
+//! before anything is bound, run the subcommand, and turn errors into exit codes
+//! (the only place that does): 0 success, 64 bad usage or configuration,
+//! 74 a disk or socket error, 1 anything else.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use eddy::cli::{Cli, Command, Common, StoreCommand};
+use eddy::clock::{Clock as _, SystemClock};
+use eddy::config::{self, defaults, Config, ConfigError, Overrides};
+use eddy::serve::{self, Shared};
+use eddy::store::{import, Store, StoreError};
+
+/// EX_IOERR from sysexits.h: a disk or socket failed.
+const EXIT_IO: u8 = 74;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let usage_error = e.use_stderr();
+            let _ = e.print();
+            return if usage_error {
+                ExitCode::from(defaults::EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("eddy: {err:#}");
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
+
+fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if cause.is::<ConfigError>() {
+            return defaults::EXIT_USAGE;
+        }
+        if let Some(store) = cause.downcast_ref::<StoreError>() {
+            return match store {
+                StoreError::NoDisks | StoreError::BadKey { .. } => defaults::EXIT_USAGE,
+                _ => EXIT_IO,
+            };
+        }
+        if cause.is::<std::io::Error>() {
+            return EXIT_IO;
+        }
+    }
+    1
+}
+
+fn load(common: &Common) -> Result<Config, ConfigError> {
+    let overrides = Overrides {
+        listen: common.listen.clone(),
+        disks: common.disks.clone(),
+    };
+    config::load(common.config.as_deref(), &overrides)
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EDDY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Version => {
+            println!("eddy {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::CheckConfig(common) => {
+            let config = load(&common)?;
+            println!("configuration is valid");
+            for addr in &config.listen {
+                println!("serve.listen  {addr}");
+            }
+            for disk in &config.disks {
+                println!("store.disk    {}", disk.display());
+            }
+            println!("limits        {:?}", config.limits);
+            println!("log.level     {}", config.log_level);
+            Ok(())
+        }
+        Command::Store(StoreCommand::Import { common, src }) => {
+            let config = load(&common)?;
+            init_logging(&config.log_level);
+            if !src.is_dir() {
+                return Err(ConfigError::Invalid {
+                    key: "SRC_DIR",
+                    value: src.display().to_string(),
+                    reason: "not a directory".into(),
+                }
+                .into());
+            }
+            import::prepare_disks(&config.disks)?;
+            let (store, skipped) = Store::open(&config.disks)?;
+            for e in skipped {
+                tracing::warn!(error = %e, "disk not usable");
+            }
+            let report = import::import_tree(&store, &src)?;
+            for path in &report.skipped {
+                eprintln!("eddy: skipped (not a regular file): {}", path.display());
+            }
+            println!(
+                "imported {} objects, {} bytes",
+                report.objects, report.bytes
+            );
+            Ok(())
+        }
+        Command::Store(StoreCommand::Ls(common)) => {
+            let config = load(&common)?;
+            init_logging(&config.log_level);
+            let (store, skipped) = Store::open(&config.disks)?;
+            for e in skipped {
+                tracing::warn!(error = %e, "disk not usable");
+            }
+            let mut out = std::io::stdout().lock();
+            for row in store.list() {
+                writeln!(out, "{}\t{}\t{}", row.key, row.len, row.disk_root.display())?;
+            }
+            Ok(())
+        }
+        Command::Serve(common) => serve_command(&common),
+    }
+}
+
+fn serve_command(common: &Common) -> anyhow::Result<()> {
+    let config = load(common)?;
+    init_logging(&config.log_level);
+    let (store, skipped) = Store::open(&config.disks)?;
+    for e in skipped {
+        tracing::error!(error = %e, "disk out of service");
+    }
+    tracing::info!(
+        objects = store.len(),
+        disks = store.disks().len(),
+        "store opened"
+    );
+    let clock = SystemClock;
+    let salt = clock
+        .now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id());
+    let shared = Arc::new(Shared {
+        store,
+        limits: config.limits,
+        clock: Box::new(clock),
+        boundary_salt: salt,
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let listeners = serve::bind(&config.listen)?;
+        {
+            let mut out = std::io::stdout().lock();
+            for l in &listeners {
+                writeln!(out, "eddy: listening on http://{}", l.local_addr()?)?;
+            }
+            out.flush()?;
+        }
+        tracing::info!(listeners = ?config.listen, "serving");
+        let cut = serve::run(listeners, shared, shutdown_signal()).await;
+        if cut > 0 {
+            tracing::warn!(
+                connections = cut,
+                "drain deadline reached; closing the rest"
+            );
+        } else {
+            tracing::info!("drained");
+        }
+        anyhow::Ok(())
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}

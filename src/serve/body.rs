@@ -1,0 +1,103 @@
+//! Writing response bytes to a plain TCP socket: header blocks with `send`
+//! (`MSG_MORE` when a body follows, so head and first body bytes share a
+//! segment) and file ranges with `sendfile(2)`, so content bytes never pass
+//! through user space.
+//!
+//! Owns: the zero-copy write loops, offsets as u64 end to end (files over 4 GiB),
+//! the 0x7ffff000-byte cap of one sendfile call, and the send deadline. It must
+//! never decide what to send (that is `respond`). It contains no `unsafe`: the
+//! system calls go through `nix`'s safe wrappers.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::socket::MsgFlags;
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+use super::range::ByteRange;
+use crate::config::defaults::SENDFILE_MAX_CHUNK;
+
+/// Why a write stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("client made no progress for {0:?}")]
+    Stalled(Duration),
+    #[error("the file ended early (it was truncated while being served)")]
+    ShortFile,
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Sends all of `bytes`; `more` sets `MSG_MORE` because body bytes follow.
+/// The last write of a response must pass `more = false`, or the kernel may hold
+/// the tail back (the 40 ms Nagle/delayed-ACK stall of nginx's tcp_nopush).
+pub async fn send_all(
+    stream: &TcpStream,
+    mut bytes: &[u8],
+    more: bool,
+    stall: Duration,
+) -> Result<(), WriteError> {
+    let mut flags = MsgFlags::MSG_NOSIGNAL;
+    if more {
+        // nix has no name for MSG_MORE; the bit comes from libc.
+        flags |= MsgFlags::from_bits_retain(libc::MSG_MORE);
+    }
+    let fd = stream.as_raw_fd();
+    while !bytes.is_empty() {
+        wait_writable(stream, stall).await?;
+        match stream.try_io(Interest::WRITABLE, || {
+            nix::sys::socket::send(fd, bytes, flags).map_err(io::Error::from)
+        }) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Sends `range` of `file` with sendfile(2), looping until every byte is out.
+pub async fn send_file(
+    stream: &TcpStream,
+    file: &File,
+    range: ByteRange,
+    stall: Duration,
+) -> Result<(), WriteError> {
+    let mut offset =
+        i64::try_from(range.first).map_err(|_| io::Error::other("offset beyond i64"))?;
+    let mut remaining = range.len();
+    while remaining > 0 {
+        wait_writable(stream, stall).await?;
+        let count = usize::try_from(remaining)
+            .unwrap_or(usize::MAX)
+            .min(SENDFILE_MAX_CHUNK);
+        let sent = stream.try_io(Interest::WRITABLE, || {
+            nix::sys::sendfile::sendfile64(stream, file, Some(&mut offset), count).map_err(|e| {
+                match e {
+                    Errno::EAGAIN => io::Error::from(io::ErrorKind::WouldBlock),
+                    other => io::Error::from(other),
+                }
+            })
+        });
+        match sent {
+            Ok(0) => return Err(WriteError::ShortFile),
+            Ok(n) => remaining -= n as u64,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+async fn wait_writable(stream: &TcpStream, stall: Duration) -> Result<(), WriteError> {
+    match tokio::time::timeout(stall, stream.writable()).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(WriteError::Stalled(stall)),
+    }
+}

@@ -1,0 +1,419 @@
+//! Preconditions (RFC 9110 §13): If-Match, If-Unmodified-Since, If-None-Match,
+//! If-Modified-Since and If-Range, evaluated in the order of §13.2.2.
+//!
+//! Owns: entity-tag list parsing, strong and weak comparison, the date rules
+//! (including the 60-second rule that makes a Last-Modified usable in If-Range)
+//! and the resulting [`Decision`]. It is pure: the current time comes in as a
+//! value. It must not parse Range (that is `range`) nor choose headers or bodies
+//! (that is `respond`).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The validators of the selected representation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validators {
+    /// Opaque part of our strong ETag, without quotes.
+    pub etag: String,
+    /// Last-Modified in whole seconds since the Unix epoch.
+    pub last_modified: u64,
+}
+
+/// The precondition fields of a request, each the comma-joined value of all its
+/// field lines (a date field that arrived twice therefore fails to parse and is
+/// ignored, as §13.1.3 and §13.1.4 require).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conditions {
+    pub if_match: Option<Vec<u8>>,
+    pub if_none_match: Option<Vec<u8>>,
+    pub if_modified_since: Option<Vec<u8>>,
+    pub if_unmodified_since: Option<Vec<u8>>,
+    pub if_range: Option<Vec<u8>>,
+}
+
+/// What the preconditions allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Answer normally; `honour_range` is false when If-Range did not match,
+    /// in which case the Range field must be ignored (§13.1.5).
+    Proceed { honour_range: bool },
+    /// 304 Not Modified.
+    NotModified,
+    /// 412 Precondition Failed.
+    PreconditionFailed,
+}
+
+/// A Last-Modified is strong enough for If-Range only if it is at least this
+/// much older than the Date we send (RFC 9110 §8.8.2.2).
+pub const STRONG_LAST_MODIFIED_AGE_SECS: u64 = 60;
+
+/// Evaluates the preconditions of a GET or HEAD request.
+pub fn evaluate(c: &Conditions, v: &Validators, now: u64) -> Decision {
+    // Step 1 and 2: If-Match, else If-Unmodified-Since.
+    if let Some(field) = &c.if_match {
+        if !list_matches(field, &v.etag, Comparison::Strong) {
+            return Decision::PreconditionFailed;
+        }
+    } else if let Some(date) = c.if_unmodified_since.as_deref().and_then(parse_date) {
+        if v.last_modified > date {
+            return Decision::PreconditionFailed;
+        }
+    }
+    // Step 3 and 4: If-None-Match, else If-Modified-Since (GET and HEAD only,
+    // which is all this server answers).
+    if let Some(field) = &c.if_none_match {
+        if list_matches(field, &v.etag, Comparison::Weak) {
+            return Decision::NotModified;
+        }
+    } else if let Some(date) = c.if_modified_since.as_deref().and_then(parse_date) {
+        // A date in the future is not a valid validator (§13.1.3).
+        if date <= now && v.last_modified <= date {
+            return Decision::NotModified;
+        }
+    }
+    // Step 5: If-Range.
+    let honour_range = match &c.if_range {
+        None => true,
+        Some(field) => if_range_matches(field, v, now),
+    };
+    Decision::Proceed { honour_range }
+}
+
+fn if_range_matches(field: &[u8], v: &Validators, now: u64) -> bool {
+    let trimmed = trim_ows(field);
+    if trimmed.first() == Some(&b'"') || trimmed.starts_with(b"W/") {
+        // An entity-tag: strong comparison, so a weak tag never matches.
+        return match parse_tag_list(trimmed).as_deref() {
+            Some([TagItem::Tag(tag)]) => tag.matches(&v.etag, Comparison::Strong),
+            _ => false,
+        };
+    }
+    match parse_date(trimmed) {
+        Some(date) => {
+            date == v.last_modified
+                && v.last_modified
+                    .saturating_add(STRONG_LAST_MODIFIED_AGE_SECS)
+                    <= now
+        }
+        None => false,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Comparison {
+    Strong,
+    Weak,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct EntityTag<'a> {
+    weak: bool,
+    opaque: &'a [u8],
+}
+
+impl EntityTag<'_> {
+    fn matches(&self, ours: &str, how: Comparison) -> bool {
+        // Our own tags are always strong.
+        let weak_ok = how == Comparison::Weak || !self.weak;
+        weak_ok && self.opaque == ours.as_bytes()
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum TagItem<'a> {
+    Any,
+    Tag(EntityTag<'a>),
+}
+
+/// `"*" / #entity-tag`; `None` when the field is not a valid list.
+fn parse_tag_list(field: &[u8]) -> Option<Vec<TagItem<'_>>> {
+    let trimmed = trim_ows(field);
+    if trimmed == b"*" {
+        return Some(vec![TagItem::Any]);
+    }
+    let mut items = Vec::new();
+    let mut rest = trimmed;
+    loop {
+        // Skip empty list elements and whitespace.
+        while let Some((&b, tail)) = rest.split_first() {
+            if b == b',' || b == b' ' || b == b'\t' {
+                rest = tail;
+            } else {
+                break;
+            }
+        }
+        if rest.is_empty() {
+            break;
+        }
+        let weak = rest.starts_with(b"W/");
+        if weak {
+            rest = &rest[2..];
+        }
+        let body = rest.strip_prefix(b"\"")?;
+        let end = body.iter().position(|&b| b == b'"')?;
+        let opaque = &body[..end];
+        if !opaque
+            .iter()
+            .all(|&b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80)
+        {
+            return None;
+        }
+        items.push(TagItem::Tag(EntityTag { weak, opaque }));
+        rest = &body[end + 1..];
+        // After a tag only OWS and a comma may follow.
+        let next = trim_ows_start(rest);
+        if !(next.is_empty() || next.starts_with(b",")) {
+            return None;
+        }
+        rest = next;
+    }
+    (!items.is_empty()).then_some(items)
+}
+
+fn list_matches(field: &[u8], ours: &str, how: Comparison) -> bool {
+    match parse_tag_list(field) {
+        Some(items) => items.iter().any(|item| match item {
+            // The representation exists whenever we evaluate preconditions.
+            TagItem::Any => true,
+            TagItem::Tag(tag) => tag.matches(ours, how),
+        }),
+        None => false,
+    }
+}
+
+/// An HTTP-date in whole seconds since the epoch; `None` for anything else.
+pub fn parse_date(value: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(trim_ows(value)).ok()?;
+    let time = httpdate::parse_http_date(text).ok()?;
+    Some(unix_secs(time))
+}
+
+/// Seconds since the epoch, 0 for times before it.
+pub fn unix_secs(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn trim_ows(v: &[u8]) -> &[u8] {
+    let v = trim_ows_start(v);
+    let end = v
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(0, |i| i + 1);
+    &v[..end]
+}
+
+fn trim_ows_start(v: &[u8]) -> &[u8] {
+    let start = v
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(v.len());
+    &v[start..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const LM: u64 = 1_700_000_000;
+    const NOW: u64 = LM + 3600;
+
+    fn v() -> Validators {
+        Validators {
+            etag: "abc-123".into(),
+            last_modified: LM,
+        }
+    }
+
+    fn date(secs: u64) -> Vec<u8> {
+        httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(secs)).into_bytes()
+    }
+
+    fn c() -> Conditions {
+        Conditions::default()
+    }
+
+    const GO: Decision = Decision::Proceed { honour_range: true };
+    const NO_RANGE: Decision = Decision::Proceed {
+        honour_range: false,
+    };
+
+    #[test]
+    fn no_conditions_proceed() {
+        assert_eq!(evaluate(&c(), &v(), NOW), GO);
+    }
+
+    #[test]
+    fn if_match_is_strong_and_takes_lists_and_star() {
+        let with = |s: &str| Conditions {
+            if_match: Some(s.into()),
+            ..c()
+        };
+        assert_eq!(evaluate(&with("\"abc-123\""), &v(), NOW), GO);
+        assert_eq!(evaluate(&with("\"x\", \"abc-123\""), &v(), NOW), GO);
+        assert_eq!(evaluate(&with("*"), &v(), NOW), GO);
+        assert_eq!(
+            evaluate(&with("W/\"abc-123\""), &v(), NOW),
+            Decision::PreconditionFailed
+        );
+        assert_eq!(
+            evaluate(&with("\"other\""), &v(), NOW),
+            Decision::PreconditionFailed
+        );
+        assert_eq!(
+            evaluate(&with("garbage"), &v(), NOW),
+            Decision::PreconditionFailed
+        );
+    }
+
+    #[test]
+    fn if_unmodified_since_is_ignored_under_if_match_or_when_invalid() {
+        let ius_old = Conditions {
+            if_unmodified_since: Some(date(LM - 10)),
+            ..c()
+        };
+        assert_eq!(evaluate(&ius_old, &v(), NOW), Decision::PreconditionFailed);
+        let ius_ok = Conditions {
+            if_unmodified_since: Some(date(LM)),
+            ..c()
+        };
+        assert_eq!(evaluate(&ius_ok, &v(), NOW), GO);
+        let both = Conditions {
+            if_match: Some(b"\"abc-123\"".to_vec()),
+            ..ius_old.clone()
+        };
+        assert_eq!(evaluate(&both, &v(), NOW), GO);
+        let invalid = Conditions {
+            if_unmodified_since: Some(b"yesterday".to_vec()),
+            ..c()
+        };
+        assert_eq!(evaluate(&invalid, &v(), NOW), GO);
+        let mut two = date(LM - 10);
+        two.extend_from_slice(b", ");
+        two.extend_from_slice(&date(LM - 10));
+        let listed = Conditions {
+            if_unmodified_since: Some(two),
+            ..c()
+        };
+        assert_eq!(evaluate(&listed, &v(), NOW), GO);
+    }
+
+    #[test]
+    fn if_none_match_is_weak_and_wins_over_if_modified_since() {
+        let with = |s: &str| Conditions {
+            if_none_match: Some(s.into()),
+            ..c()
+        };
+        assert_eq!(
+            evaluate(&with("\"abc-123\""), &v(), NOW),
+            Decision::NotModified
+        );
+        assert_eq!(
+            evaluate(&with("W/\"abc-123\""), &v(), NOW),
+            Decision::NotModified
+        );
+        assert_eq!(
+            evaluate(&with("\"a\", W/\"abc-123\""), &v(), NOW),
+            Decision::NotModified
+        );
+        assert_eq!(evaluate(&with("*"), &v(), NOW), Decision::NotModified);
+        assert_eq!(evaluate(&with("\"other\""), &v(), NOW), GO);
+        // INM present and not matching: IMS that would say "not modified" is ignored.
+        let both = Conditions {
+            if_none_match: Some(b"\"other\"".to_vec()),
+            if_modified_since: Some(date(NOW)),
+            ..c()
+        };
+        assert_eq!(evaluate(&both, &v(), NOW), GO);
+    }
+
+    #[test]
+    fn if_modified_since_rules() {
+        let ims = |secs| Conditions {
+            if_modified_since: Some(date(secs)),
+            ..c()
+        };
+        assert_eq!(evaluate(&ims(LM), &v(), NOW), Decision::NotModified);
+        assert_eq!(evaluate(&ims(LM + 5), &v(), NOW), Decision::NotModified);
+        assert_eq!(evaluate(&ims(LM - 1), &v(), NOW), GO);
+        // A date in the future is invalid and ignored.
+        assert_eq!(evaluate(&ims(NOW + 100), &v(), NOW), GO);
+        let bad = Conditions {
+            if_modified_since: Some(b"not a date".to_vec()),
+            ..c()
+        };
+        assert_eq!(evaluate(&bad, &v(), NOW), GO);
+    }
+
+    #[test]
+    fn precondition_failure_beats_not_modified() {
+        let both = Conditions {
+            if_match: Some(b"\"nope\"".to_vec()),
+            if_none_match: Some(b"\"abc-123\"".to_vec()),
+            ..c()
+        };
+        assert_eq!(evaluate(&both, &v(), NOW), Decision::PreconditionFailed);
+    }
+
+    #[test]
+    fn if_range_etag_is_strong_only() {
+        let ir = |s: &str| Conditions {
+            if_range: Some(s.into()),
+            ..c()
+        };
+        assert_eq!(evaluate(&ir("\"abc-123\""), &v(), NOW), GO);
+        assert_eq!(evaluate(&ir("W/\"abc-123\""), &v(), NOW), NO_RANGE);
+        assert_eq!(evaluate(&ir("\"other\""), &v(), NOW), NO_RANGE);
+        assert_eq!(evaluate(&ir("\"abc-123\", \"x\""), &v(), NOW), NO_RANGE);
+        assert_eq!(evaluate(&ir("nonsense"), &v(), NOW), NO_RANGE);
+    }
+
+    #[test]
+    fn if_range_date_needs_exact_match_and_sixty_seconds_of_age() {
+        let ir = Conditions {
+            if_range: Some(date(LM)),
+            ..c()
+        };
+        assert_eq!(evaluate(&ir, &v(), LM + 60), GO);
+        assert_eq!(evaluate(&ir, &v(), LM + 59), NO_RANGE);
+        let later = Conditions {
+            if_range: Some(date(LM + 1)),
+            ..c()
+        };
+        assert_eq!(evaluate(&later, &v(), NOW), NO_RANGE);
+    }
+
+    #[test]
+    fn tag_lists_allow_commas_inside_tags() {
+        let with = Conditions {
+            if_match: Some(b"\"a,b\", \"abc-123\"".to_vec()),
+            ..c()
+        };
+        assert_eq!(evaluate(&with, &v(), NOW), GO);
+    }
+
+    proptest! {
+        #[test]
+        fn only_our_tag_passes_if_match(tag in "[a-z0-9-]{1,12}") {
+            let cond = Conditions { if_match: Some(format!("\"{tag}\"").into_bytes()), ..Conditions::default() };
+            let d = evaluate(&cond, &v(), NOW);
+            if tag == "abc-123" {
+                prop_assert_eq!(d, GO);
+            } else {
+                prop_assert_eq!(d, Decision::PreconditionFailed);
+            }
+        }
+
+        #[test]
+        fn arbitrary_fields_never_panic(a in proptest::collection::vec(any::<u8>(), 0..40),
+                                        b in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let cond = Conditions {
+                if_match: Some(a.clone()),
+                if_none_match: Some(b.clone()),
+                if_modified_since: Some(a.clone()),
+                if_unmodified_since: Some(b.clone()),
+                if_range: Some(a),
+            };
+            let _ = evaluate(&cond, &v(), NOW);
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! One plain HTTP/1.1 connection: read request heads, plan each answer, carry it
+//! out, in order, until the client or a limit ends the connection.
+//!
+//! Owns: the read buffer, the header-read and idle deadlines (enforced here,
+//! also on a connection that never sends a byte), keep-alive, pipelining depth,
+//! the lingering close after a request that carried a body, and reacting to a
+//! drain. It must not decide statuses or headers (`respond` does) nor build file
+//! paths (`store` does); it only moves bytes in the order the plan says.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::{timeout_at, Instant};
+
+use super::body::{self, WriteError};
+use super::http1::{self, Parsed, RequestHead};
+use super::range::RangeLimits;
+use super::respond::{self, Body, Method, ObjectMeta, Plan, RequestFacts, ServeError};
+use super::route;
+use super::Shared;
+use crate::store::{OpenObject, StoreError};
+
+/// Starting size of a connection's read buffer; it grows up to the head limit.
+/// Small, so that idle keep-alive connections cost little memory.
+const INITIAL_READ_BUFFER: usize = 2048;
+
+static BOUNDARY_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Why a connection ended (for logs).
+#[derive(Debug)]
+enum End {
+    ClientClosed,
+    Timeout,
+    Done,
+    Write(WriteError),
+}
+
+/// Serves one accepted connection to its end.
+pub async fn serve(stream: TcpStream, shared: Arc<Shared>, mut drain: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    match run(&stream, &shared, &mut drain).await {
+        End::Write(error) => tracing::debug!(%error, "connection closed on a write error"),
+        end => tracing::debug!(?end, "connection closed"),
+    }
+}
+
+async fn run(stream: &TcpStream, shared: &Shared, drain: &mut watch::Receiver<bool>) -> End {
+    let limits = shared.limits;
+    let mut buf: Vec<u8> = Vec::new();
+    // Requests answered since the last read from the socket (pipelining depth).
+    let mut answered_from_buffer = 0usize;
+    let mut first_request = true;
+    loop {
+        // 1. Get one complete request head into the buffer.
+        // The first request must arrive within the header timeout of the accept,
+        // so a connection that never sends a byte is closed too.
+        let mut head_deadline = first_request.then(|| Instant::now() + limits.header_read_timeout);
+        let head = loop {
+            match http1::parse(&buf, &limits) {
+                Parsed::Complete(head) => break head,
+                Parsed::Invalid(err) => {
+                    let plan = respond::error(&err);
+                    let _ = write_plan(stream, shared, &plan, None, false, false, false).await;
+                    linger(stream, shared, &buf, 0).await;
+                    return End::Done;
+                }
+                Parsed::Partial => {}
+            }
+            if buf.is_empty() && *drain.borrow() {
+                return End::Done;
+            }
+            // Between requests we wait up to the idle timeout for a first byte;
+            // once a byte has come, the whole head must arrive in time.
+            let deadline = match head_deadline {
+                Some(d) => d,
+                None if buf.is_empty() => Instant::now() + limits.idle_timeout,
+                None => {
+                    let d = Instant::now() + limits.header_read_timeout;
+                    head_deadline = Some(d);
+                    d
+                }
+            };
+            if buf.capacity() == buf.len() {
+                let want =
+                    (buf.capacity() * 2).clamp(INITIAL_READ_BUFFER, limits.max_head_bytes + 1);
+                buf.reserve_exact(want - buf.len());
+            }
+            let was_empty = buf.is_empty();
+            let read = tokio::select! {
+                r = timeout_at(deadline, stream_read(stream, &mut buf)) => r,
+                _ = drain.changed(), if was_empty => return End::Done,
+            };
+            match read {
+                Err(_) => return End::Timeout,
+                Ok(Ok(0)) => return End::ClientClosed,
+                Ok(Ok(_)) => {
+                    answered_from_buffer = 0;
+                    if was_empty && head_deadline.is_none() {
+                        head_deadline = Some(Instant::now() + limits.header_read_timeout);
+                    }
+                }
+                Ok(Err(_)) => return End::ClientClosed,
+            }
+        };
+        first_request = false;
+        answered_from_buffer += 1;
+
+        // 2. Plan the answer.
+        let head_only = head.method == "HEAD";
+        let has_body = head.body.has_body();
+        let more_queued = buf.len() > head.len;
+        let too_deep = answered_from_buffer >= limits.max_pipeline_depth && more_queued;
+        let draining = *drain.borrow();
+        let (plan, object) = plan_request(shared, &head);
+        let keep_alive = head.keep_alive && !plan.close && !has_body && !too_deep && !draining;
+
+        // 3. Carry it out.
+        let result = write_plan(
+            stream,
+            shared,
+            &plan,
+            object.as_ref(),
+            head_only,
+            keep_alive,
+            head.http10,
+        )
+        .await;
+        if let Err(e) = result {
+            return End::Write(e);
+        }
+        if has_body {
+            linger(
+                stream,
+                shared,
+                &buf[head.len..],
+                discard_budget(&head, shared),
+            )
+            .await;
+            return End::Done;
+        }
+        if !keep_alive {
+            return End::Done;
+        }
+        buf.drain(..head.len);
+    }
+}
+
+/// Reads into the spare capacity of `buf`.
+async fn stream_read(stream: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    loop {
+        stream.readable().await?;
+        let start = buf.len();
+        let spare = buf.capacity() - start;
+        buf.resize(start + spare, 0);
+        match stream.try_read(&mut buf[start..]) {
+            Ok(n) => {
+                buf.truncate(start + n);
+                return Ok(n);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => buf.truncate(start),
+            Err(e) => {
+                buf.truncate(start);
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Route, open and plan. Errors become plans here via `respond::error`.
+fn plan_request(shared: &Shared, head: &RequestHead) -> (Plan, Option<OpenObject>) {
+    match plan_object(shared, head) {
+        Ok((plan, object)) => (plan, Some(object)),
+        Err(err) => {
+            if let ServeError::Internal(why) = &err {
+                tracing::error!(%why, "request failed");
+            }
+            (respond::error(&err), None)
+        }
+    }
+}
+
+fn plan_object(shared: &Shared, head: &RequestHead) -> Result<(Plan, OpenObject), ServeError> {
+    match Method::parse(&head.method) {
+        Method::Get | Method::Head => {}
+        Method::NotAllowed => return Err(ServeError::MethodNotAllowed),
+        Method::Unknown => return Err(ServeError::NotImplemented),
+    }
+    let target = route::route(&head.target)?;
+    let object = shared.store.open_object(&target.key).map_err(|e| match e {
+        StoreError::NotFound => ServeError::NotFound,
+        other => ServeError::Internal(other.to_string()),
+    })?;
+    let facts = RequestFacts {
+        head_only: head.method == "HEAD",
+        range: head.range.as_deref(),
+        conditions: head.conditions.clone(),
+    };
+    let meta = ObjectMeta {
+        key: target.key.as_str(),
+        len: object.len,
+        modified: object.modified,
+        etag: &object.etag,
+    };
+    let limits = RangeLimits {
+        max_ranges: shared.limits.max_ranges,
+        max_sum_percent: shared.limits.max_range_sum_percent,
+    };
+    let seed = BOUNDARY_SEQ.fetch_add(1, Ordering::Relaxed) ^ shared.boundary_salt;
+    let plan = respond::object(&facts, &meta, shared.clock.now(), limits, seed);
+    Ok((plan, object))
+}
+
+/// Writes the head and, unless `head_only`, the body the plan names.
+async fn write_plan(
+    stream: &TcpStream,
+    shared: &Shared,
+    plan: &Plan,
+    object: Option<&OpenObject>,
+    head_only: bool,
+    keep_alive: bool,
+    http10: bool,
+) -> Result<(), WriteError> {
+    let stall = shared.limits.send_timeout;
+    let mut head = plan.head(shared.clock.now(), keep_alive && !plan.close, http10);
+    let body = if head_only { &Body::Empty } else { &plan.body };
+    match (body, object) {
+        (Body::Empty, _) => body::send_all(stream, &head, false, stall).await,
+        (Body::Text(text), _) => {
+            head.extend_from_slice(text.as_bytes());
+            body::send_all(stream, &head, false, stall).await
+        }
+        (Body::File(range), Some(obj)) => {
+            body::send_all(stream, &head, true, stall).await?;
+            body::send_file(stream, &obj.file, *range, stall).await
+        }
+        (Body::Multipart { parts, trailer }, Some(obj)) => {
+            body::send_all(stream, &head, true, stall).await?;
+            for (part_head, range) in parts {
+                body::send_all(stream, part_head, true, stall).await?;
+                body::send_file(stream, &obj.file, *range, stall).await?;
+            }
+            body::send_all(stream, trailer, false, stall).await
+        }
+        // A file body without an open file cannot be planned; close rather than lie.
+        (Body::File(_) | Body::Multipart { .. }, None) => Err(WriteError::ShortFile),
+    }
+}
+
+/// How many body bytes to read and discard after answering.
+fn discard_budget(head: &RequestHead, shared: &Shared) -> u64 {
+    match head.body {
+        http1::BodyFraming::Length(n) => n.min(shared.limits.max_discard_body_bytes),
+        _ => shared.limits.max_discard_body_bytes,
+    }
+}
+
+/// Lingering close: stop sending, then read and discard what the client is still
+/// sending (up to `budget` beyond what is already buffered, and up to the linger
+/// timeout), so that our answer is not destroyed by a reset.
+async fn linger(stream: &TcpStream, shared: &Shared, already: &[u8], budget: u64) {
+    let _ = nix::sys::socket::shutdown(
+        std::os::fd::AsRawFd::as_raw_fd(stream),
+        nix::sys::socket::Shutdown::Write,
+    );
+    let mut left = budget.saturating_sub(already.len() as u64);
+    let deadline = Instant::now() + shared.limits.linger_timeout;
+    let mut scratch = vec![0u8; 16 * 1024];
+    // Keep reading until EOF, the budget, or the deadline; a little slack past the
+    // budget lets a client that sent exactly the body finish cleanly.
+    let mut slack: u64 = 64 * 1024;
+    loop {
+        let read = timeout_at(deadline, async {
+            stream.readable().await?;
+            stream.try_read(&mut scratch)
+        })
+        .await;
+        match read {
+            Ok(Ok(0)) | Err(_) => return,
+            Ok(Ok(n)) => {
+                let n = n as u64;
+                if n <= left {
+                    left -= n;
+                } else if n - left <= slack {
+                    slack -= n - left;
+                    left = 0;
+                } else {
+                    return;
+                }
+            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Ok(Err(_)) => return,
+        }
+    }
+}

@@ -1,0 +1,532 @@
+//! The one planning layer: every response eddy sends is decided here, as a
+//! value, before any byte is written.
+//!
+//! Owns: turning errors into statuses (the only place that does), turning an
+//! object plus a request's method, Range and preconditions into status, headers
+//! and a body plan, media types, multipart framing, and serialising a response
+//! head. It is pure: the time and the multipart boundary seed come in as values.
+//! Transports (the plain HTTP/1.1 connection today, TLS and HTTP/2 later) only
+//! carry a [`Plan`] out; they must never decide a status or a header themselves.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::conditional::{self, Conditions, Decision, Validators};
+use super::range::{self, ByteRange, RangeLimits, RangeOutcome};
+use super::route::RouteError;
+
+/// The methods the planner distinguishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    /// Defined by RFC 9110 but not allowed on content: 405.
+    NotAllowed,
+    /// Anything else: 501.
+    Unknown,
+}
+
+impl Method {
+    /// Classifies a method token (case-sensitive, RFC 9110 §9.1).
+    pub fn parse(token: &str) -> Method {
+        match token {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" | "TRACE" | "CONNECT" => {
+                Method::NotAllowed
+            }
+            _ => Method::Unknown,
+        }
+    }
+}
+
+/// Why a request cannot be served; each maps to exactly one status.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("malformed request: {0}")]
+    BadRequest(&'static str),
+    #[error("bad request-target: {0}")]
+    Route(#[from] RouteError),
+    #[error("no such object")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("method not implemented")]
+    NotImplemented,
+    #[error("HTTP version not supported")]
+    VersionNotSupported,
+    #[error("request head too large")]
+    HeadTooLarge,
+    #[error("request-target too long")]
+    TargetTooLong,
+    #[error("too many connections")]
+    Overloaded,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ServeError {
+    /// The status this error is answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            ServeError::BadRequest(_) => 400,
+            ServeError::Route(RouteError::NoObject) | ServeError::NotFound => 404,
+            ServeError::Route(_) => 400,
+            ServeError::MethodNotAllowed => 405,
+            ServeError::NotImplemented => 501,
+            ServeError::VersionNotSupported => 505,
+            ServeError::HeadTooLarge => 431,
+            ServeError::TargetTooLong => 414,
+            ServeError::Overloaded => 503,
+            ServeError::Internal(_) => 500,
+        }
+    }
+
+    /// Whether the connection must close after the answer: the request stream
+    /// can no longer be trusted to be in sync.
+    pub fn closes_connection(&self) -> bool {
+        matches!(
+            self,
+            ServeError::BadRequest(_)
+                | ServeError::VersionNotSupported
+                | ServeError::HeadTooLarge
+                | ServeError::TargetTooLong
+                | ServeError::Overloaded
+                | ServeError::Internal(_)
+        )
+    }
+}
+
+/// What a transport sends as the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// No body (HEAD, 304, or an empty message).
+    Empty,
+    /// A short text generated here (error pages).
+    Text(&'static str),
+    /// One byte range of the object's file.
+    File(ByteRange),
+    /// multipart/byteranges: for each part, its header block then its range;
+    /// then the closing delimiter.
+    Multipart {
+        parts: Vec<(Vec<u8>, ByteRange)>,
+        trailer: Vec<u8>,
+    },
+}
+
+/// A complete response decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub status: u16,
+    /// Header fields other than Date, Server, Connection and Content-Length,
+    /// which [`Plan::head`] adds.
+    pub headers: Vec<(&'static str, String)>,
+    /// The bytes the body has on the wire (also for HEAD, where none are sent).
+    pub content_length: u64,
+    pub body: Body,
+    /// The connection must close after this answer.
+    pub close: bool,
+}
+
+/// The metadata of the object a request selected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta<'a> {
+    pub key: &'a str,
+    pub len: u64,
+    pub modified: SystemTime,
+    /// Opaque part of the strong ETag.
+    pub etag: &'a str,
+}
+
+/// The parts of a request the planner reads.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFacts<'a> {
+    pub head_only: bool,
+    pub range: Option<&'a [u8]>,
+    pub conditions: Conditions,
+}
+
+/// Plans the answer to an error.
+pub fn error(err: &ServeError) -> Plan {
+    let status = err.status();
+    let text = match status {
+        400 => "bad request\n",
+        404 => "not found\n",
+        405 => "method not allowed\n",
+        414 => "request-target too long\n",
+        431 => "request header fields too large\n",
+        501 => "not implemented\n",
+        503 => "overloaded, try another server\n",
+        505 => "HTTP version not supported\n",
+        _ => "internal server error\n",
+    };
+    let mut headers = vec![("Content-Type", "text/plain; charset=utf-8".to_owned())];
+    if status == 405 {
+        headers.push(("Allow", "GET, HEAD".to_owned()));
+    }
+    if status == 503 {
+        headers.push(("Retry-After", "1".to_owned()));
+    }
+    Plan {
+        status,
+        headers,
+        content_length: text.len() as u64,
+        body: Body::Text(text),
+        close: err.closes_connection(),
+    }
+}
+
+/// Plans the answer to a GET or HEAD of an existing object.
+pub fn object(
+    req: &RequestFacts<'_>,
+    obj: &ObjectMeta<'_>,
+    now: SystemTime,
+    limits: RangeLimits,
+    boundary_seed: u64,
+) -> Plan {
+    let last_modified = conditional::unix_secs(obj.modified);
+    let validators = Validators {
+        etag: obj.etag.to_owned(),
+        last_modified,
+    };
+    let mut headers = vec![
+        ("ETag", format!("\"{}\"", obj.etag)),
+        ("Last-Modified", http_date(last_modified)),
+        ("Accept-Ranges", "bytes".to_owned()),
+    ];
+    let decision = conditional::evaluate(&req.conditions, &validators, conditional::unix_secs(now));
+    let honour_range = match decision {
+        Decision::NotModified => return bare(304, headers),
+        Decision::PreconditionFailed => return bare(412, headers),
+        Decision::Proceed { honour_range } => honour_range,
+    };
+    let content_type = content_type(obj.key);
+    // Range applies to GET only (RFC 9110 §14.2).
+    let outcome = match req.range {
+        Some(value) if honour_range && !req.head_only => {
+            range::resolve(&range::parse(value), obj.len, limits)
+        }
+        _ => RangeOutcome::Full,
+    };
+    match outcome {
+        RangeOutcome::Full => {
+            headers.push(("Content-Type", content_type.to_owned()));
+            let body = if req.head_only || obj.len == 0 {
+                Body::Empty
+            } else {
+                Body::File(ByteRange {
+                    first: 0,
+                    last: obj.len - 1,
+                })
+            };
+            Plan {
+                status: 200,
+                headers,
+                content_length: obj.len,
+                body,
+                close: false,
+            }
+        }
+        RangeOutcome::Unsatisfiable => {
+            headers.push(("Content-Range", format!("bytes */{}", obj.len)));
+            bare(416, headers)
+        }
+        RangeOutcome::Partial(ranges) => match ranges.as_slice() {
+            [single] => {
+                headers.push(("Content-Type", content_type.to_owned()));
+                headers.push((
+                    "Content-Range",
+                    format!("bytes {}-{}/{}", single.first, single.last, obj.len),
+                ));
+                Plan {
+                    status: 206,
+                    headers,
+                    content_length: single.len(),
+                    body: Body::File(*single),
+                    close: false,
+                }
+            }
+            _ => multipart(headers, &ranges, obj.len, content_type, boundary_seed),
+        },
+    }
+}
+
+fn multipart(
+    mut headers: Vec<(&'static str, String)>,
+    ranges: &[ByteRange],
+    len: u64,
+    content_type: &str,
+    seed: u64,
+) -> Plan {
+    let boundary = format!("eddy-{:016x}", mix(seed));
+    let mut parts = Vec::with_capacity(ranges.len());
+    let mut total: u64 = 0;
+    for (i, r) in ranges.iter().enumerate() {
+        // The first delimiter needs no leading CRLF; later ones end the previous part.
+        let lead = if i == 0 { "" } else { "\r\n" };
+        let head = format!("{lead}--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: bytes {}-{}/{len}\r\n\r\n", r.first, r.last).into_bytes();
+        total += head.len() as u64 + r.len();
+        parts.push((head, *r));
+    }
+    let trailer = format!("\r\n--{boundary}--\r\n").into_bytes();
+    total += trailer.len() as u64;
+    headers.push((
+        "Content-Type",
+        format!("multipart/byteranges; boundary={boundary}"),
+    ));
+    Plan {
+        status: 206,
+        headers,
+        content_length: total,
+        body: Body::Multipart { parts, trailer },
+        close: false,
+    }
+}
+
+/// A response with validators and no content (304, 412, 416).
+fn bare(status: u16, headers: Vec<(&'static str, String)>) -> Plan {
+    Plan {
+        status,
+        headers,
+        content_length: 0,
+        body: Body::Empty,
+        close: false,
+    }
+}
+
+impl Plan {
+    /// Serialises the status line and header block. `keep_alive` is the
+    /// transport's view of the connection; HTTP/1.0 keep-alive is announced.
+    pub fn head(&self, now: SystemTime, keep_alive: bool, http10: bool) -> Vec<u8> {
+        let mut out = String::with_capacity(256);
+        let _ = write!(out, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
+        let _ = write!(
+            out,
+            "Date: {}\r\nServer: eddy\r\n",
+            httpdate::fmt_http_date(now)
+        );
+        for (name, value) in &self.headers {
+            let _ = write!(out, "{name}: {value}\r\n");
+        }
+        // 304 carries no Content-Length: it would describe the 200 it replaces.
+        if self.status != 304 {
+            let _ = write!(out, "Content-Length: {}\r\n", self.content_length);
+        }
+        if !keep_alive {
+            out.push_str("Connection: close\r\n");
+        } else if http10 {
+            out.push_str("Connection: keep-alive\r\n");
+        }
+        out.push_str("\r\n");
+        out.into_bytes()
+    }
+}
+
+/// The reason phrase of each status we send.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        206 => "Partial Content",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        412 => "Precondition Failed",
+        414 => "URI Too Long",
+        416 => "Range Not Satisfiable",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+/// The media type of a key, from its extension.
+pub fn content_type(key: &str) -> &'static str {
+    let ext = key.rsplit_once('.').map_or("", |(_, e)| e);
+    match ext.to_ascii_lowercase().as_str() {
+        "mp4" | "m4v" => "video/mp4",
+        "m4s" => "video/iso.segment",
+        "m4a" => "audio/mp4",
+        "ts" => "video/mp2t",
+        "m3u8" => "application/vnd.apple.mpegurl",
+        "mpd" => "application/dash+xml",
+        "webm" => "video/webm",
+        "mkv" => "video/x-matroska",
+        "vtt" => "text/vtt",
+        "ttml" | "dfxp" => "application/ttml+xml",
+        "json" => "application/json",
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "txt" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+fn http_date(secs: u64) -> String {
+    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// SplitMix64: spreads a seed into a boundary that no content is likely to hold.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: RangeLimits = RangeLimits {
+        max_ranges: 16,
+        max_sum_percent: 100,
+    };
+
+    fn meta() -> ObjectMeta<'static> {
+        ObjectMeta {
+            key: "t/v.mp4",
+            len: 1000,
+            modified: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            etag: "3e8-1",
+        }
+    }
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_003_600)
+    }
+
+    fn header<'a>(p: &'a Plan, name: &str) -> Option<&'a str> {
+        p.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn get(range: Option<&'static str>) -> RequestFacts<'static> {
+        RequestFacts {
+            head_only: false,
+            range: range.map(str::as_bytes),
+            conditions: Conditions::default(),
+        }
+    }
+
+    #[test]
+    fn full_get_has_validators_and_type() {
+        let p = object(&get(None), &meta(), now(), LIMITS, 1);
+        assert_eq!(p.status, 200);
+        assert_eq!(p.content_length, 1000);
+        assert_eq!(header(&p, "ETag"), Some("\"3e8-1\""));
+        assert_eq!(header(&p, "Content-Type"), Some("video/mp4"));
+        assert_eq!(header(&p, "Accept-Ranges"), Some("bytes"));
+        assert_eq!(
+            header(&p, "Last-Modified"),
+            Some("Tue, 14 Nov 2023 22:13:20 GMT")
+        );
+        assert_eq!(
+            p.body,
+            Body::File(ByteRange {
+                first: 0,
+                last: 999
+            })
+        );
+    }
+
+    #[test]
+    fn head_ignores_range_and_sends_no_body() {
+        let mut r = get(Some("bytes=0-9"));
+        r.head_only = true;
+        let p = object(&r, &meta(), now(), LIMITS, 1);
+        assert_eq!(
+            (p.status, p.content_length, p.body),
+            (200, 1000, Body::Empty)
+        );
+    }
+
+    #[test]
+    fn single_range_and_unsatisfiable() {
+        let p = object(&get(Some("bytes=10-19")), &meta(), now(), LIMITS, 1);
+        assert_eq!((p.status, p.content_length), (206, 10));
+        assert_eq!(header(&p, "Content-Range"), Some("bytes 10-19/1000"));
+        let p = object(&get(Some("bytes=2000-")), &meta(), now(), LIMITS, 1);
+        assert_eq!((p.status, p.content_length), (416, 0));
+        assert_eq!(header(&p, "Content-Range"), Some("bytes */1000"));
+    }
+
+    #[test]
+    fn multipart_length_is_exact() {
+        let p = object(&get(Some("bytes=0-9,20-29")), &meta(), now(), LIMITS, 7);
+        let Body::Multipart { parts, trailer } = &p.body else {
+            panic!("not multipart: {p:?}");
+        };
+        let wire: u64 = parts
+            .iter()
+            .map(|(h, r)| h.len() as u64 + r.len())
+            .sum::<u64>()
+            + trailer.len() as u64;
+        assert_eq!(wire, p.content_length);
+        let ct = header(&p, "Content-Type").unwrap_or_default();
+        let boundary = ct
+            .strip_prefix("multipart/byteranges; boundary=")
+            .unwrap_or_default();
+        assert!(String::from_utf8_lossy(&parts[1].0).contains(&format!("\r\n--{boundary}\r\nContent-Type: video/mp4\r\nContent-Range: bytes 20-29/1000\r\n\r\n")));
+        assert_eq!(trailer, format!("\r\n--{boundary}--\r\n").as_bytes());
+    }
+
+    #[test]
+    fn not_modified_and_precondition_failed_carry_validators_only() {
+        let mut r = get(None);
+        r.conditions.if_none_match = Some(b"\"3e8-1\"".to_vec());
+        let p = object(&r, &meta(), now(), LIMITS, 1);
+        assert_eq!((p.status, &p.body), (304, &Body::Empty));
+        assert!(header(&p, "ETag").is_some());
+        assert!(!String::from_utf8_lossy(&p.head(now(), true, false)).contains("Content-Length"));
+        let mut r = get(None);
+        r.conditions.if_match = Some(b"\"other\"".to_vec());
+        assert_eq!(object(&r, &meta(), now(), LIMITS, 1).status, 412);
+    }
+
+    #[test]
+    fn failed_if_range_sends_the_whole_object() {
+        let mut r = get(Some("bytes=0-9"));
+        r.conditions.if_range = Some(b"\"old\"".to_vec());
+        let p = object(&r, &meta(), now(), LIMITS, 1);
+        assert_eq!((p.status, p.content_length), (200, 1000));
+    }
+
+    #[test]
+    fn errors_map_to_statuses_in_one_place() {
+        assert_eq!(
+            error(&ServeError::MethodNotAllowed)
+                .headers
+                .iter()
+                .find(|(n, _)| *n == "Allow")
+                .map(|(_, v)| v.as_str()),
+            Some("GET, HEAD")
+        );
+        assert_eq!(error(&ServeError::Route(RouteError::NotUtf8)).status, 400);
+        assert_eq!(error(&ServeError::Route(RouteError::NoObject)).status, 404);
+        assert!(error(&ServeError::BadRequest("x")).close);
+        assert!(!error(&ServeError::NotFound).close);
+    }
+
+    #[test]
+    fn head_serialisation() {
+        let p = error(&ServeError::NotFound);
+        let head = String::from_utf8(p.head(now(), false, false)).unwrap_or_default();
+        assert!(head.starts_with("HTTP/1.1 404 Not Found\r\nDate: "));
+        assert!(head.ends_with("Content-Length: 10\r\nConnection: close\r\n\r\n"));
+        let head = String::from_utf8(p.head(now(), true, true)).unwrap_or_default();
+        assert!(head.contains("Connection: keep-alive\r\n"));
+    }
+
+    #[test]
+    fn media_types() {
+        assert_eq!(content_type("a/b.M4S"), "video/iso.segment");
+        assert_eq!(content_type("x.ts"), "video/mp2t");
+        assert_eq!(content_type("noext"), "application/octet-stream");
+    }
+}

@@ -1,0 +1,193 @@
+//! Routing: the request-target turned into the object it names.
+//!
+//! Owns: origin-form and absolute-form targets, stripping the query, one round
+//! of percent-decoding, and the refusal of everything that could make a path
+//! mean something other than a key (encoded separators, NUL, invalid or overlong
+//! UTF-8, dot segments). It is pure. It must never build a filesystem path: a
+//! route yields an [`ObjectKey`], and only the store maps keys to files.
+
+use crate::store::{KeyError, ObjectKey};
+
+/// Why a target cannot name an object. Every variant is answered with 400,
+/// except `NoObject` (404).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("the request-target is not in origin or absolute form")]
+    BadForm,
+    #[error("malformed percent-encoding")]
+    BadEscape,
+    #[error("an encoded `/` or `\\` in the path")]
+    EncodedSeparator,
+    #[error("the decoded path is not valid UTF-8")]
+    NotUtf8,
+    #[error("the path names no object")]
+    NoObject,
+    #[error("invalid object key: {0}")]
+    Key(#[from] KeyError),
+}
+
+/// What a request-target asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub key: ObjectKey,
+    /// The raw query (after `?`), kept for signed-URL checks.
+    pub query: Option<String>,
+}
+
+/// Routes a request-target.
+pub fn route(target: &[u8]) -> Result<Target, RouteError> {
+    let path_and_query = strip_absolute_form(target)?;
+    if path_and_query.first() != Some(&b'/') {
+        return Err(RouteError::BadForm);
+    }
+    if path_and_query.contains(&b'#') {
+        return Err(RouteError::BadForm);
+    }
+    let (raw_path, query) = match path_and_query.iter().position(|&b| b == b'?') {
+        Some(i) => (&path_and_query[..i], Some(&path_and_query[i + 1..])),
+        None => (path_and_query, None),
+    };
+    let decoded = percent_decode(raw_path)?;
+    let text = String::from_utf8(decoded).map_err(|_| RouteError::NotUtf8)?;
+    let name = &text[1..];
+    if name.is_empty() {
+        return Err(RouteError::NoObject);
+    }
+    let key = ObjectKey::parse(name)?;
+    let query = query.map(|q| String::from_utf8_lossy(q).into_owned());
+    Ok(Target { key, query })
+}
+
+/// `http://authority/path` → `/path` (RFC 9112 §3.2.2: servers accept it).
+fn strip_absolute_form(target: &[u8]) -> Result<&[u8], RouteError> {
+    let lower_starts = |prefix: &[u8]| {
+        target.len() >= prefix.len() && target[..prefix.len()].eq_ignore_ascii_case(prefix)
+    };
+    let rest = if lower_starts(b"http://") {
+        &target[7..]
+    } else if lower_starts(b"https://") {
+        &target[8..]
+    } else {
+        return Ok(target);
+    };
+    match rest.iter().position(|&b| b == b'/' || b == b'?') {
+        Some(i) if rest[i] == b'/' => Ok(&rest[i..]),
+        Some(_) | None => Err(RouteError::NoObject),
+    }
+}
+
+/// Decodes `%XX` once. Refuses encoded `/` and `\` (they would change the
+/// segment structure) and NUL; a raw `\` is refused by the key rules.
+fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, RouteError> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if b == b'%' {
+            let hi = raw
+                .get(i + 1)
+                .and_then(|&c| hex(c))
+                .ok_or(RouteError::BadEscape)?;
+            let lo = raw
+                .get(i + 2)
+                .and_then(|&c| hex(c))
+                .ok_or(RouteError::BadEscape)?;
+            let byte = hi << 4 | lo;
+            if byte == b'/' || byte == b'\\' {
+                return Err(RouteError::EncodedSeparator);
+            }
+            if byte == 0 {
+                return Err(RouteError::Key(KeyError::ControlCharacter));
+            }
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn key(t: &str) -> Result<String, RouteError> {
+        route(t.as_bytes()).map(|t| t.key.as_str().to_owned())
+    }
+
+    #[test]
+    fn plain_and_encoded_names() {
+        assert_eq!(key("/titles/81/v.mp4"), Ok("titles/81/v.mp4".into()));
+        assert_eq!(key("/a%20b.mp4?e=1&t=x"), Ok("a b.mp4".into()));
+        assert_eq!(key("/%C3%BC.mp4"), Ok("ü.mp4".into()));
+        assert_eq!(key("http://cache.example/a/b"), Ok("a/b".into()));
+        assert_eq!(key("HTTP://cache.example:8080/a"), Ok("a".into()));
+        let t = route(b"/a?e=1&t=x").expect("routes");
+        assert_eq!(t.query.as_deref(), Some("e=1&t=x"));
+    }
+
+    #[test]
+    fn escapes_are_refused() {
+        assert!(matches!(
+            key("/../etc/passwd"),
+            Err(RouteError::Key(KeyError::DotSegment))
+        ));
+        assert!(matches!(
+            key("/a/%2e%2e/%2e%2e/etc/passwd"),
+            Err(RouteError::Key(KeyError::DotSegment))
+        ));
+        assert!(matches!(
+            key("/a/%2E%2e"),
+            Err(RouteError::Key(KeyError::DotSegment))
+        ));
+        assert_eq!(key("/..%2fetc%2fpasswd"), Err(RouteError::EncodedSeparator));
+        assert_eq!(key("/..%5cetc"), Err(RouteError::EncodedSeparator));
+        assert!(matches!(
+            key("/..\\etc"),
+            Err(RouteError::Key(KeyError::Backslash))
+        ));
+        assert_eq!(key("/%c0%ae%c0%ae/etc"), Err(RouteError::NotUtf8));
+        assert!(matches!(
+            key("/a%00.mp4"),
+            Err(RouteError::Key(KeyError::ControlCharacter))
+        ));
+        assert!(matches!(
+            key("//etc/passwd"),
+            Err(RouteError::Key(KeyError::EmptySegment))
+        ));
+        assert_eq!(key("/%zz"), Err(RouteError::BadEscape));
+        assert_eq!(key("/a%2"), Err(RouteError::BadEscape));
+        assert_eq!(key("*"), Err(RouteError::BadForm));
+        assert_eq!(key("etc/passwd"), Err(RouteError::BadForm));
+        assert_eq!(key("/"), Err(RouteError::NoObject));
+        assert_eq!(key("http://host"), Err(RouteError::NoObject));
+    }
+
+    #[test]
+    fn double_encoding_decodes_once_into_a_harmless_name() {
+        assert_eq!(key("/%252e%252e/etc"), Ok("%2e%2e/etc".into()));
+    }
+
+    proptest! {
+        #[test]
+        fn no_routed_key_escapes(t in "/[a-z%./\\\\0-9A-F]{0,30}") {
+            if let Ok(target) = route(t.as_bytes()) {
+                for c in std::path::Path::new(target.key.as_str()).components() {
+                    prop_assert!(matches!(c, std::path::Component::Normal(_)));
+                }
+            }
+        }
+    }
+}

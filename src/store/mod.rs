@@ -1,0 +1,304 @@
+//! The store: content on N disk roots, one filesystem per drive, no RAID.
+//!
+//! Owns: the on-disk layout (`<root>/objects/<key>` for visible objects,
+//! `<root>/staging/` for files being written), the in-memory index rebuilt from
+//! the disks at start, opening an object for serving, and installing new objects
+//! atomically (write to staging, fsync, rename into place, fsync the directory).
+//! It never speaks HTTP and never rewrites a visible file in place: a new version
+//! is always a new inode renamed over the old path, so a reader that has the old
+//! file open keeps reading consistent bytes.
+//!
+//! Serving opens only paths the index produced, and opens them with
+//! `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` relative to the disk's
+//! `objects/` directory, so even a symlink planted later cannot lead outside.
+
+pub mod import;
+pub mod key;
+pub mod placement;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::Mode;
+
+pub use key::{KeyError, ObjectKey};
+
+/// Name of the directory below a disk root that holds visible objects.
+pub const OBJECTS_DIR: &str = "objects";
+/// Name of the directory below a disk root that holds files being written.
+pub const STAGING_DIR: &str = "staging";
+
+/// Errors of the store layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No disk root was given.
+    #[error("no disk is configured")]
+    NoDisks,
+    /// Every configured disk failed to open.
+    #[error("no disk is usable: {0}")]
+    NoUsableDisk(String),
+    /// The object is not in the index, or vanished between index and open.
+    #[error("object not found")]
+    NotFound,
+    /// An I/O error on a disk, with the path involved.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A name in an import source is not a valid key.
+    #[error("{path}: not a valid object key: {reason}")]
+    BadKey { path: PathBuf, reason: String },
+}
+
+impl StoreError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        StoreError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// One drive: a root directory holding `objects/` and `staging/`.
+#[derive(Debug)]
+pub struct Disk {
+    /// The root as configured; also the disk's identity for placement.
+    pub root: PathBuf,
+    objects: File,
+}
+
+impl Disk {
+    fn open(root: &Path) -> Result<Self, StoreError> {
+        let objects_path = root.join(OBJECTS_DIR);
+        let objects = File::open(&objects_path).map_err(|e| StoreError::io(&objects_path, e))?;
+        Ok(Disk {
+            root: root.to_owned(),
+            objects,
+        })
+    }
+}
+
+/// An object opened for serving, with the metadata read from the open file
+/// itself (so headers and bytes always describe the same inode).
+#[derive(Debug)]
+pub struct OpenObject {
+    pub file: File,
+    pub len: u64,
+    /// Modification time, the basis of Last-Modified and the ETag.
+    pub modified: SystemTime,
+    /// Opaque part of the strong ETag (no quotes).
+    pub etag: String,
+}
+
+/// Where an indexed object lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// Index into [`Store::disks`].
+    pub disk: usize,
+}
+
+/// The store: disks plus the index of what they hold.
+#[derive(Debug)]
+pub struct Store {
+    disks: Vec<Disk>,
+    index: RwLock<HashMap<ObjectKey, Location>>,
+}
+
+/// A listing row of the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: ObjectKey,
+    pub len: u64,
+    pub disk_root: PathBuf,
+}
+
+impl Store {
+    /// Opens the disk roots and rebuilds the index from what they hold. A disk
+    /// that cannot be opened is skipped and reported in the returned list; the
+    /// store fails only when no disk is usable.
+    pub fn open(roots: &[PathBuf]) -> Result<(Store, Vec<StoreError>), StoreError> {
+        if roots.is_empty() {
+            return Err(StoreError::NoDisks);
+        }
+        let mut disks = Vec::new();
+        let mut skipped = Vec::new();
+        for root in roots {
+            match Disk::open(root) {
+                Ok(d) => disks.push(d),
+                Err(e) => skipped.push(e),
+            }
+        }
+        if disks.is_empty() {
+            let why = skipped
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(StoreError::NoUsableDisk(why));
+        }
+        let mut index = HashMap::new();
+        for (i, disk) in disks.iter().enumerate() {
+            let base = disk.root.join(OBJECTS_DIR);
+            let mut found = Vec::new();
+            if let Err(e) = scan(&base, &base, &mut found) {
+                skipped.push(e);
+                continue;
+            }
+            for key in found {
+                index.entry(key).or_insert(Location { disk: i });
+            }
+        }
+        Ok((
+            Store {
+                disks,
+                index: RwLock::new(index),
+            },
+            skipped,
+        ))
+    }
+
+    /// The usable disks, in configuration order.
+    pub fn disks(&self) -> &[Disk] {
+        &self.disks
+    }
+
+    /// Number of objects in the index.
+    pub fn len(&self) -> usize {
+        self.index.read().map_or(0, |i| i.len())
+    }
+
+    /// True when the index holds no object.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Opens `key` for reading. The file is opened beneath the disk's `objects/`
+    /// directory with symlinks refused, and its metadata comes from the open file.
+    pub fn open_object(&self, key: &ObjectKey) -> Result<OpenObject, StoreError> {
+        let location = {
+            let index = self.index.read().map_err(|_| StoreError::NotFound)?;
+            index.get(key).cloned().ok_or(StoreError::NotFound)?
+        };
+        let disk = self.disks.get(location.disk).ok_or(StoreError::NotFound)?;
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+            .mode(Mode::empty())
+            .resolve(
+                ResolveFlag::RESOLVE_BENEATH
+                    | ResolveFlag::RESOLVE_NO_SYMLINKS
+                    | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+            );
+        let path = disk.root.join(OBJECTS_DIR).join(key.as_str());
+        let fd: OwnedFd = match nix::fcntl::openat2(&disk.objects, key.as_str(), how) {
+            Ok(fd) => fd,
+            Err(nix::errno::Errno::ENOENT) => return Err(StoreError::NotFound),
+            Err(e) => return Err(StoreError::io(&path, e.into())),
+        };
+        let file = File::from(fd);
+        let meta = file.metadata().map_err(|e| StoreError::io(&path, e))?;
+        if !meta.is_file() {
+            return Err(StoreError::NotFound);
+        }
+        let modified = meta.modified().map_err(|e| StoreError::io(&path, e))?;
+        Ok(OpenObject {
+            etag: etag(meta.len(), modified),
+            len: meta.len(),
+            modified,
+            file,
+        })
+    }
+
+    /// Every indexed object with its size, sorted by key.
+    pub fn list(&self) -> Vec<Listed> {
+        let entries: Vec<(ObjectKey, Location)> = match self.index.read() {
+            Ok(index) => index.iter().map(|(k, l)| (k.clone(), l.clone())).collect(),
+            Err(_) => return Vec::new(),
+        };
+        let mut rows: Vec<Listed> = entries
+            .into_iter()
+            .filter_map(|(key, loc)| {
+                let disk = self.disks.get(loc.disk)?;
+                let meta =
+                    std::fs::symlink_metadata(disk.root.join(OBJECTS_DIR).join(key.as_str()))
+                        .ok()?;
+                Some(Listed {
+                    key,
+                    len: meta.len(),
+                    disk_root: disk.root.clone(),
+                })
+            })
+            .collect();
+        rows.sort_by(|a, b| a.key.cmp(&b.key));
+        rows
+    }
+
+    /// Records that `key` now lives on disk `disk` (after an install).
+    fn insert(&self, key: ObjectKey, disk: usize) {
+        if let Ok(mut index) = self.index.write() {
+            index.insert(key, Location { disk });
+        }
+    }
+}
+
+/// The strong ETag of a file: its length and modification time in nanoseconds.
+/// Content is installed with the modification time it had at its source and is
+/// never rewritten in place, so two appliances holding the same object give the
+/// same tag, and a new version always gets a new one.
+pub fn etag(len: u64, modified: SystemTime) -> String {
+    let nanos = modified
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_nanos();
+    format!("{len:x}-{nanos:x}")
+}
+
+/// Walks `dir` below `base`, collecting the keys of regular files. Symlinks and
+/// names that are not valid keys are skipped (with a log line): they can never
+/// be served.
+fn scan(base: &Path, dir: &Path, out: &mut Vec<ObjectKey>) -> Result<(), StoreError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io(dir, e))?;
+        let path = entry.path();
+        let file_type = entry.file_type().map_err(|e| StoreError::io(&path, e))?;
+        if file_type.is_dir() {
+            scan(base, &path, out)?;
+        } else if file_type.is_file() {
+            match key_for(base, &path) {
+                Some(key) => out.push(key),
+                None => {
+                    tracing::warn!(path = %path.display(), "skipping a file whose name is not a valid object key")
+                }
+            }
+        } else {
+            tracing::warn!(path = %path.display(), "skipping a non-regular file in the store");
+        }
+    }
+    Ok(())
+}
+
+/// The key of `path` relative to `base`, if it is a valid one.
+fn key_for(base: &Path, path: &Path) -> Option<ObjectKey> {
+    let rel = path.strip_prefix(base).ok()?;
+    let mut parts = Vec::new();
+    for c in rel.components() {
+        match c {
+            std::path::Component::Normal(s) => parts.push(s.to_str()?),
+            _ => return None,
+        }
+    }
+    ObjectKey::parse(&parts.join("/")).ok()
+}
+
+/// The inode's allocated bytes (for checks that sparseness survived a copy).
+pub fn allocated_bytes(meta: &std::fs::Metadata) -> u64 {
+    meta.blocks() * 512
+}
