@@ -38,6 +38,13 @@ pub enum Command {
     /// Inspect or load the content store.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Generate a sample library, import it into a temporary store of two disks,
+    /// and serve it on loopback until Ctrl-C. Prints curl lines to try.
+    Demo {
+        /// Serving address.
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        listen: String,
+    },
     /// Print the version.
     Version,
 }

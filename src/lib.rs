@@ -6,9 +6,11 @@
 //! - [`store`]: content on N disks, placed by rendezvous hashing, installed atomically.
 //! - [`serve`]: listener → HTTP/1.1 head → route → store → plan → sendfile.
 //! - [`cli`]: the command-line surface of the `eddy` binary.
+//! - [`demo`]: sample content for `eddy demo`.
 
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod serve;
 pub mod store;

@@ -135,7 +135,57 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(common) => serve_command(&common),
+        Command::Demo { listen } => demo(listen),
     }
+}
+
+/// Sample library → temporary store of two disks → the real server.
+fn demo(listen: String) -> anyhow::Result<()> {
+    let work = std::env::temp_dir().join(format!("eddy-demo-{}", std::process::id()));
+    let src = work.join("source");
+    let disks = vec![work.join("disk0"), work.join("disk1")];
+    println!("eddy demo: writing a sample library to {}", src.display());
+    let written = eddy::demo::write_sample(&src).context("cannot write the sample library")?;
+    println!("eddy demo: wrote {} files", written.len());
+    import::prepare_disks(&disks)?;
+    let (store, _) = Store::open(&disks)?;
+    let report = import::import_tree(&store, &src)?;
+    println!(
+        "eddy demo: imported {} objects ({} MiB) onto {} disks:",
+        report.objects,
+        report.bytes >> 20,
+        disks.len()
+    );
+    for row in store
+        .list()
+        .iter()
+        .filter(|r| !r.key.as_str().contains("/seg"))
+    {
+        println!(
+            "  {:<32} {:>10} bytes  on {}",
+            row.key.as_str(),
+            row.len,
+            row.disk_root.display()
+        );
+    }
+    drop(store);
+    let common = Common {
+        config: None,
+        listen: vec![listen.clone()],
+        disks: disks.clone(),
+    };
+    println!("eddy demo: try, in another terminal:");
+    println!("  curl -sI http://{listen}/titles/81/video-1080.mp4");
+    println!("  curl -s -r 1048576-2097151 http://{listen}/titles/81/video-1080.mp4 | wc -c");
+    println!("  curl -s -H 'Range: bytes=0-99,-100' http://{listen}/titles/81/audio-en.m4a | head -c 300");
+    println!("  curl -s http://{listen}/titles/81/hls/index.m3u8");
+    println!(
+        "eddy demo: Ctrl-C stops the server and removes {}",
+        work.display()
+    );
+    let served = serve_command(&common);
+    let _ = std::fs::remove_dir_all(&work);
+    served
 }
 
 fn serve_command(common: &Common) -> anyhow::Result<()> {

@@ -445,3 +445,48 @@ mod tests {
         assert_eq!(c.disks, vec![PathBuf::from("/b"), PathBuf::from("/c")]);
     }
 }
+
+#[cfg(test)]
+mod doc_tests {
+    /// Every key the file accepts appears in docs/config.md, and vice versa.
+    #[test]
+    fn docs_config_lists_every_key() {
+        let source = include_str!("mod.rs");
+        let doc = include_str!("../../docs/config.md");
+        let mut keys = Vec::new();
+        for (section, strukt) in [
+            ("serve", "RawServe"),
+            ("store", "RawStore"),
+            ("limits", "RawLimits"),
+            ("log", "RawLog"),
+        ] {
+            let start = source.find(&format!("pub struct {strukt} {{")).unwrap_or(0);
+            let body = &source[start..];
+            let body = &body[..body.find('}').unwrap_or(0)];
+            for line in body.lines() {
+                if let Some(field) = line
+                    .trim()
+                    .strip_prefix("pub ")
+                    .and_then(|l| l.split(':').next())
+                {
+                    if !field.contains(' ') {
+                        keys.push(format!("{section}.{field}"));
+                    }
+                }
+            }
+        }
+        assert!(keys.len() >= 15, "found only {keys:?}");
+        for key in &keys {
+            assert!(
+                doc.contains(&format!("| `{key}` |")),
+                "docs/config.md lacks {key}"
+            );
+        }
+        let documented = doc.lines().filter(|l| l.starts_with("| `")).count();
+        assert_eq!(
+            documented,
+            keys.len(),
+            "docs/config.md lists keys the config does not have"
+        );
+    }
+}
