@@ -7,10 +7,12 @@
 //! - [`serve`]: listener → HTTP/1.1 head → route → store → plan → sendfile.
 //! - [`cli`]: the command-line surface of the `eddy` binary.
 //! - [`demo`]: sample content for `eddy demo`.
+//! - [`notify`]: systemd readiness and watchdog.
 
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod notify;
 pub mod serve;
 pub mod store;

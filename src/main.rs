@@ -12,6 +12,7 @@ use clap::Parser as _;
 use eddy::cli::{Cli, Command, Common, StoreCommand};
 use eddy::clock::{Clock as _, SystemClock};
 use eddy::config::{self, defaults, Config, ConfigError, Overrides};
+use eddy::notify;
 use eddy::serve::{self, Shared};
 use eddy::store::{import, Store, StoreError};
 
@@ -226,7 +227,23 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
             out.flush()?;
         }
         tracing::info!(listeners = ?config.listen, "serving");
-        let cut = serve::run(listeners, shared, shutdown_signal()).await;
+        notify::notify("READY=1");
+        if let Some(period) = notify::watchdog_period() {
+            // Pinged from the runtime itself: a wedged runtime stops the pings
+            // and systemd restarts the service.
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(period);
+                loop {
+                    tick.tick().await;
+                    notify::notify("WATCHDOG=1");
+                }
+            });
+        }
+        let cut = serve::run(listeners, shared, async {
+            shutdown_signal().await;
+            notify::notify("STOPPING=1");
+        })
+        .await;
         if cut > 0 {
             tracing::warn!(
                 connections = cut,
