@@ -83,8 +83,11 @@ async fn run(stream: &TcpStream, shared: &Shared, drain: &mut watch::Receiver<bo
                 }
             };
             if buf.capacity() == buf.len() {
-                let want =
-                    (buf.capacity() * 2).clamp(INITIAL_READ_BUFFER, limits.max_head_bytes + 1);
+                // One byte past the limit lets the parser tell "too large" from
+                // "complete"; the parser refuses a full buffer, so this always grows.
+                let want = (buf.capacity() * 2)
+                    .max(INITIAL_READ_BUFFER)
+                    .min(limits.max_head_bytes + 1);
                 buf.reserve_exact(want - buf.len());
             }
             let was_empty = buf.is_empty();

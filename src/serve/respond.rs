@@ -184,7 +184,10 @@ pub fn object(
     limits: RangeLimits,
     boundary_seed: u64,
 ) -> Plan {
-    let last_modified = conditional::unix_secs(obj.modified);
+    // A modification time in the future is sent as the current time: a
+    // Last-Modified later than Date is not allowed (RFC 9110 §8.8.2.1).
+    let now_secs = conditional::unix_secs(now);
+    let last_modified = conditional::unix_secs(obj.modified).min(now_secs);
     let validators = Validators {
         etag: obj.etag.to_owned(),
         last_modified,
@@ -194,7 +197,7 @@ pub fn object(
         ("Last-Modified", http_date(last_modified)),
         ("Accept-Ranges", "bytes".to_owned()),
     ];
-    let decision = conditional::evaluate(&req.conditions, &validators, conditional::unix_secs(now));
+    let decision = conditional::evaluate(&req.conditions, &validators, now_secs);
     let honour_range = match decision {
         Decision::NotModified => return bare(304, headers),
         Decision::PreconditionFailed => return bare(412, headers),
@@ -521,6 +524,17 @@ mod tests {
         assert!(head.ends_with("Content-Length: 10\r\nConnection: close\r\n\r\n"));
         let head = String::from_utf8(p.head(now(), true, true)).unwrap_or_default();
         assert!(head.contains("Connection: keep-alive\r\n"));
+    }
+
+    #[test]
+    fn a_future_mtime_is_sent_as_now() {
+        let mut m = meta();
+        m.modified = now() + Duration::from_secs(86_400);
+        let p = object(&get(None), &m, now(), LIMITS, 1);
+        assert_eq!(
+            header(&p, "Last-Modified"),
+            Some(httpdate::fmt_http_date(now()).as_str())
+        );
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Installing objects into the store: `eddy store import SRC` today, the fill
 //! pipeline's install step later.
 //!
-//! Owns: the atomic install sequence (copy into `staging/`, keep holes, set the
-//! source's modification time, fsync, rename into `objects/`, fsync the
+//! Owns: the atomic install sequence (copy into `staging/`, keep holes, record
+//! the SHA-256 of the content in an xattr, set the source's modification time, fsync, rename into `objects/`, fsync the
 //! directories) and walking an import source. A crash at any instant leaves
 //! either the old object or the new one visible, never a partial file; at worst
 //! a stray file in `staging/`. It must never write below `objects/` except by
@@ -11,14 +11,20 @@
 use std::fs::{File, FileTimes, OpenOptions};
 use std::io::ErrorKind;
 use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use nix::errno::Errno;
 use nix::unistd::Whence;
+use sha2::{Digest, Sha256};
+use xattr::FileExt as _;
 
-use super::{placement, ObjectKey, Store, StoreError, OBJECTS_DIR, STAGING_DIR};
+use super::{placement, ObjectKey, Store, StoreError, DIGEST_XATTR, OBJECTS_DIR, STAGING_DIR};
+
+/// Size of the copy buffer: large enough for few system calls, small enough to stay in cache.
+const COPY_BUFFER: usize = 1 << 20;
 
 /// What an import did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -141,8 +147,12 @@ fn write_staged(
         .create_new(true)
         .open(staging)
         .map_err(|e| StoreError::io(staging, e))?;
-    copy_sparse(source, &dest, len).map_err(|e| StoreError::io(staging, e))?;
+    let digest = copy_and_hash(source, &dest, len).map_err(|e| StoreError::io(staging, e))?;
     dest.set_len(len).map_err(|e| StoreError::io(staging, e))?;
+    // The digest travels with the inode, so it can never describe other bytes.
+    if let Err(e) = dest.set_xattr(DIGEST_XATTR, hex(&digest).as_bytes()) {
+        tracing::warn!(path = %staging.display(), error = %e, "cannot store the content digest (no user xattrs on this filesystem?); the ETag falls back to size, time and inode");
+    }
     dest.set_times(FileTimes::new().set_modified(modified))
         .map_err(|e| StoreError::io(staging, e))?;
     dest.sync_all().map_err(|e| StoreError::io(staging, e))
@@ -167,64 +177,88 @@ fn publish(root: &Path, key: &ObjectKey, staging: &Path) -> Result<(), StoreErro
     Ok(())
 }
 
-/// Copies the data extents of `src` into `dst` at the same offsets with
-/// `copy_file_range`, skipping holes found with `SEEK_DATA`/`SEEK_HOLE`, so a
-/// sparse source stays sparse. Offsets are u64-safe (files over 4 GiB).
-fn copy_sparse(src: &File, dst: &File, len: u64) -> std::io::Result<()> {
+/// Copies `src` into `dst` at the same offsets and returns the SHA-256 of the
+/// content. Data extents (found with `SEEK_DATA`/`SEEK_HOLE`) are copied through
+/// one buffer that also feeds the digest; holes are hashed as the zeros they
+/// read as but not written, so a sparse source stays sparse. Offsets are u64-safe
+/// (files over 4 GiB).
+fn copy_and_hash(src: &File, dst: &File, len: u64) -> std::io::Result<[u8; 32]> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; COPY_BUFFER];
+    let zeros = vec![0u8; COPY_BUFFER];
     let end = i64::try_from(len).map_err(|_| std::io::Error::other("file too large"))?;
     let mut pos: i64 = 0;
     while pos < end {
         let data = match nix::unistd::lseek64(src.as_fd(), pos, Whence::SeekData) {
-            Ok(off) => off,
-            // ENXIO: no data at or after pos; the rest is a hole.
-            Err(Errno::ENXIO) => break,
-            Err(e) => return Err(e.into()),
-        };
-        let hole = match nix::unistd::lseek64(src.as_fd(), data, Whence::SeekHole) {
             Ok(off) => off.min(end),
+            // ENXIO: no data at or after pos; the rest is a hole.
+            Err(Errno::ENXIO) => end,
             Err(e) => return Err(e.into()),
         };
-        let mut off_in = data;
-        let mut off_out = data;
-        while off_in < hole {
-            let want = usize::try_from(hole - off_in)
-                .unwrap_or(usize::MAX)
-                .min(1 << 30);
-            let n = match nix::fcntl::copy_file_range(
-                src.as_fd(),
-                Some(&mut off_in),
-                dst.as_fd(),
-                Some(&mut off_out),
-                want,
-            ) {
-                Ok(n) => n,
-                // Across filesystems (or on ones without support) copy through a buffer.
-                Err(Errno::EXDEV | Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
-                    let n = copy_through_buffer(src, dst, off_in, want)?;
-                    off_in += n as i64;
-                    off_out += n as i64;
-                    n
-                }
-                Err(e) => return Err(e.into()),
-            };
+        hash_zeros(&mut hasher, &zeros, (data - pos) as u64);
+        if data >= end {
+            break;
+        }
+        let hole = nix::unistd::lseek64(src.as_fd(), data, Whence::SeekHole)?.min(end);
+        let mut off = data as u64;
+        while off < hole as u64 {
+            let want = ((hole as u64 - off) as usize).min(buf.len());
+            let n = src.read_at(&mut buf[..want], off)?;
             if n == 0 {
                 return Err(std::io::Error::new(
                     ErrorKind::UnexpectedEof,
                     "source shrank during import",
                 ));
             }
+            hasher.update(&buf[..n]);
+            dst.write_all_at(&buf[..n], off)?;
+            off += n as u64;
         }
         pos = hole;
     }
-    Ok(())
+    Ok(hasher.finalize().into())
 }
 
-/// The fallback of [`copy_sparse`]: up to `want` bytes at `off` through a 1 MiB buffer.
-fn copy_through_buffer(src: &File, dst: &File, off: i64, want: usize) -> std::io::Result<usize> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; want.min(1 << 20)];
-    let off = u64::try_from(off).map_err(|_| std::io::Error::other("negative offset"))?;
-    let n = src.read_at(&mut buf, off)?;
-    dst.write_all_at(&buf[..n], off)?;
-    Ok(n)
+fn hash_zeros(hasher: &mut Sha256, zeros: &[u8], mut n: u64) {
+    while n > 0 {
+        let take = n.min(zeros.len() as u64) as usize;
+        hasher.update(&zeros[..take]);
+        n -= take as u64;
+    }
+}
+
+/// Lowercase hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holes_hash_as_zeros_and_stay_holes() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let sparse = dir.path().join("sparse");
+        let dense = dir.path().join("dense");
+        let f = File::create(&sparse)?;
+        f.set_len(3 << 20)?;
+        f.write_all_at(b"middle", 1 << 20)?;
+        let mut content = vec![0u8; 3 << 20];
+        content[1 << 20..(1 << 20) + 6].copy_from_slice(b"middle");
+        std::fs::write(&dense, &content)?;
+        let out = File::create(dir.path().join("out"))?;
+        let a = copy_and_hash(&File::open(&sparse)?, &out, 3 << 20)?;
+        out.set_len(3 << 20)?;
+        let b = copy_and_hash(
+            &File::open(&dense)?,
+            &File::create(dir.path().join("out2"))?,
+            3 << 20,
+        )?;
+        assert_eq!(a, b);
+        let want: [u8; 32] = Sha256::digest(&content).into();
+        assert_eq!(a, want);
+        assert_eq!(std::fs::read(dir.path().join("out"))?, content);
+        Ok(())
+    }
 }

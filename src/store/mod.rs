@@ -33,6 +33,9 @@ pub use key::{KeyError, ObjectKey};
 pub const OBJECTS_DIR: &str = "objects";
 /// Name of the directory below a disk root that holds files being written.
 pub const STAGING_DIR: &str = "staging";
+/// Extended attribute holding the hex SHA-256 of an object's content, written
+/// on the staged inode before it becomes visible.
+pub const DIGEST_XATTR: &str = "user.eddy.sha256";
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -208,8 +211,11 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         let modified = meta.modified().map_err(|e| StoreError::io(&path, e))?;
+        let digest = xattr::FileExt::get_xattr(&file, DIGEST_XATTR)
+            .ok()
+            .flatten();
         Ok(OpenObject {
-            etag: etag(meta.len(), modified),
+            etag: etag(digest.as_deref(), &meta),
             len: meta.len(),
             modified,
             file,
@@ -248,16 +254,28 @@ impl Store {
     }
 }
 
-/// The strong ETag of a file: its length and modification time in nanoseconds.
-/// Content is installed with the modification time it had at its source and is
-/// never rewritten in place, so two appliances holding the same object give the
-/// same tag, and a new version always gets a new one.
-pub fn etag(len: u64, modified: SystemTime) -> String {
-    let nanos = modified
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_nanos();
-    format!("{len:x}-{nanos:x}")
+/// The strong ETag of an object: the first 128 bits of the SHA-256 of its
+/// content, recorded at install. It changes whenever a byte changes, and two
+/// appliances holding the same object give the same tag (a player switching
+/// appliances can resume with If-Range). An object without a recorded digest
+/// (copied in by hand, or a filesystem without user xattrs) falls back to size,
+/// modification time and inode: installs always make a new inode, so that tag
+/// still changes with every new version.
+pub fn etag(digest: Option<&[u8]>, meta: &std::fs::Metadata) -> String {
+    match digest {
+        Some(hex) if hex.len() >= 32 && hex.iter().all(u8::is_ascii_hexdigit) => {
+            String::from_utf8_lossy(&hex[..32]).into_owned()
+        }
+        _ => {
+            let nanos = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
+                .unwrap_or(Duration::ZERO)
+                .as_nanos();
+            format!("{:x}-{nanos:x}-{:x}", meta.len(), meta.ino())
+        }
+    }
 }
 
 /// Walks `dir` below `base`, collecting the keys of regular files. Symlinks and
@@ -296,9 +314,4 @@ fn key_for(base: &Path, path: &Path) -> Option<ObjectKey> {
         }
     }
     ObjectKey::parse(&parts.join("/")).ok()
-}
-
-/// The inode's allocated bytes (for checks that sparseness survived a copy).
-pub fn allocated_bytes(meta: &std::fs::Metadata) -> u64 {
-    meta.blocks() * 512
 }

@@ -1,1 +1,29 @@
 //! Black-box tests of the `eddy` binary: one integration test binary, one module per area.
+//!
+//! Every test starts the real binary on an ephemeral loopback port against its own temp store of
+//! three disk roots, and talks raw bytes over a socket.
+
+/// Temp store, content generator, CLI runner, served instance, raw HTTP/1.1 client, multipart parser.
+mod support;
+
+/// Range requests: every form, multipart/byteranges, clipping, huge numerals, 416, limits.
+mod range;
+
+/// Conditional requests: If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since, If-Range.
+mod conditional;
+
+/// Connections: keep-alive, pipelining, HTTP/1.0, methods, malformed/oversized requests, bodies,
+/// timeouts, max_connections, pipelining depth, graceful shutdown.
+mod http1;
+
+/// Path safety: traversal and encoding tricks never reach a byte outside the store.
+mod paths;
+
+/// A sparse file over 4 GiB: ranges around 2^31 and 2^32, long responses, sparse import.
+mod bigfile;
+
+/// The command line: version, check-config errors, store import/ls, serve options.
+mod cli;
+
+/// Real clients: curl ranges and resume, ffmpeg/ffprobe seeking over HTTP.
+mod clients;
