@@ -1,0 +1,226 @@
+//! Command-line flags and the resolved run configuration (defaults, `--smoke` sizes, paths).
+//!
+//! Default paths are relative to the workspace root (found from this crate's manifest directory at build time),
+//! so `cargo run -p eddy-bench --release` works from any directory of the workspace; paths given as flags are
+//! taken relative to the current directory, as usual.
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+const GIB: u64 = 1024 * MIB;
+
+/// Side-by-side benchmark of eddy against nginx, interleaved round by round on the same files.
+#[derive(Debug, Parser)]
+#[command(name = "eddy-bench", version, about)]
+pub struct Args {
+    /// The eddy binary [default: target/release/eddy of the workspace].
+    #[arg(long, value_name = "PATH")]
+    pub eddy: Option<PathBuf>,
+    /// The nginx binary (looked up in PATH, then /usr/sbin).
+    #[arg(long, value_name = "PATH", default_value = "nginx")]
+    pub nginx: PathBuf,
+    /// The wrk binary (looked up in PATH).
+    #[arg(long, value_name = "PATH", default_value = "wrk")]
+    pub wrk: PathBuf,
+    /// Content directory: src/ (served by nginx), store/d0, store/d1 (eddy's store); reused when it matches
+    /// [default: bench/content, or bench/content-smoke with --smoke].
+    #[arg(long, value_name = "DIR")]
+    pub content: Option<PathBuf>,
+    /// Size of big.bin, e.g. 4GiB, 512MiB, 1000000 [default: 4GiB; 8MiB with --smoke].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub big_size: Option<u64>,
+    /// Number of segment files seg/segNNN.bin [default: 200; 4 with --smoke].
+    #[arg(long, value_name = "N")]
+    pub segments: Option<u32>,
+    /// Size of each segment and of the ranges of scenario (a) [default: 2MiB; 256KiB with --smoke].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub segment_size: Option<u64>,
+    /// Interleaved rounds; every round runs every scenario on nginx, then on eddy [default: 3; 1 with --smoke].
+    #[arg(long, value_name = "N")]
+    pub rounds: Option<u32>,
+    /// Seconds of load per run [default: 10; 1 with --smoke].
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<u32>,
+    /// wrk connections [default: 64; 8 with --smoke].
+    #[arg(long, value_name = "N")]
+    pub connections: Option<u32>,
+    /// wrk threads.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub threads: u32,
+    /// Scenarios to run, comma-separated (a: 2 MiB ranges, b: whole segments, c: 64 KiB ranges).
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "a,b,c"
+    )]
+    pub scenarios: Vec<String>,
+    /// Where the JSON of every round goes [default: bench/results, or bench/results/smoke with --smoke].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// CI mode: tiny sizes and 1-second runs; checks only that everything runs and bodies are right.
+    #[arg(long)]
+    pub smoke: bool,
+    /// Keep the temporary run directory (nginx.conf, logs, wrk scripts) instead of removing it.
+    #[arg(long)]
+    pub keep_run_dir: bool,
+}
+
+/// Everything a run needs, with defaults applied.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub eddy: PathBuf,
+    pub nginx: PathBuf,
+    pub wrk: PathBuf,
+    pub content: PathBuf,
+    pub big_size: u64,
+    pub segments: u32,
+    pub segment_size: u64,
+    pub rounds: u32,
+    pub duration_s: u32,
+    pub connections: u32,
+    pub threads: u32,
+    pub scenarios: Vec<String>,
+    pub out: PathBuf,
+    pub smoke: bool,
+    pub keep_run_dir: bool,
+}
+
+/// The workspace root: the parent of this crate's directory.
+fn workspace_root() -> PathBuf {
+    let bench = Path::new(env!("CARGO_MANIFEST_DIR"));
+    bench.parent().unwrap_or(bench).to_path_buf()
+}
+
+impl Config {
+    /// Apply defaults (plain or smoke) and validate.
+    pub fn from_args(a: Args) -> Result<Config> {
+        let root = workspace_root();
+        let smoke = a.smoke;
+        let pick = |full: u64, tiny: u64| if smoke { tiny } else { full };
+        let cfg = Config {
+            eddy: a.eddy.unwrap_or_else(|| root.join("target/release/eddy")),
+            nginx: a.nginx,
+            wrk: a.wrk,
+            content: a.content.unwrap_or_else(|| {
+                root.join(if smoke {
+                    "bench/content-smoke"
+                } else {
+                    "bench/content"
+                })
+            }),
+            big_size: a.big_size.unwrap_or(pick(4 * GIB, 8 * MIB)),
+            segments: a.segments.unwrap_or(if smoke { 4 } else { 200 }),
+            segment_size: a.segment_size.unwrap_or(pick(2 * MIB, 256 * KIB)),
+            rounds: a.rounds.unwrap_or(if smoke { 1 } else { 3 }),
+            duration_s: a.duration.unwrap_or(if smoke { 1 } else { 10 }),
+            connections: a.connections.unwrap_or(if smoke { 8 } else { 64 }),
+            threads: a.threads,
+            scenarios: a
+                .scenarios
+                .iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            out: a.out.unwrap_or_else(|| {
+                root.join(if smoke {
+                    "bench/results/smoke"
+                } else {
+                    "bench/results"
+                })
+            }),
+            smoke,
+            keep_run_dir: a.keep_run_dir,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Usage(m));
+        if self.big_size == 0 {
+            return bad("--big-size must be at least 1 byte".into());
+        }
+        if self.segments == 0 {
+            return bad("--segments must be at least 1".into());
+        }
+        if self.segment_size == 0 {
+            return bad("--segment-size must be at least 1 byte".into());
+        }
+        if self.rounds == 0 || self.duration_s == 0 {
+            return bad("--rounds and --duration must be at least 1".into());
+        }
+        if self.threads == 0 || self.connections < self.threads {
+            return bad(format!(
+                "--connections ({}) must be at least --threads ({}), which must be at least 1",
+                self.connections, self.threads
+            ));
+        }
+        if self.scenarios.is_empty() {
+            return bad("--scenarios is empty".into());
+        }
+        Ok(())
+    }
+}
+
+/// Parse a byte size: a number with an optional binary suffix (K, KiB, M, MiB, G, GiB; case-insensitive).
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number with an optional unit (KiB, MiB, GiB)"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => KIB,
+        "m" | "mib" => MIB,
+        "g" | "gib" => GIB,
+        other => {
+            return Err(format!(
+                "{s:?}: unknown unit {other:?} (use KiB, MiB or GiB)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?}: too large"))
+}
+
+/// Human form of a byte size, exact when it is a whole number of KiB/MiB/GiB.
+pub fn fmt_size(n: u64) -> String {
+    for (unit, m) in [("GiB", GIB), ("MiB", MIB), ("KiB", KIB)] {
+        if n >= m && n.is_multiple_of(m) {
+            return format!("{} {unit}", n / m);
+        }
+    }
+    format!("{n} B")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("4GiB"), Ok(4 * GIB));
+        assert_eq!(parse_size("2MiB"), Ok(2 * MIB));
+        assert_eq!(parse_size("64k"), Ok(64 * KIB));
+        assert_eq!(parse_size("123"), Ok(123));
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("1TiB").is_err());
+        assert!(parse_size("99999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn sizes_format() {
+        assert_eq!(fmt_size(4 * GIB), "4 GiB");
+        assert_eq!(fmt_size(64 * KIB), "64 KiB");
+        assert_eq!(fmt_size(1000), "1000 B");
+    }
+}

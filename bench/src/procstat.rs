@@ -1,0 +1,187 @@
+//! Reading /proc: CPU time and resident memory of process trees, the bench's own reaped children (wrk), and the
+//! whole machine's CPU split. Everything here is a plain sample; the caller takes deltas over a run.
+
+use std::collections::HashMap;
+use std::fs;
+
+use serde::Serialize;
+
+/// Clock ticks per second of /proc's CPU times.
+pub fn clock_ticks() -> f64 {
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
+        Ok(Some(t)) if t > 0 => t as f64,
+        _ => 100.0,
+    }
+}
+
+/// The fields of /proc/PID/stat after the command name (which may hold spaces and parentheses).
+/// Index 0 is field 3 (state) of proc(5).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    stat_fields_of(&format!("/proc/{pid}/stat"))
+}
+
+fn stat_fields_of(path: &str) -> Option<Vec<String>> {
+    let s = fs::read_to_string(path).ok()?;
+    let rest = &s[s.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+fn field(f: &[String], n: usize) -> Option<u64> {
+    // proc(5) numbers fields from 1; fields 1 and 2 (pid, comm) are not in `f`.
+    f.get(n.checked_sub(3)?)?.parse().ok()
+}
+
+/// utime + stime (fields 14 and 15) of one process, in ticks; for a process this covers all of its threads.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let f = stat_fields(pid)?;
+    Some(field(&f, 14)? + field(&f, 15)?)
+}
+
+/// cutime + cstime (fields 16 and 17) of this process: CPU of the children it has waited for, in ticks.
+pub fn reaped_children_ticks() -> u64 {
+    stat_fields_of("/proc/self/stat")
+        .and_then(|f| Some(field(&f, 16)? + field(&f, 17)?))
+        .unwrap_or(0)
+}
+
+/// VmRSS of one process in KiB (absent for zombies and kernel threads).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `root` and all of its descendants, found through the parent field of every /proc/PID/stat.
+pub fn tree(root: u32) -> Vec<u32> {
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    if let Ok(rd) = fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Some(ppid) = stat_fields(pid).and_then(|f| field(&f, 4)) {
+                children.entry(ppid as u32).or_default().push(pid);
+            }
+        }
+    }
+    let mut out = vec![root];
+    let mut i = 0;
+    while i < out.len() {
+        if let Some(c) = children.get(&out[i]) {
+            out.extend(c);
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Summed CPU ticks of `pids` (processes that are gone count 0).
+pub fn cpu_ticks_sum(pids: &[u32]) -> u64 {
+    pids.iter().filter_map(|&p| cpu_ticks(p)).sum()
+}
+
+/// Summed VmRSS of `pids` in KiB.
+pub fn rss_kib_sum(pids: &[u32]) -> u64 {
+    pids.iter().filter_map(|&p| rss_kib(p)).sum()
+}
+
+/// CPU ticks and command name of every process on the machine (kernel threads included). The ticks are
+/// utime+stime+cutime+cstime, so that a parent is credited with the children it reaped (a build's cargo with its
+/// finished rustc processes); good enough to name who else was busy, not to account for it exactly.
+pub fn all_ticks() -> HashMap<u32, (String, u64)> {
+    let mut out = HashMap::new();
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(s) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (s.find('('), s.rfind(')')) else {
+            continue;
+        };
+        let comm = s[open + 1..close].to_string();
+        let f: Vec<String> = s[close + 1..]
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        let ticks: Option<u64> = [14, 15, 16, 17].iter().map(|&n| field(&f, n)).sum();
+        if let Some(t) = ticks {
+            out.insert(pid, (comm, t));
+        }
+    }
+    out
+}
+
+/// The machine's aggregate CPU counters from the first line of /proc/stat.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SysCpu {
+    user: u64,
+    system: u64,
+    softirq: u64,
+    idle: u64,
+    total: u64,
+}
+
+impl SysCpu {
+    pub fn sample() -> SysCpu {
+        let Ok(s) = fs::read_to_string("/proc/stat") else {
+            return SysCpu::default();
+        };
+        let Some(line) = s.lines().find(|l| l.starts_with("cpu ")) else {
+            return SysCpu::default();
+        };
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let at = |i: usize| v.get(i).copied().unwrap_or(0);
+        // user nice system idle iowait irq softirq steal (guest time is already inside user).
+        SysCpu {
+            user: at(0) + at(1),
+            system: at(2) + at(5),
+            softirq: at(6),
+            idle: at(3) + at(4),
+            total: (0..8).map(at).sum(),
+        }
+    }
+
+    /// Percentages of all cores between `self` (earlier) and `later`.
+    pub fn split_until(&self, later: &SysCpu) -> CpuSplit {
+        let total = later.total.saturating_sub(self.total).max(1) as f64;
+        let pct = |a: u64, b: u64| 100.0 * b.saturating_sub(a) as f64 / total;
+        CpuSplit {
+            user_pct: pct(self.user, later.user),
+            system_pct: pct(self.system, later.system),
+            softirq_pct: pct(self.softirq, later.softirq),
+            idle_pct: pct(self.idle, later.idle),
+        }
+    }
+}
+
+/// Where the machine's CPU went during a run, in percent of all cores.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct CpuSplit {
+    pub user_pct: f64,
+    pub system_pct: f64,
+    pub softirq_pct: f64,
+    pub idle_pct: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_process() {
+        let me = std::process::id();
+        assert!(cpu_ticks(me).is_some());
+        assert!(rss_kib(me).is_some_and(|k| k > 0));
+        assert_eq!(tree(me).first(), Some(&me));
+        assert!(clock_ticks() > 0.0);
+    }
+}

@@ -1,0 +1,507 @@
+//! Results: the record of every run, the per-scenario summary (medians over rounds and eddy/nginx ratios), the
+//! table printed on stdout, and the JSON file written under `--out`.
+//!
+//! Scoring: a run scores its req/s and Gbit/s only when its server passed the body checks before and after the
+//! round and wrk's byte count fits the expected body size; otherwise both are 0. wrk's socket errors and
+//! responses with status >= 400 are counted as failures (and error responses are not counted as requests).
+//! The JSON's `summary` is what a chart of the ratios per scenario is drawn from.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::cli::Config;
+use crate::content::Manifest;
+use crate::error::{IoContext, Result};
+use crate::measure::Sample;
+use crate::scenario::Scenario;
+use crate::server::Kind;
+use crate::wrk::Errors;
+
+/// Response-head bytes allowed per response when checking wrk's byte count.
+const HEAD_ALLOWANCE: u64 = 4096;
+
+/// Other load (cores) above which a run is flagged as having competed for CPU.
+pub const OTHER_LOAD_LIMIT: f64 = 0.2;
+
+/// One measured run, with its derived figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    pub round: u32,
+    pub scenario: String,
+    pub server: Kind,
+    pub started_at: String,
+    /// Responses wrk completed, less those with status >= 400.
+    pub good_responses: u64,
+    pub duration_s: f64,
+    /// Scored requests per second (0 when the run does not score).
+    pub req_s: f64,
+    /// Scored throughput in Gbit/s, from all bytes wrk read (0 when the run does not score).
+    pub gbps: f64,
+    /// Unscored figures, for diagnosis.
+    pub raw_req_s: f64,
+    pub raw_gbps: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub mean_ms: f64,
+    pub max_ms: f64,
+    pub server_cores: f64,
+    pub wrk_cores: f64,
+    /// Server cores per 10 Gbit/s of raw throughput (None when nothing moved).
+    pub server_cores_per_10gbps: Option<f64>,
+    pub server_rss_mib: f64,
+    /// Cores busy with other work on the machine during the run (see [`Sample::other_cores`]).
+    pub other_cores: f64,
+    /// wrk's socket errors and error responses.
+    pub failures: Errors,
+    pub failures_total: u64,
+    /// wrk's byte count fits `good_responses` bodies of the expected size plus heads and in-flight tails.
+    pub bytes_ok: bool,
+    /// The first body-check failure of this server in this round, if any.
+    pub body_error: Option<String>,
+    pub scored: bool,
+    pub sample: Sample,
+}
+
+impl RunRecord {
+    pub fn new(
+        round: u32,
+        scenario: &Scenario,
+        server: Kind,
+        connections: u32,
+        started_at: String,
+        s: Sample,
+    ) -> Self {
+        let w = &s.wrk;
+        let duration_s = (w.duration_us as f64 / 1e6).max(1e-6);
+        let good = w.requests.saturating_sub(w.errors.status);
+        let len = scenario.body_len();
+        let upper = (w.requests + u64::from(connections)) * (len + HEAD_ALLOWANCE);
+        let bytes_ok = w.requests > 0 && w.bytes >= good * len && w.bytes <= upper;
+        let raw_gbps = w.bytes as f64 * 8.0 / duration_s / 1e9;
+        let mut r = RunRecord {
+            round,
+            scenario: scenario.key.clone(),
+            server,
+            started_at,
+            good_responses: good,
+            duration_s,
+            req_s: 0.0,
+            gbps: 0.0,
+            raw_req_s: good as f64 / duration_s,
+            raw_gbps,
+            p50_ms: w.p50_us as f64 / 1e3,
+            p99_ms: w.p99_us as f64 / 1e3,
+            mean_ms: w.mean_us as f64 / 1e3,
+            max_ms: w.max_us as f64 / 1e3,
+            server_cores: s.server_cores,
+            wrk_cores: s.wrk_cores,
+            server_cores_per_10gbps: (raw_gbps > 0.0).then(|| s.server_cores / (raw_gbps / 10.0)),
+            server_rss_mib: s.server_rss_kib as f64 / 1024.0,
+            other_cores: s.other_cores,
+            failures: w.errors,
+            failures_total: w.errors.total(),
+            bytes_ok,
+            body_error: None,
+            scored: false,
+            sample: s,
+        };
+        r.rescore();
+        r
+    }
+
+    /// Record the round's body-check verdict for this server and recompute the score.
+    pub fn set_body_error(&mut self, e: Option<String>) {
+        self.body_error = e;
+        self.rescore();
+    }
+
+    fn rescore(&mut self) {
+        self.scored = self.bytes_ok && self.body_error.is_none();
+        let k = if self.scored { 1.0 } else { 0.0 };
+        self.req_s = k * self.raw_req_s;
+        self.gbps = k * self.raw_gbps;
+    }
+}
+
+/// One body check of one server.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckRecord {
+    pub round: u32,
+    pub server: Kind,
+    /// "before" or "after" the round's runs.
+    pub when: &'static str,
+    pub probes: usize,
+    pub bytes_compared: u64,
+    pub error: Option<String>,
+}
+
+/// Medians over rounds of one server in one scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerSummary {
+    pub req_s: f64,
+    pub gbps: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub server_cores: f64,
+    pub wrk_cores: f64,
+    pub server_cores_per_10gbps: Option<f64>,
+    pub server_rss_mib: f64,
+    /// The largest other load of any of the runs.
+    pub other_cores_max: f64,
+    pub failures: u64,
+    pub unscored_runs: usize,
+    pub runs: usize,
+}
+
+/// eddy/nginx ratios of one scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ratios {
+    /// Median of the per-round ratios of req/s.
+    pub req_s: Option<f64>,
+    pub per_round_req_s: Vec<f64>,
+    /// The rest: ratio of the medians.
+    pub gbps: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub server_cores: Option<f64>,
+    pub server_cores_per_10gbps: Option<f64>,
+    pub server_rss_mib: Option<f64>,
+}
+
+/// Summary of one scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioSummary {
+    pub scenario: String,
+    pub title: String,
+    pub nginx: ServerSummary,
+    pub eddy: ServerSummary,
+    pub eddy_over_nginx: Ratios,
+}
+
+/// Versions of what ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tools {
+    pub nginx: String,
+    pub wrk: String,
+    pub eddy: String,
+}
+
+/// The machine.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub kernel: String,
+    pub clock_ticks: f64,
+}
+
+/// Everything a run produced: the JSON file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub tool: &'static str,
+    pub tool_version: &'static str,
+    pub started_at: String,
+    pub finished_at: String,
+    pub command: Vec<String>,
+    pub machine: Machine,
+    pub tools: Tools,
+    pub config: Config,
+    pub content: Manifest,
+    pub scenarios: Vec<Scenario>,
+    pub checks: Vec<CheckRecord>,
+    pub runs: Vec<RunRecord>,
+    pub summary: Vec<ScenarioSummary>,
+    pub notes: Vec<String>,
+}
+
+/// Median (mean of the middle two for an even count); None when empty.
+pub fn median(v: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+fn summarize_server(runs: &[&RunRecord]) -> ServerSummary {
+    let m = |f: fn(&RunRecord) -> f64| {
+        median(&runs.iter().map(|r| f(r)).collect::<Vec<_>>()).unwrap_or(0.0)
+    };
+    ServerSummary {
+        req_s: m(|r| r.req_s),
+        gbps: m(|r| r.gbps),
+        p50_ms: m(|r| r.p50_ms),
+        p99_ms: m(|r| r.p99_ms),
+        server_cores: m(|r| r.server_cores),
+        wrk_cores: m(|r| r.wrk_cores),
+        server_cores_per_10gbps: median(
+            &runs
+                .iter()
+                .filter_map(|r| r.server_cores_per_10gbps)
+                .collect::<Vec<_>>(),
+        ),
+        server_rss_mib: m(|r| r.server_rss_mib),
+        other_cores_max: runs.iter().map(|r| r.other_cores).fold(0.0, f64::max),
+        failures: runs.iter().map(|r| r.failures_total).sum(),
+        unscored_runs: runs.iter().filter(|r| !r.scored).count(),
+        runs: runs.len(),
+    }
+}
+
+fn ratio(a: f64, b: f64) -> Option<f64> {
+    (b > 0.0 && a.is_finite()).then(|| a / b)
+}
+
+/// Summaries per scenario, in scenario order.
+pub fn summarize(scenarios: &[Scenario], runs: &[RunRecord]) -> Vec<ScenarioSummary> {
+    scenarios
+        .iter()
+        .map(|s| {
+            let of = |k: Kind| {
+                runs.iter()
+                    .filter(|r| r.scenario == s.key && r.server == k)
+                    .collect::<Vec<_>>()
+            };
+            let (n, e) = (of(Kind::Nginx), of(Kind::Eddy));
+            let per_round: Vec<f64> = n
+                .iter()
+                .filter_map(|nr| {
+                    let er = e.iter().find(|er| er.round == nr.round)?;
+                    ratio(er.req_s, nr.req_s)
+                })
+                .collect();
+            let (ns, es) = (summarize_server(&n), summarize_server(&e));
+            let opt_ratio = |a: Option<f64>, b: Option<f64>| ratio(a?, b?);
+            ScenarioSummary {
+                scenario: s.key.clone(),
+                title: s.title.clone(),
+                eddy_over_nginx: Ratios {
+                    req_s: median(&per_round),
+                    per_round_req_s: per_round,
+                    gbps: ratio(es.gbps, ns.gbps),
+                    p50_ms: ratio(es.p50_ms, ns.p50_ms),
+                    p99_ms: ratio(es.p99_ms, ns.p99_ms),
+                    server_cores: ratio(es.server_cores, ns.server_cores),
+                    server_cores_per_10gbps: opt_ratio(
+                        es.server_cores_per_10gbps,
+                        ns.server_cores_per_10gbps,
+                    ),
+                    server_rss_mib: ratio(es.server_rss_mib, ns.server_rss_mib),
+                },
+                nginx: ns,
+                eddy: es,
+            }
+        })
+        .collect()
+}
+
+fn fmt_opt(v: Option<f64>, prec: usize) -> String {
+    v.map_or_else(|| "-".to_string(), |x| format!("{x:.prec$}"))
+}
+
+/// The stdout table: one block per scenario, then a one-line overview of the req/s ratios.
+pub fn table(report: &Report) -> String {
+    let c = &report.config;
+    let mut t = String::new();
+    for s in &report.summary {
+        let (n, e, r) = (&s.nginx, &s.eddy, &s.eddy_over_nginx);
+        let _ = writeln!(t, "({}) {}", s.scenario, s.title);
+        let _ = writeln!(
+            t,
+            "    {} round(s) x {} s, wrk -t{} -c{}; medians over rounds",
+            c.rounds, c.duration_s, c.threads, c.connections
+        );
+        let _ = writeln!(
+            t,
+            "    {:<26}{:>12}{:>12}{:>13}",
+            "", "nginx", "eddy", "eddy/nginx"
+        );
+        let row = |t: &mut String, label: &str, a: String, b: String, q: String| {
+            let _ = writeln!(t, "    {label:<26}{a:>12}{b:>12}{q:>13}");
+        };
+        let rounds: Vec<String> = r
+            .per_round_req_s
+            .iter()
+            .map(|x| format!("{x:.3}"))
+            .collect();
+        row(
+            &mut t,
+            "req/s",
+            format!("{:.1}", n.req_s),
+            format!("{:.1}", e.req_s),
+            fmt_opt(r.req_s, 3),
+        );
+        let _ = writeln!(
+            t,
+            "    {:<26}{:>37}",
+            "  req/s ratio per round",
+            rounds.join(" ")
+        );
+        row(
+            &mut t,
+            "Gbit/s",
+            format!("{:.2}", n.gbps),
+            format!("{:.2}", e.gbps),
+            fmt_opt(r.gbps, 3),
+        );
+        row(
+            &mut t,
+            "latency p50 ms",
+            format!("{:.2}", n.p50_ms),
+            format!("{:.2}", e.p50_ms),
+            fmt_opt(r.p50_ms, 3),
+        );
+        row(
+            &mut t,
+            "latency p99 ms",
+            format!("{:.2}", n.p99_ms),
+            format!("{:.2}", e.p99_ms),
+            fmt_opt(r.p99_ms, 3),
+        );
+        row(
+            &mut t,
+            "server cores",
+            format!("{:.3}", n.server_cores),
+            format!("{:.3}", e.server_cores),
+            fmt_opt(r.server_cores, 3),
+        );
+        row(
+            &mut t,
+            "server cores / 10 Gbit/s",
+            fmt_opt(n.server_cores_per_10gbps, 3),
+            fmt_opt(e.server_cores_per_10gbps, 3),
+            fmt_opt(r.server_cores_per_10gbps, 3),
+        );
+        row(
+            &mut t,
+            "wrk cores",
+            format!("{:.3}", n.wrk_cores),
+            format!("{:.3}", e.wrk_cores),
+            String::new(),
+        );
+        row(
+            &mut t,
+            "server RSS MiB (peak)",
+            format!("{:.1}", n.server_rss_mib),
+            format!("{:.1}", e.server_rss_mib),
+            fmt_opt(r.server_rss_mib, 3),
+        );
+        row(
+            &mut t,
+            "other load cores (max)",
+            format!("{:.2}", n.other_cores_max),
+            format!("{:.2}", e.other_cores_max),
+            String::new(),
+        );
+        row(
+            &mut t,
+            "failures (wrk)",
+            n.failures.to_string(),
+            e.failures.to_string(),
+            String::new(),
+        );
+        row(
+            &mut t,
+            "unscored runs",
+            format!("{}/{}", n.unscored_runs, n.runs),
+            format!("{}/{}", e.unscored_runs, e.runs),
+            String::new(),
+        );
+        t.push('\n');
+    }
+    let parts: Vec<String> = report
+        .summary
+        .iter()
+        .map(|s| format!("({}) {}", s.scenario, fmt_opt(s.eddy_over_nginx.req_s, 3)))
+        .collect();
+    let worst = report
+        .summary
+        .iter()
+        .filter_map(|s| s.eddy_over_nginx.req_s)
+        .min_by(f64::total_cmp);
+    let _ = writeln!(
+        t,
+        "req/s eddy/nginx: {}   worst {}",
+        parts.join("  "),
+        fmt_opt(worst, 3)
+    );
+    for note in &report.notes {
+        let _ = writeln!(t, "note: {note}");
+    }
+    t
+}
+
+/// Write the report as `<out>/bench-<UTC time>[-smoke].json`; returns the path.
+pub fn write_json(report: &Report, out: &Path) -> Result<PathBuf> {
+    fs::create_dir_all(out).at("create", out)?;
+    let stamp = compact_stamp(&report.started_at);
+    let suffix = if report.config.smoke { "-smoke" } else { "" };
+    let path = out.join(format!("bench-{stamp}{suffix}.json"));
+    let mut text = serde_json::to_string_pretty(report)?;
+    text.push('\n');
+    fs::write(&path, text).at("write", &path)?;
+    Ok(path)
+}
+
+/// `2026-11-24T20:41:07Z` -> `20261124T204107Z`.
+fn compact_stamp(iso: &str) -> String {
+    iso.chars().filter(|c| *c != '-' && *c != ':').collect()
+}
+
+/// Now in UTC as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    utc_from_unix(secs)
+}
+
+fn utc_from_unix(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc_from_unix(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_from_unix(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc_from_unix(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(compact_stamp("2023-11-14T22:13:20Z"), "20231114T221320Z");
+    }
+}
