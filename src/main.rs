@@ -14,7 +14,7 @@ use eddy::clock::{Clock as _, SystemClock};
 use eddy::config::{self, defaults, Config, ConfigError, Overrides};
 use eddy::notify;
 use eddy::serve::{self, Shared};
-use eddy::store::{import, Store, StoreError};
+use eddy::store::{import, CachePolicy, Store, StoreError};
 
 /// EX_IOERR from sysexits.h: a disk or socket failed.
 const EXIT_IO: u8 = 74;
@@ -67,6 +67,13 @@ fn load(common: &Common) -> Result<Config, ConfigError> {
     config::load(common.config.as_deref(), &overrides)
 }
 
+fn cache_policy(config: &Config) -> CachePolicy {
+    CachePolicy {
+        entries: config.open_file_cache,
+        valid_for: config.open_file_valid,
+    }
+}
+
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("EDDY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
@@ -108,7 +115,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .into());
             }
             import::prepare_disks(&config.disks)?;
-            let (store, skipped) = Store::open(&config.disks)?;
+            let (store, skipped) = Store::open(&config.disks, cache_policy(&config))?;
             for e in skipped {
                 tracing::warn!(error = %e, "disk not usable");
             }
@@ -125,7 +132,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Store(StoreCommand::Ls(common)) => {
             let config = load(&common)?;
             init_logging(&config.log_level);
-            let (store, skipped) = Store::open(&config.disks)?;
+            let (store, skipped) = Store::open(&config.disks, cache_policy(&config))?;
             for e in skipped {
                 tracing::warn!(error = %e, "disk not usable");
             }
@@ -149,7 +156,13 @@ fn demo(listen: String) -> anyhow::Result<()> {
     let written = eddy::demo::write_sample(&src).context("cannot write the sample library")?;
     println!("eddy demo: wrote {} files", written.len());
     import::prepare_disks(&disks)?;
-    let (store, _) = Store::open(&disks)?;
+    let (store, _) = Store::open(
+        &disks,
+        CachePolicy {
+            entries: 0,
+            valid_for: std::time::Duration::ZERO,
+        },
+    )?;
     let report = import::import_tree(&store, &src)?;
     println!(
         "eddy demo: imported {} objects ({} MiB) onto {} disks:",
@@ -192,7 +205,7 @@ fn demo(listen: String) -> anyhow::Result<()> {
 fn serve_command(common: &Common) -> anyhow::Result<()> {
     let config = load(common)?;
     init_logging(&config.log_level);
-    let (store, skipped) = Store::open(&config.disks)?;
+    let (store, skipped) = Store::open(&config.disks, cache_policy(&config))?;
     for e in skipped {
         tracing::error!(error = %e, "disk out of service");
     }

@@ -71,6 +71,17 @@ pub const LINGER_TIMEOUT: Duration = Duration::from_secs(5);
 /// stays below systemd's default TimeoutStopSec of 90 s.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Objects kept open between requests (one file descriptor each). A title has
+/// tens of files (bitrates, audio, subtitles); 4096 covers the hot set of a
+/// box while leaving most of the unit's LimitNOFILE (65536) to connections.
+/// Saves an openat2, fstat and fgetxattr per request (measured in bench (c)).
+pub const OPEN_FILE_CACHE: usize = 4096;
+
+/// How long an opened object is served before it is opened again. Installs by
+/// this process take effect at once; this bounds how long a version installed
+/// by another process (`eddy store import` while serving) takes to show.
+pub const OPEN_FILE_VALID: Duration = Duration::from_secs(5);
+
 /// Log level when none is configured.
 pub const LOG_LEVEL: &str = "info";
 

@@ -69,6 +69,8 @@ pub struct RawServe {
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
     pub disks: Option<Vec<PathBuf>>,
+    pub open_file_cache: Option<i64>,
+    pub open_file_valid: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -107,6 +109,10 @@ pub struct Overrides {
 pub struct Config {
     pub listen: Vec<SocketAddr>,
     pub disks: Vec<PathBuf>,
+    /// Objects kept open between requests (0 = off).
+    pub open_file_cache: usize,
+    /// How long an opened object is served before it is reopened.
+    pub open_file_valid: Duration,
     pub limits: Limits,
     pub log_level: String,
 }
@@ -203,6 +209,18 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
         listen.push(addr);
     }
 
+    let open_file_cache = count(
+        "store.open_file_cache",
+        raw.store.open_file_cache,
+        defaults::OPEN_FILE_CACHE,
+        0,
+        1_000_000,
+    )?;
+    let open_file_valid = duration(
+        "store.open_file_valid",
+        raw.store.open_file_valid,
+        defaults::OPEN_FILE_VALID,
+    )?;
     let disks = if overrides.disks.is_empty() {
         raw.store.disks.unwrap_or_default()
     } else {
@@ -321,6 +339,8 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
     Ok(Config {
         listen,
         disks,
+        open_file_cache,
+        open_file_valid,
         limits,
         log_level,
     })

@@ -124,7 +124,7 @@ async fn run(stream: &TcpStream, shared: &Shared, drain: &mut watch::Receiver<bo
             stream,
             shared,
             &plan,
-            object.as_ref(),
+            object.as_deref(),
             head_only,
             keep_alive,
             head.http10,
@@ -172,7 +172,7 @@ async fn stream_read(stream: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<u
 }
 
 /// Route, open and plan. Errors become plans here via `respond::error`.
-fn plan_request(shared: &Shared, head: &RequestHead) -> (Plan, Option<OpenObject>) {
+fn plan_request(shared: &Shared, head: &RequestHead) -> (Plan, Option<Arc<OpenObject>>) {
     match plan_object(shared, head) {
         Ok((plan, object)) => (plan, Some(object)),
         Err(err) => {
@@ -184,17 +184,20 @@ fn plan_request(shared: &Shared, head: &RequestHead) -> (Plan, Option<OpenObject
     }
 }
 
-fn plan_object(shared: &Shared, head: &RequestHead) -> Result<(Plan, OpenObject), ServeError> {
+fn plan_object(shared: &Shared, head: &RequestHead) -> Result<(Plan, Arc<OpenObject>), ServeError> {
     match Method::parse(&head.method) {
         Method::Get | Method::Head => {}
         Method::NotAllowed => return Err(ServeError::MethodNotAllowed),
         Method::Unknown => return Err(ServeError::NotImplemented),
     }
     let target = route::route(&head.target)?;
-    let object = shared.store.open_object(&target.key).map_err(|e| match e {
-        StoreError::NotFound => ServeError::NotFound,
-        other => ServeError::Internal(other.to_string()),
-    })?;
+    let object = shared
+        .store
+        .object(&target.key, std::time::Instant::now())
+        .map_err(|e| match e {
+            StoreError::NotFound => ServeError::NotFound,
+            other => ServeError::Internal(other.to_string()),
+        })?;
     let facts = RequestFacts {
         head_only: head.method == "HEAD",
         range: head.range.as_deref(),

@@ -14,6 +14,7 @@
 
 pub mod import;
 pub mod key;
+pub mod open_cache;
 pub mod placement;
 
 use std::collections::HashMap;
@@ -21,7 +22,7 @@ use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
@@ -113,6 +114,16 @@ pub struct Location {
 pub struct Store {
     disks: Vec<Disk>,
     index: RwLock<HashMap<ObjectKey, Location>>,
+    open_cache: open_cache::OpenCache,
+}
+
+/// How the store keeps opened objects (see [`open_cache`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CachePolicy {
+    /// Most objects kept open at once (each holds one file descriptor); 0 = off.
+    pub entries: usize,
+    /// How long an opened object is served before it is opened again.
+    pub valid_for: Duration,
 }
 
 /// A listing row of the index.
@@ -127,7 +138,10 @@ impl Store {
     /// Opens the disk roots and rebuilds the index from what they hold. A disk
     /// that cannot be opened is skipped and reported in the returned list; the
     /// store fails only when no disk is usable.
-    pub fn open(roots: &[PathBuf]) -> Result<(Store, Vec<StoreError>), StoreError> {
+    pub fn open(
+        roots: &[PathBuf],
+        cache: CachePolicy,
+    ) -> Result<(Store, Vec<StoreError>), StoreError> {
         if roots.is_empty() {
             return Err(StoreError::NoDisks);
         }
@@ -163,6 +177,7 @@ impl Store {
             Store {
                 disks,
                 index: RwLock::new(index),
+                open_cache: open_cache::OpenCache::new(cache.entries, cache.valid_for),
             },
             skipped,
         ))
@@ -183,9 +198,25 @@ impl Store {
         self.len() == 0
     }
 
+    /// The object `key`, opened for reading: from the open cache when it was
+    /// checked recently, else opened afresh (see [`Store::open_uncached`]).
+    /// `now` is a monotonic instant, used only for the cache's expiry.
+    pub fn object(
+        &self,
+        key: &ObjectKey,
+        now: std::time::Instant,
+    ) -> Result<Arc<OpenObject>, StoreError> {
+        if let Some(hit) = self.open_cache.get(key, now) {
+            return Ok(hit);
+        }
+        let object = Arc::new(self.open_uncached(key)?);
+        self.open_cache.put(key, object.clone(), now);
+        Ok(object)
+    }
+
     /// Opens `key` for reading. The file is opened beneath the disk's `objects/`
     /// directory with symlinks refused, and its metadata comes from the open file.
-    pub fn open_object(&self, key: &ObjectKey) -> Result<OpenObject, StoreError> {
+    pub fn open_uncached(&self, key: &ObjectKey) -> Result<OpenObject, StoreError> {
         let location = {
             let index = self.index.read().map_err(|_| StoreError::NotFound)?;
             index.get(key).cloned().ok_or(StoreError::NotFound)?
@@ -248,6 +279,7 @@ impl Store {
 
     /// Records that `key` now lives on disk `disk` (after an install).
     fn insert(&self, key: ObjectKey, disk: usize) {
+        self.open_cache.invalidate(&key);
         if let Ok(mut index) = self.index.write() {
             index.insert(key, Location { disk });
         }

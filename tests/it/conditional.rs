@@ -581,3 +581,35 @@ fn reimport_while_serving_is_never_a_mix() {
         assert_bytes_eq(&r.body, &v2, "full v2");
     }
 }
+
+#[test]
+fn reimport_while_serving_shows_within_open_file_valid() {
+    // The server keeps hot objects open (store.open_file_cache). A version installed by another
+    // process must show within store.open_file_valid, and every answer meanwhile is one whole
+    // version. Polls with a bound; never assumes how fast the machine is.
+    let store = Store::new();
+    let v1 = gen_bytes(11, 4000);
+    let v2 = gen_bytes(12, 5000);
+    store.write_with_mtime("hot.ts", &v1, OLD);
+    store.import();
+    let server = store.serve_with("[store]\nopen_file_valid = \"1s\"\n");
+    let r = server.get("/hot.ts", &[]);
+    assert_bytes_eq(&r.body, &v1, "v1 before the re-import");
+    store.write_with_mtime("hot.ts", &v2, OLD + 100);
+    store.import();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let r = server.get("/hot.ts", &[]);
+        assert_status(&r, 200);
+        if r.body.len() == v2.len() {
+            assert_bytes_eq(&r.body, &v2, "v2 after the re-import");
+            break;
+        }
+        assert_bytes_eq(&r.body, &v1, "still v1, whole");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new version did not show within 15 s (open_file_valid = 1s)"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
