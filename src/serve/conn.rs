@@ -151,24 +151,42 @@ async fn run(stream: &TcpStream, shared: &Shared, drain: &mut watch::Receiver<bo
 }
 
 /// Reads into the spare capacity of `buf`.
+///
+/// A read that fills less than the spare room has drained the socket, so the
+/// readiness tokio caches is cleared right there (inside `try_io`, which only
+/// clears it if no new event arrived meanwhile). Without that, the next request
+/// would begin with a recv that can only say EAGAIN: one wasted system call per
+/// request, which nginx avoids the same way.
 async fn stream_read(stream: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
-    loop {
-        stream.readable().await?;
-        let start = buf.len();
-        let spare = buf.capacity() - start;
-        buf.resize(start + spare, 0);
-        match stream.try_read(&mut buf[start..]) {
-            Ok(n) => {
-                buf.truncate(start + n);
-                return Ok(n);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => buf.truncate(start),
-            Err(e) => {
-                buf.truncate(start);
-                return Err(e);
-            }
+    let start = buf.len();
+    let spare = buf.capacity() - start;
+    buf.resize(start + spare, 0);
+    let fd = std::os::fd::AsRawFd::as_raw_fd(stream);
+    let result = loop {
+        if let Err(e) = stream.readable().await {
+            break Err(e);
         }
-    }
+        let mut got = None;
+        let attempt = stream.try_io(tokio::io::Interest::READABLE, || {
+            let n =
+                nix::sys::socket::recv(fd, &mut buf[start..], nix::sys::socket::MsgFlags::empty())?;
+            got = Some(n);
+            if n > 0 && n < spare {
+                // Drained: clear readiness, but keep the bytes (see `got`).
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        match (attempt, got) {
+            (Ok(n), _) => break Ok(n),
+            (Err(e), Some(n)) if e.kind() == std::io::ErrorKind::WouldBlock => break Ok(n),
+            (Err(e), _) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            (Err(e), _) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            (Err(e), _) => break Err(e),
+        }
+    };
+    buf.truncate(start + *result.as_ref().unwrap_or(&0));
+    result
 }
 
 /// Route, open and plan. Errors become plans here via `respond::error`.

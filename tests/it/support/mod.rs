@@ -540,7 +540,7 @@ impl Conn {
 
     fn fill(&mut self) -> std::io::Result<usize> {
         let mut tmp = [0u8; 65536];
-        let n = self.stream.read(&mut tmp)?;
+        let n = read_some(&mut self.stream, &mut tmp)?;
         self.buf.extend_from_slice(&tmp[..n]);
         Ok(n)
     }
@@ -581,9 +581,7 @@ impl Conn {
         let mut tmp = vec![0u8; 1 << 20];
         while n > 0 {
             let want = (tmp.len() as u64).min(n) as usize;
-            let got = self
-                .stream
-                .read(&mut tmp[..want])
+            let got = read_some(&mut self.stream, &mut tmp[..want])
                 .unwrap_or_else(|e| panic!("reading body ({n} bytes left): {e}"));
             assert!(got > 0, "connection closed with {n} body bytes missing");
             sink(&tmp[..got]);
@@ -673,7 +671,7 @@ impl Conn {
         let mut v = std::mem::take(&mut self.buf);
         loop {
             let mut tmp = [0u8; 65536];
-            match self.stream.read(&mut tmp) {
+            match read_some(&mut self.stream, &mut tmp) {
                 Ok(0) => return Ok(v),
                 Ok(n) => v.extend_from_slice(&tmp[..n]),
                 Err(e) => return Err(format!("read until close: {e} (after {} bytes)", v.len())),
@@ -714,7 +712,7 @@ impl Conn {
         }
         self.stream.set_read_timeout(Some(d)).expect("timeout");
         let mut tmp = [0u8; 1];
-        let r = match self.stream.read(&mut tmp) {
+        let r = match read_some(&mut self.stream, &mut tmp) {
             Err(e) => e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut,
             Ok(0) => false,
             Ok(_) => {
@@ -1019,4 +1017,15 @@ pub fn assert_object_headers(r: &Response) {
         "Date {date:?} is not an IMF-fixdate"
     );
     assert_eq!(r.must("accept-ranges"), "bytes", "Accept-Ranges");
+}
+
+/// `read`, retried when a signal interrupts it (the test process gets SIGCHLD from
+/// the servers other tests stop, and `Read::read` does not retry EINTR).
+pub fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match stream.read(buf) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
 }
