@@ -67,11 +67,18 @@ fn load(common: &Common) -> Result<Config, ConfigError> {
     config::load(common.config.as_deref(), &overrides)
 }
 
-fn cache_policy(config: &Config) -> CachePolicy {
-    CachePolicy {
+/// Opens the configured disks; a disk that cannot be used is reported and left
+/// out of service while the others carry on.
+fn open_store(config: &Config) -> Result<Store, StoreError> {
+    let cache = CachePolicy {
         entries: config.open_file_cache,
         valid_for: config.open_file_valid,
+    };
+    let (store, skipped) = Store::open(&config.disks, cache)?;
+    for e in skipped {
+        tracing::error!(error = %e, "disk out of service");
     }
+    Ok(store)
 }
 
 fn init_logging(level: &str) {
@@ -115,10 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .into());
             }
             import::prepare_disks(&config.disks)?;
-            let (store, skipped) = Store::open(&config.disks, cache_policy(&config))?;
-            for e in skipped {
-                tracing::warn!(error = %e, "disk not usable");
-            }
+            let store = open_store(&config)?;
             let report = import::import_tree(&store, &src)?;
             for path in &report.skipped {
                 eprintln!("eddy: skipped (not a regular file): {}", path.display());
@@ -132,10 +136,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Store(StoreCommand::Ls(common)) => {
             let config = load(&common)?;
             init_logging(&config.log_level);
-            let (store, skipped) = Store::open(&config.disks, cache_policy(&config))?;
-            for e in skipped {
-                tracing::warn!(error = %e, "disk not usable");
-            }
+            let store = open_store(&config)?;
             let mut out = std::io::stdout().lock();
             for row in store.list() {
                 writeln!(out, "{}\t{}\t{}", row.key, row.len, row.disk_root.display())?;
@@ -205,10 +206,7 @@ fn demo(listen: String) -> anyhow::Result<()> {
 fn serve_command(common: &Common) -> anyhow::Result<()> {
     let config = load(common)?;
     init_logging(&config.log_level);
-    let (store, skipped) = Store::open(&config.disks, cache_policy(&config))?;
-    for e in skipped {
-        tracing::error!(error = %e, "disk out of service");
-    }
+    let store = open_store(&config)?;
     tracing::info!(
         objects = store.len(),
         disks = store.disks().len(),

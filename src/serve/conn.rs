@@ -9,6 +9,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -63,7 +64,7 @@ async fn run(stream: &TcpStream, shared: &Shared, drain: &mut watch::Receiver<bo
                 Parsed::Invalid(err) => {
                     let plan = respond::error(&err);
                     let _ = write_plan(stream, shared, &plan, None, false, false, false).await;
-                    linger(stream, shared, &buf, 0).await;
+                    linger(stream, &buf, 0, limits.linger_timeout).await;
                     return End::Done;
                 }
                 Parsed::Partial => {}
@@ -136,9 +137,9 @@ async fn run(stream: &TcpStream, shared: &Shared, drain: &mut watch::Receiver<bo
         if has_body {
             linger(
                 stream,
-                shared,
                 &buf[head.len..],
                 discard_budget(&head, shared),
+                limits.linger_timeout,
             )
             .await;
             return End::Done;
@@ -237,7 +238,7 @@ fn plan_object(shared: &Shared, head: &RequestHead) -> Result<(Plan, Arc<OpenObj
 }
 
 /// Writes the head and, unless `head_only`, the body the plan names.
-async fn write_plan(
+pub(super) async fn write_plan(
     stream: &TcpStream,
     shared: &Shared,
     plan: &Plan,
@@ -283,13 +284,13 @@ fn discard_budget(head: &RequestHead, shared: &Shared) -> u64 {
 /// Lingering close: stop sending, then read and discard what the client is still
 /// sending (up to `budget` beyond what is already buffered, and up to the linger
 /// timeout), so that our answer is not destroyed by a reset.
-async fn linger(stream: &TcpStream, shared: &Shared, already: &[u8], budget: u64) {
+pub(super) async fn linger(stream: &TcpStream, already: &[u8], budget: u64, within: Duration) {
     let _ = nix::sys::socket::shutdown(
         std::os::fd::AsRawFd::as_raw_fd(stream),
         nix::sys::socket::Shutdown::Write,
     );
     let mut left = budget.saturating_sub(already.len() as u64);
-    let deadline = Instant::now() + shared.limits.linger_timeout;
+    let deadline = Instant::now() + within;
     let mut scratch = vec![0u8; 16 * 1024];
     // Keep reading until EOF, the budget, or the deadline; a little slack past the
     // budget lets a client that sent exactly the body finish cleanly.

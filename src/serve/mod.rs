@@ -129,33 +129,14 @@ async fn accept_loop(
     }
 }
 
-/// Over the connection cap: a short 503 so the player moves on at once.
+/// Over the connection cap: a short 503 so the player moves on at once, then a
+/// brief lingering close so that it reads the answer rather than a reset.
 async fn reject(stream: TcpStream, shared: Arc<Shared>) {
     let plan = respond::error(&respond::ServeError::Overloaded);
-    let head = plan.head(shared.clock.now(), false, false);
-    let mut bytes = head;
-    if let respond::Body::Text(t) = plan.body {
-        bytes.extend_from_slice(t.as_bytes());
+    if conn::write_plan(&stream, &shared, &plan, None, false, false, false)
+        .await
+        .is_ok()
+    {
+        conn::linger(&stream, &[], 0, Duration::from_secs(1)).await;
     }
-    let _ = body::send_all(&stream, &bytes, false, Duration::from_secs(1)).await;
-    let _ = nix::sys::socket::shutdown(
-        std::os::fd::AsRawFd::as_raw_fd(&stream),
-        nix::sys::socket::Shutdown::Write,
-    );
-    // Give the client a moment to read before the socket closes.
-    let mut scratch = [0u8; 1024];
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        loop {
-            if stream.readable().await.is_err() {
-                return;
-            }
-            match stream.try_read(&mut scratch) {
-                Ok(0) => return,
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => return,
-            }
-        }
-    })
-    .await;
 }
