@@ -45,8 +45,38 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
         listen: String,
     },
+    /// Signed URLs.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print the query string (`e=…&t=…`) that lets a client fetch PREFIX (a folder
+    /// when it ends in `/`, else one object) until the expiry. Signs with the
+    /// first key in `[tokens]`, or the one named by --key.
+    Sign {
+        /// Configuration file holding `[[tokens.keys]]`.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        /// Path prefix the token covers, for example `/titles/81/`.
+        #[arg(long)]
+        prefix: String,
+        /// Lifetime from now, for example `6h`.
+        #[arg(long, required_unless_present = "expiry", conflicts_with = "expiry")]
+        ttl: Option<String>,
+        /// Absolute expiry in Unix seconds (instead of --ttl).
+        #[arg(long)]
+        expiry: Option<u64>,
+        /// Only clients in this block, for example `203.0.113.0/24`.
+        #[arg(long, value_name = "CIDR")]
+        client: Option<String>,
+        /// Key id to sign with (default: the first key).
+        #[arg(long, value_name = "ID")]
+        key: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

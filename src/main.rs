@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use eddy::cli::{Cli, Command, Common, StoreCommand};
+use eddy::cli::{Cli, Command, Common, StoreCommand, TokenCommand};
 use eddy::clock::{Clock as _, SystemClock};
 use eddy::config::{self, defaults, Config, ConfigError, Overrides};
 use eddy::notify;
@@ -145,6 +145,65 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve(common) => serve_command(&common),
         Command::Demo { listen } => demo(listen),
+        Command::Token(TokenCommand::Sign {
+            config,
+            prefix,
+            ttl,
+            expiry,
+            client,
+            key,
+        }) => {
+            let tokens = config::load_tokens(&config)?;
+            let signing = match &key {
+                Some(id) => tokens.keys.iter().find(|k| &k.id == id),
+                None => tokens.keys.first(),
+            };
+            let Some(signing) = signing else {
+                return Err(ConfigError::Invalid {
+                    key: "tokens.keys",
+                    value: key.unwrap_or_else(|| "[]".into()),
+                    reason: "no such signing key in the config".into(),
+                }
+                .into());
+            };
+            if !prefix.starts_with('/') {
+                return Err(ConfigError::Invalid {
+                    key: "--prefix",
+                    value: prefix,
+                    reason: "must start with /".into(),
+                }
+                .into());
+            }
+            let client = match client {
+                Some(text) => Some(eddy::serve::token::Cidr::parse(&text).ok_or_else(|| {
+                    ConfigError::Invalid {
+                        key: "--client",
+                        value: text.clone(),
+                        reason: "not an address or a CIDR block with zero host bits".into(),
+                    }
+                })?),
+                None => None,
+            };
+            let expiry = match (expiry, ttl) {
+                (Some(e), _) => e,
+                (None, Some(ttl)) => {
+                    let d = humantime::parse_duration(&ttl).map_err(|e| ConfigError::Invalid {
+                        key: "--ttl",
+                        value: ttl.clone(),
+                        reason: e.to_string(),
+                    })?;
+                    eddy::serve::conditional::unix_secs(SystemClock.now()) + d.as_secs()
+                }
+                (None, None) => unreachable!("clap requires --ttl or --expiry"),
+            };
+            let grant = eddy::serve::token::Grant {
+                prefix,
+                expiry,
+                client,
+            };
+            println!("{}", eddy::serve::token::sign(signing, &grant));
+            Ok(())
+        }
     }
 }
 
@@ -221,6 +280,7 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
         store,
         limits: config.limits,
+        tokens: config.tokens.clone(),
         clock: Box::new(clock),
         boundary_salt: salt,
     });

@@ -57,6 +57,32 @@ pub struct RawConfig {
     pub limits: RawLimits,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub tokens: RawTokens,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokens {
+    pub required: Option<bool>,
+    pub keys: Option<Vec<RawKey>>,
+}
+
+/// One signing key as written. `Debug` is derived on purpose only for the
+/// raw form's id; the secret is moved into a `SigningKey` whose `Debug` hides it.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKey {
+    pub id: String,
+    pub secret_hex: String,
+}
+
+impl std::fmt::Debug for RawKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,6 +141,16 @@ pub struct Config {
     pub open_file_valid: Duration,
     pub limits: Limits,
     pub log_level: String,
+    pub tokens: Tokens,
+}
+
+/// Signed-URL settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tokens {
+    /// Refuse requests without a valid token (403).
+    pub required: bool,
+    /// Verification keys; the first one signs (`eddy token sign`).
+    pub keys: Vec<crate::serve::token::SigningKey>,
 }
 
 /// Every limit of the serve path.
@@ -171,6 +207,20 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
         None => RawConfig::default(),
     };
     resolve(raw, overrides)
+}
+
+/// Reads only what signing needs: the `[tokens]` section of `path` (the whole
+/// file is still parsed, so unknown keys anywhere are still errors).
+pub fn load_tokens(path: &Path) -> Result<Tokens, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let raw = parse_toml(&text).map_err(|message| ConfigError::Parse {
+        path: path.to_owned(),
+        message,
+    })?;
+    tokens(raw.tokens)
 }
 
 /// Parses TOML text into a [`RawConfig`]; the message names the key and line.
@@ -336,6 +386,7 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
             "must be one of error, warn, info, debug, trace",
         ));
     }
+    let tokens = tokens(raw.tokens)?;
     Ok(Config {
         listen,
         disks,
@@ -343,7 +394,62 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
         open_file_valid,
         limits,
         log_level,
+        tokens,
     })
+}
+
+fn tokens(raw: RawTokens) -> Result<Tokens, ConfigError> {
+    let mut keys: Vec<crate::serve::token::SigningKey> = Vec::new();
+    for k in raw.keys.unwrap_or_default() {
+        let id_ok = (1..=32).contains(&k.id.len())
+            && k.id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !id_ok {
+            return Err(invalid(
+                "tokens.keys.id",
+                format!("{:?}", k.id),
+                "1 to 32 characters of A-Z, a-z, 0-9, - and _",
+            ));
+        }
+        if keys.iter().any(|have| have.id == k.id) {
+            return Err(invalid(
+                "tokens.keys.id",
+                format!("{:?}", k.id),
+                "listed twice",
+            ));
+        }
+        // The value is a secret: the error names the key id, never the value.
+        let secret = decode_hex(&k.secret_hex)
+            .filter(|s| s.len() >= 16)
+            .ok_or_else(|| {
+                invalid(
+                    "tokens.keys.secret_hex",
+                    format!("<secret of key {:?}>", k.id),
+                    "must be hex, at least 32 digits (16 bytes)",
+                )
+            })?;
+        keys.push(crate::serve::token::SigningKey { id: k.id, secret });
+    }
+    let required = raw.required.unwrap_or(false);
+    if required && keys.is_empty() {
+        return Err(invalid(
+            "tokens.required",
+            "true",
+            "needs at least one [[tokens.keys]] entry",
+        ));
+    }
+    Ok(Tokens { required, keys })
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 fn count(
@@ -479,8 +585,12 @@ mod doc_tests {
             ("store", "RawStore"),
             ("limits", "RawLimits"),
             ("log", "RawLog"),
+            ("tokens", "RawTokens"),
+            ("tokens.keys", "RawKey"),
         ] {
-            let start = source.find(&format!("pub struct {strukt} {{")).unwrap_or(0);
+            let start = source
+                .find(&format!("pub struct {strukt} {{"))
+                .unwrap_or_else(|| panic!("struct {strukt} not found"));
             let body = &source[start..];
             let body = &body[..body.find('}').unwrap_or(0)];
             for line in body.lines() {

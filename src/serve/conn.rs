@@ -7,6 +7,7 @@
 //! drain. It must not decide statuses or headers (`respond` does) nor build file
 //! paths (`store` does); it only moves bytes in the order the plan says.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use super::http1::{self, Parsed, RequestHead};
 use super::range::RangeLimits;
 use super::respond::{self, Body, Method, ObjectMeta, Plan, RequestFacts, ServeError};
 use super::route;
+use super::token;
 use super::Shared;
 use crate::store::{OpenObject, StoreError};
 
@@ -39,15 +41,25 @@ enum End {
 }
 
 /// Serves one accepted connection to its end.
-pub async fn serve(stream: TcpStream, shared: Arc<Shared>, mut drain: watch::Receiver<bool>) {
+pub async fn serve(
+    stream: TcpStream,
+    peer: IpAddr,
+    shared: Arc<Shared>,
+    mut drain: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
-    match run(&stream, &shared, &mut drain).await {
+    match run(&stream, peer, &shared, &mut drain).await {
         End::Write(error) => tracing::debug!(%error, "connection closed on a write error"),
         end => tracing::debug!(?end, "connection closed"),
     }
 }
 
-async fn run(stream: &TcpStream, shared: &Shared, drain: &mut watch::Receiver<bool>) -> End {
+async fn run(
+    stream: &TcpStream,
+    peer: IpAddr,
+    shared: &Shared,
+    drain: &mut watch::Receiver<bool>,
+) -> End {
     let limits = shared.limits;
     let mut buf: Vec<u8> = Vec::new();
     // Requests answered since the last read from the socket (pipelining depth).
@@ -117,7 +129,7 @@ async fn run(stream: &TcpStream, shared: &Shared, drain: &mut watch::Receiver<bo
         let more_queued = buf.len() > head.len;
         let too_deep = answered_from_buffer >= limits.max_pipeline_depth && more_queued;
         let draining = *drain.borrow();
-        let (plan, object) = plan_request(shared, &head);
+        let (plan, object) = plan_request(shared, peer, &head);
         let keep_alive = head.keep_alive && !plan.close && !has_body && !too_deep && !draining;
 
         // 3. Carry it out.
@@ -191,25 +203,50 @@ async fn stream_read(stream: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<u
 }
 
 /// Route, open and plan. Errors become plans here via `respond::error`.
-fn plan_request(shared: &Shared, head: &RequestHead) -> (Plan, Option<Arc<OpenObject>>) {
-    match plan_object(shared, head) {
+fn plan_request(
+    shared: &Shared,
+    peer: IpAddr,
+    head: &RequestHead,
+) -> (Plan, Option<Arc<OpenObject>>) {
+    match plan_object(shared, peer, head) {
         Ok((plan, object)) => (plan, Some(object)),
         Err(err) => {
-            if let ServeError::Internal(why) = &err {
-                tracing::error!(%why, "request failed");
+            match &err {
+                ServeError::Internal(why) => tracing::error!(%why, "request failed"),
+                ServeError::Forbidden(denied) => {
+                    tracing::debug!(reason = denied.label(), %peer, "token refused")
+                }
+                _ => {}
             }
             (respond::error(&err), None)
         }
     }
 }
 
-fn plan_object(shared: &Shared, head: &RequestHead) -> Result<(Plan, Arc<OpenObject>), ServeError> {
+fn plan_object(
+    shared: &Shared,
+    peer: IpAddr,
+    head: &RequestHead,
+) -> Result<(Plan, Arc<OpenObject>), ServeError> {
     match Method::parse(&head.method) {
         Method::Get | Method::Head => {}
         Method::NotAllowed => return Err(ServeError::MethodNotAllowed),
         Method::Unknown => return Err(ServeError::NotImplemented),
     }
     let target = route::route(&head.target)?;
+    // Checked before the store is asked, so a refused client learns nothing
+    // about what the store holds.
+    if shared.tokens.required {
+        let now = crate::serve::conditional::unix_secs(shared.clock.now());
+        let path = format!("/{}", target.key);
+        token::verify(
+            &shared.tokens.keys,
+            &path,
+            target.query.as_deref(),
+            peer,
+            now,
+        )?;
+    }
     let object = shared
         .store
         .object(&target.key, std::time::Instant::now())

@@ -14,6 +14,7 @@ pub mod http1;
 pub mod range;
 pub mod respond;
 pub mod route;
+pub mod token;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ const LISTEN_BACKLOG: u32 = 4096;
 pub struct Shared {
     pub store: Store,
     pub limits: Limits,
+    pub tokens: crate::config::Tokens,
     pub clock: Box<dyn Clock>,
     /// Mixed into multipart boundaries so that they differ between processes.
     pub boundary_salt: u64,
@@ -104,8 +106,8 @@ async fn accept_loop(
             a = listener.accept() => a,
             _ = drain.changed() => return,
         };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
+        let (stream, peer) = match accepted {
+            Ok((stream, peer)) => (stream, peer),
             Err(e) => {
                 // EMFILE/ENFILE and friends: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
@@ -118,7 +120,7 @@ async fn accept_loop(
                 let shared = shared.clone();
                 let drain = drain.clone();
                 tokio::spawn(async move {
-                    conn::serve(stream, shared, drain).await;
+                    conn::serve(stream, peer.ip(), shared, drain).await;
                     drop(permit);
                 });
             }

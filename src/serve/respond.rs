@@ -49,6 +49,8 @@ pub enum ServeError {
     Route(#[from] RouteError),
     #[error("no such object")]
     NotFound,
+    #[error("refused: {0}")]
+    Forbidden(#[from] super::token::Denied),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("method not implemented")]
@@ -71,6 +73,7 @@ impl ServeError {
         match self {
             ServeError::BadRequest(_) => 400,
             ServeError::Route(RouteError::NoObject) | ServeError::NotFound => 404,
+            ServeError::Forbidden(_) => 403,
             ServeError::Route(_) => 400,
             ServeError::MethodNotAllowed => 405,
             ServeError::NotImplemented => 501,
@@ -151,6 +154,7 @@ pub fn error(err: &ServeError) -> Plan {
     let status = err.status();
     let text = match status {
         400 => "bad request\n",
+        403 => "forbidden\n",
         404 => "not found\n",
         405 => "method not allowed\n",
         414 => "request-target too long\n",
@@ -332,6 +336,7 @@ pub fn reason(status: u16) -> &'static str {
         206 => "Partial Content",
         304 => "Not Modified",
         400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         412 => "Precondition Failed",

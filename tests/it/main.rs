@@ -27,3 +27,6 @@ mod cli;
 
 /// Real clients: curl ranges and resume, ffmpeg/ffprobe seeking over HTTP.
 mod clients;
+
+/// Signed URLs: `eddy token sign` against `eddy serve` with tokens required.
+mod token;
