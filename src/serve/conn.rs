@@ -10,7 +10,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -75,7 +75,15 @@ async fn run(
                 Parsed::Complete(head) => break head,
                 Parsed::Invalid(err) => {
                     let plan = respond::error(&err);
-                    let _ = write_plan(stream, shared, &plan, None, false, false, false).await;
+                    let response_head = plan.head(shared.clock.now(), false, false);
+                    let _ = write_response(
+                        stream,
+                        response_head,
+                        &plan.body,
+                        None,
+                        limits.send_timeout,
+                    )
+                    .await;
                     linger(stream, &buf, 0, limits.linger_timeout).await;
                     return End::Done;
                 }
@@ -111,12 +119,7 @@ async fn run(
             match read {
                 Err(_) => return End::Timeout,
                 Ok(Ok(0)) => return End::ClientClosed,
-                Ok(Ok(_)) => {
-                    answered_from_buffer = 0;
-                    if was_empty && head_deadline.is_none() {
-                        head_deadline = Some(Instant::now() + limits.header_read_timeout);
-                    }
-                }
+                Ok(Ok(_)) => answered_from_buffer = 0,
                 Ok(Err(_)) => return End::ClientClosed,
             }
         };
@@ -129,18 +132,21 @@ async fn run(
         let more_queued = buf.len() > head.len;
         let too_deep = answered_from_buffer >= limits.max_pipeline_depth && more_queued;
         let draining = *drain.borrow();
-        let (plan, object) = plan_request(shared, peer, &head);
+        // One instant per request: token expiry, the If-Range age rule and the
+        // Date header all see the same time.
+        let now = shared.clock.now();
+        let (plan, object) = plan_request(shared, peer, &head, now);
         let keep_alive = head.keep_alive && !plan.close && !has_body && !too_deep && !draining;
 
         // 3. Carry it out.
-        let result = write_plan(
+        let response_head = plan.head(now, keep_alive && !plan.close, head.http10);
+        let body = if head_only { &Body::Empty } else { &plan.body };
+        let result = write_response(
             stream,
-            shared,
-            &plan,
+            response_head,
+            body,
             object.as_deref(),
-            head_only,
-            keep_alive,
-            head.http10,
+            limits.send_timeout,
         )
         .await;
         if let Err(e) = result {
@@ -207,8 +213,9 @@ fn plan_request(
     shared: &Shared,
     peer: IpAddr,
     head: &RequestHead,
+    now: SystemTime,
 ) -> (Plan, Option<Arc<OpenObject>>) {
-    match plan_object(shared, peer, head) {
+    match plan_object(shared, peer, head, now) {
         Ok((plan, object)) => (plan, Some(object)),
         Err(err) => {
             match &err {
@@ -227,6 +234,7 @@ fn plan_object(
     shared: &Shared,
     peer: IpAddr,
     head: &RequestHead,
+    now: SystemTime,
 ) -> Result<(Plan, Arc<OpenObject>), ServeError> {
     match Method::parse(&head.method) {
         Method::Get | Method::Head => {}
@@ -237,14 +245,13 @@ fn plan_object(
     // Checked before the store is asked, so a refused client learns nothing
     // about what the store holds.
     if shared.tokens.required {
-        let now = crate::serve::conditional::unix_secs(shared.clock.now());
         let path = format!("/{}", target.key);
         token::verify(
             &shared.tokens.keys,
             &path,
             target.query.as_deref(),
             peer,
-            now,
+            crate::serve::conditional::unix_secs(now),
         )?;
     }
     let object = shared
@@ -270,23 +277,18 @@ fn plan_object(
         max_sum_percent: shared.limits.max_range_sum_percent,
     };
     let seed = BOUNDARY_SEQ.fetch_add(1, Ordering::Relaxed) ^ shared.boundary_salt;
-    let plan = respond::object(&facts, &meta, shared.clock.now(), limits, seed);
+    let plan = respond::object(&facts, &meta, now, limits, seed);
     Ok((plan, object))
 }
 
-/// Writes the head and, unless `head_only`, the body the plan names.
-pub(super) async fn write_plan(
+/// Writes a serialised response head, then `body` (file ranges from `object`).
+pub(super) async fn write_response(
     stream: &TcpStream,
-    shared: &Shared,
-    plan: &Plan,
+    mut head: Vec<u8>,
+    body: &Body,
     object: Option<&OpenObject>,
-    head_only: bool,
-    keep_alive: bool,
-    http10: bool,
+    stall: Duration,
 ) -> Result<(), WriteError> {
-    let stall = shared.limits.send_timeout;
-    let mut head = plan.head(shared.clock.now(), keep_alive && !plan.close, http10);
-    let body = if head_only { &Body::Empty } else { &plan.body };
     match (body, object) {
         (Body::Empty, _) => body::send_all(stream, &head, false, stall).await,
         (Body::Text(text), _) => {

@@ -135,7 +135,8 @@ async fn accept_loop(
 /// brief lingering close so that it reads the answer rather than a reset.
 async fn reject(stream: TcpStream, shared: Arc<Shared>) {
     let plan = respond::error(&respond::ServeError::Overloaded);
-    if conn::write_plan(&stream, &shared, &plan, None, false, false, false)
+    let head = plan.head(shared.clock.now(), false, false);
+    if conn::write_response(&stream, head, &plan.body, None, Duration::from_secs(1))
         .await
         .is_ok()
     {
