@@ -194,33 +194,28 @@ impl Default for Limits {
 /// Reads `path` (if any), applies the overrides and checks everything.
 pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
     let raw = match path {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.to_owned(),
-                source,
-            })?;
-            parse_toml(&text).map_err(|message| ConfigError::Parse {
-                path: path.to_owned(),
-                message,
-            })?
-        }
+        Some(path) => read_raw(path)?,
         None => RawConfig::default(),
     };
     resolve(raw, overrides)
 }
 
-/// Reads only what signing needs: the `[tokens]` section of `path` (the whole
-/// file is still parsed, so unknown keys anywhere are still errors).
-pub fn load_tokens(path: &Path) -> Result<Tokens, ConfigError> {
+/// Reads and parses `path` (unknown keys anywhere are errors).
+fn read_raw(path: &Path) -> Result<RawConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
     })?;
-    let raw = parse_toml(&text).map_err(|message| ConfigError::Parse {
+    parse_toml(&text).map_err(|message| ConfigError::Parse {
         path: path.to_owned(),
         message,
-    })?;
-    tokens(raw.tokens)
+    })
+}
+
+/// Reads only what signing needs: the `[tokens]` section of `path` (the whole
+/// file is still parsed, so unknown keys anywhere are still errors).
+pub fn load_tokens(path: &Path) -> Result<Tokens, ConfigError> {
+    tokens(read_raw(path)?.tokens)
 }
 
 /// Parses TOML text into a [`RawConfig`]; the message names the key and line.
