@@ -1,12 +1,15 @@
 //! The body check: a minimal HTTP/1.1 client over a raw `TcpStream` that sends sample requests (see
 //! [`crate::scenario::Scenario::probes`]) on one keep-alive connection and compares status, `Content-Length`,
-//! `Content-Range` and every body byte with the source file. A server that fails it scores 0 for that round.
+//! `Content-Range` and every body byte with the source file; and the same check over TLS (HTTP/1.1 or HTTP/2)
+//! through `curl`, which verifies the bench's certificate and reports the HTTP version it really spoke.
+//! A server that fails it scores 0 for that round.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,6 +53,126 @@ pub fn run(addr: SocketAddr, probes: &[Probe]) -> Result<u64, String> {
         if keep {
             conn = Some(c);
         }
+    }
+    Ok(compared)
+}
+
+/// The probes over TLS with `curl` (one process, `--next` between requests, so it reuses one connection):
+/// HTTP/2 when `http2`, else HTTP/1.1. Checks status, HTTP version, `Content-Range`, size and every body byte.
+/// `scratch` is a directory for the bodies, emptied again afterwards.
+pub fn run_curl(
+    curl: &Path,
+    addr: SocketAddr,
+    cacert: &Path,
+    http2: bool,
+    probes: &[Probe],
+    scratch: &Path,
+) -> Result<u64, String> {
+    std::fs::create_dir_all(scratch).map_err(|e| format!("create {}: {e}", scratch.display()))?;
+    let (flag, want_version) = if http2 {
+        ("--http2", "2")
+    } else {
+        ("--http1.1", "1.1")
+    };
+    let mut cmd = Command::new(curl);
+    let bodies: Vec<PathBuf> = (0..probes.len())
+        .map(|i| scratch.join(format!("body{i}")))
+        .collect();
+    for (i, (p, body)) in probes.iter().zip(&bodies).enumerate() {
+        if i > 0 {
+            cmd.arg("--next");
+        }
+        cmd.args(["-s", flag, "--connect-timeout", "10", "--max-time", "60"])
+            .arg("--cacert")
+            .arg(cacert)
+            .arg("-o")
+            .arg(body)
+            .args([
+                "-w",
+                "%{http_code} %{http_version} %{size_download} [%header{content-range}]\\n",
+            ]);
+        if let Some((a, b)) = p.range {
+            cmd.arg("-r").arg(format!("{a}-{b}"));
+        }
+        cmd.arg(format!("https://{addr}{}", p.path));
+    }
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("run {}: {e}", curl.display()))?;
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let result = judge_curl(&report, want_version, probes, &bodies);
+    for b in &bodies {
+        let _ = std::fs::remove_file(b);
+    }
+    result.map_err(|e| {
+        if out.status.success() {
+            e
+        } else {
+            format!(
+                "{e} (curl {}: {})",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+        }
+    })
+}
+
+/// Compare curl's `-w` lines and the bodies it saved with what each probe expects.
+fn judge_curl(
+    report: &str,
+    want_version: &str,
+    probes: &[Probe],
+    bodies: &[PathBuf],
+) -> Result<u64, String> {
+    let lines: Vec<&str> = report.lines().collect();
+    let mut compared = 0;
+    for (i, p) in probes.iter().enumerate() {
+        let what = p.describe();
+        let line = lines
+            .get(i)
+            .ok_or_else(|| format!("{what}: curl reported nothing"))?;
+        let mut f = line.splitn(4, ' ');
+        let (code, version, size, range) = (
+            f.next().unwrap_or_default(),
+            f.next().unwrap_or_default(),
+            f.next().unwrap_or_default(),
+            f.next().unwrap_or_default(),
+        );
+        let (want_code, first, len) = match p.range {
+            Some((a, b)) => ("206", a, b - a + 1),
+            None => ("200", 0, p.file_size),
+        };
+        if code != want_code {
+            return Err(format!("{what}: status {code} (expected {want_code})"));
+        }
+        if version != want_version {
+            return Err(format!(
+                "{what}: spoke HTTP/{version} (expected HTTP/{want_version})"
+            ));
+        }
+        if let Some((a, b)) = p.range {
+            let want = format!("[bytes {a}-{b}/{}]", p.file_size);
+            if range.trim() != want {
+                return Err(format!("{what}: Content-Range {range} (expected {want})"));
+            }
+        }
+        if size.parse::<u64>().ok() != Some(len) {
+            return Err(format!("{what}: {size} body bytes (expected {len})"));
+        }
+        let got = std::fs::read(&bodies[i]).map_err(|e| format!("{what}: read body: {e}"))?;
+        let file = File::open(&p.file).map_err(|e| format!("open {}: {e}", p.file.display()))?;
+        let mut want = vec![0u8; got.len()];
+        file.read_exact_at(&mut want, first)
+            .map_err(|e| format!("read {}: {e}", p.file.display()))?;
+        if got.len() as u64 != len || got != want {
+            let at = got.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(0);
+            return Err(format!(
+                "{what}: body differs from {} at body byte {at}",
+                p.file.display()
+            ));
+        }
+        compared += len;
     }
     Ok(compared)
 }

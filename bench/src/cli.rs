@@ -28,6 +28,15 @@ pub struct Args {
     /// The wrk binary (looked up in PATH).
     #[arg(long, value_name = "PATH", default_value = "wrk")]
     pub wrk: PathBuf,
+    /// The h2load binary, HTTP/2 load generator of scenario e (looked up in PATH).
+    #[arg(long, value_name = "PATH", default_value = "h2load")]
+    pub h2load: PathBuf,
+    /// The openssl binary: makes the certificate and checks the negotiated cipher of scenarios d and e.
+    #[arg(long, value_name = "PATH", default_value = "openssl")]
+    pub openssl: PathBuf,
+    /// The curl binary: checks the bodies over TLS and HTTP/2 in scenarios d and e.
+    #[arg(long, value_name = "PATH", default_value = "curl")]
+    pub curl: PathBuf,
     /// Content directory: src/ (served by nginx), store/d0, store/d1 (eddy's store); reused when it matches
     /// [default: bench/content, or bench/content-smoke with --smoke].
     #[arg(long, value_name = "DIR")]
@@ -41,6 +50,18 @@ pub struct Args {
     /// Size of each segment and of the ranges of scenario (a) [default: 2MiB; 256KiB with --smoke].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub segment_size: Option<u64>,
+    /// Number of small objects obj/objNNNNN.bin of scenario h [default: 10000; 20 with --smoke].
+    #[arg(long, value_name = "N")]
+    pub objects: Option<u32>,
+    /// Size of each small object of scenario h [default: 256KiB; 16KiB with --smoke].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub object_size: Option<u64>,
+    /// Idle keep-alive connections held open in scenario g [default: 10000; 200 with --smoke].
+    #[arg(long, value_name = "N")]
+    pub idle_connections: Option<u32>,
+    /// Requests per second sent on randomly chosen idle connections in scenario g [default: 200; 50 with --smoke].
+    #[arg(long, value_name = "N")]
+    pub trickle_rate: Option<u32>,
     /// Interleaved rounds; every round runs every scenario on nginx, then on eddy [default: 3; 1 with --smoke].
     #[arg(long, value_name = "N")]
     pub rounds: Option<u32>,
@@ -53,15 +74,18 @@ pub struct Args {
     /// wrk threads.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub threads: u32,
-    /// Scenarios to run, comma-separated (a: 2 MiB ranges, b: whole segments, c: 64 KiB ranges).
+    /// Scenarios to run, comma-separated (a: 2 MiB ranges, b: whole segments, c: 64 KiB ranges, d: (a) over
+    /// TLS 1.3, e: (a) over HTTP/2 with TLS, f: (a) from a cold page cache, g: many idle connections with a
+    /// trickle of requests, h: many small objects).
     #[arg(
         long,
         value_name = "LIST",
         value_delimiter = ',',
-        default_value = "a,b,c"
+        default_value = "a,b,c,d,e,f,g,h"
     )]
     pub scenarios: Vec<String>,
-    /// Where the JSON of every round goes [default: bench/results, or bench/results/smoke with --smoke].
+    /// Where the JSON of every round and the SVG chart go [default: bench/results, or bench/results/smoke with
+    /// --smoke].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// CI mode: tiny sizes and 1-second runs; checks only that everything runs and bodies are right.
@@ -78,10 +102,17 @@ pub struct Config {
     pub eddy: PathBuf,
     pub nginx: PathBuf,
     pub wrk: PathBuf,
+    pub h2load: PathBuf,
+    pub openssl: PathBuf,
+    pub curl: PathBuf,
     pub content: PathBuf,
     pub big_size: u64,
     pub segments: u32,
     pub segment_size: u64,
+    pub objects: u32,
+    pub object_size: u64,
+    pub idle_connections: u32,
+    pub trickle_rate: u32,
     pub rounds: u32,
     pub duration_s: u32,
     pub connections: u32,
@@ -108,6 +139,9 @@ impl Config {
             eddy: a.eddy.unwrap_or_else(|| root.join("target/release/eddy")),
             nginx: a.nginx,
             wrk: a.wrk,
+            h2load: a.h2load,
+            openssl: a.openssl,
+            curl: a.curl,
             content: a.content.unwrap_or_else(|| {
                 root.join(if smoke {
                     "bench/content-smoke"
@@ -118,6 +152,12 @@ impl Config {
             big_size: a.big_size.unwrap_or(pick(4 * GIB, 8 * MIB)),
             segments: a.segments.unwrap_or(if smoke { 4 } else { 200 }),
             segment_size: a.segment_size.unwrap_or(pick(2 * MIB, 256 * KIB)),
+            objects: a.objects.unwrap_or(if smoke { 20 } else { 10_000 }),
+            object_size: a.object_size.unwrap_or(pick(256 * KIB, 16 * KIB)),
+            idle_connections: a
+                .idle_connections
+                .unwrap_or(if smoke { 200 } else { 10_000 }),
+            trickle_rate: a.trickle_rate.unwrap_or(if smoke { 50 } else { 200 }),
             rounds: a.rounds.unwrap_or(if smoke { 1 } else { 3 }),
             duration_s: a.duration.unwrap_or(if smoke { 1 } else { 10 }),
             connections: a.connections.unwrap_or(if smoke { 8 } else { 64 }),
@@ -152,6 +192,12 @@ impl Config {
         }
         if self.segment_size == 0 {
             return bad("--segment-size must be at least 1 byte".into());
+        }
+        if self.objects == 0 || self.object_size == 0 {
+            return bad("--objects and --object-size must be at least 1".into());
+        }
+        if self.idle_connections == 0 || self.trickle_rate == 0 {
+            return bad("--idle-connections and --trickle-rate must be at least 1".into());
         }
         if self.rounds == 0 || self.duration_s == 0 {
             return bad("--rounds and --duration must be at least 1".into());

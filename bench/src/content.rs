@@ -6,6 +6,10 @@
 //! - `src/`: the source tree; nginx's root, and what is imported into eddy's store.
 //! - `content.json`: the manifest of `src/` (written last, so a half-written tree is never reused).
 //! - `store/d0`, `store/d1`, `store.json`: eddy's store (see `eddy.rs`).
+//! - `small/`: the many small objects of scenario (h), a tree of its own with the same layout (`small/src/obj/`,
+//!   `small/content.json`, `small/store/d0`, `small/store/d1`, `small/store.json`), so that changing their count
+//!   or size never regenerates the GiBs of `src/`. nginx serves `small/src` for the `/obj/` location, and eddy
+//!   serves its store disks beside the main ones.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -68,6 +72,99 @@ impl Content {
         v.sort();
         v
     }
+}
+
+/// The small objects of scenario (h): `<content>/small/src/obj/objNNNNN.bin`, all of one size.
+#[derive(Debug, Clone)]
+pub struct Small {
+    pub dir: PathBuf,
+    pub src: PathBuf,
+    pub manifest: SmallManifest,
+}
+
+/// What `small/content.json` records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmallManifest {
+    pub generator: String,
+    pub seed: u64,
+    pub count: u32,
+    pub size: u64,
+}
+
+impl Small {
+    /// Digits in object numbers (at least 5: obj00000.bin).
+    pub fn width(&self) -> usize {
+        self.manifest
+            .count
+            .saturating_sub(1)
+            .to_string()
+            .len()
+            .max(5)
+    }
+
+    /// Object key of small object `i`.
+    pub fn key(&self, i: u32) -> String {
+        format!("obj/obj{:0w$}.bin", i, w = self.width())
+    }
+
+    /// Every (key, size), sorted by key.
+    pub fn objects(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = (0..self.manifest.count)
+            .map(|i| (self.key(i), self.manifest.size))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Make sure `<content>/small/src` holds the requested small objects, generating them if not.
+pub fn ensure_small(cfg: &Config) -> Result<Small> {
+    let dir = cfg.content.join("small");
+    let small = Small {
+        src: dir.join("src"),
+        dir,
+        manifest: SmallManifest {
+            generator: GENERATOR.into(),
+            seed: SEED,
+            count: cfg.objects,
+            size: cfg.object_size,
+        },
+    };
+    let manifest_path = small.dir.join("content.json");
+    let current = fs::read(&manifest_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<SmallManifest>(&b).ok())
+        .is_some_and(|m| m == small.manifest)
+        && small.objects().iter().all(|(key, size)| {
+            fs::metadata(small.src.join(key)).is_ok_and(|md| md.is_file() && md.len() == *size)
+        });
+    if current {
+        return Ok(small);
+    }
+    eprintln!(
+        "content: generating {} small objects of {} in {}",
+        cfg.objects,
+        fmt_size(cfg.object_size),
+        small.src.display()
+    );
+    remove_if_exists(&manifest_path)?;
+    remove_if_exists(&small.dir.join("store.json"))?;
+    remove_dir_if_exists(&small.dir.join("store"))?;
+    remove_dir_if_exists(&small.src)?;
+    fs::create_dir_all(small.src.join("obj")).at("create", &small.src.join("obj"))?;
+    let t = Instant::now();
+    for i in 0..cfg.objects {
+        let key = small.key(i);
+        write_random(
+            &small.src.join(&key),
+            cfg.object_size,
+            SEED ^ fnv1a(key.as_bytes()),
+        )?;
+    }
+    let json = serde_json::to_vec_pretty(&small.manifest)?;
+    fs::write(&manifest_path, json).at("write", &manifest_path)?;
+    eprintln!("content: generated in {:.1} s", t.elapsed().as_secs_f64());
+    Ok(small)
 }
 
 fn seg_width(segments: u32) -> usize {

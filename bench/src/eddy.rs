@@ -1,6 +1,12 @@
-//! eddy as the candidate: its store (the source tree imported into two disk roots under the content directory,
-//! reused while `eddy store ls` shows every object at its size) and starting `eddy serve` on an ephemeral
-//! loopback port, read back from the `eddy: listening on http://IP:PORT` line (docs/dev/serve-contract.md).
+//! eddy as the candidate: its stores (a source tree imported into two disk roots, reused while `eddy store ls`
+//! shows every object at its size) and starting `eddy serve` with a config file written into the run directory,
+//! on ephemeral loopback ports read back from its `eddy: listening on http://IP:PORT` (and `https://`) lines
+//! (docs/dev/serve-contract.md).
+//!
+//! The config holds the disks, `[limits] max_connections` for the instance of scenario (g), and a `[tls]` section
+//! with the bench's certificate when (d) or (e) runs. An eddy without TLS support refuses that section (it refuses
+//! unknown keys): `eddy check-config` tells before the start, and eddy then runs without it, and (d) and (e) are
+//! skipped on eddy with the reason instead of failing the whole run.
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
@@ -11,12 +17,14 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
+use serde::Serialize;
 
-use crate::content::{remove_dir_if_exists, remove_if_exists, Content, Manifest};
+use crate::content::{remove_dir_if_exists, remove_if_exists};
 use crate::error::{Error, IoContext, Result};
 use crate::server::{Kind, Server};
+use crate::tls::TlsFiles;
 
-const READY_PREFIX: &str = "eddy: listening on http://";
+const READY_PREFIX: &str = "eddy: listening on ";
 
 /// `eddy version`, e.g. "eddy 0.1.0".
 pub fn version(eddy: &Path) -> Result<String> {
@@ -39,10 +47,9 @@ pub fn version(eddy: &Path) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// The store's disk roots.
-pub fn disks(content: &Content) -> Vec<PathBuf> {
-    let store = content.dir.join("store");
-    vec![store.join("d0"), store.join("d1")]
+/// The disk roots of the store under `store_dir`.
+pub fn disks(store_dir: &Path) -> Vec<PathBuf> {
+    vec![store_dir.join("d0"), store_dir.join("d1")]
 }
 
 fn disk_args(cmd: &mut Command, disks: &[PathBuf]) {
@@ -51,24 +58,33 @@ fn disk_args(cmd: &mut Command, disks: &[PathBuf]) {
     }
 }
 
-/// Make sure eddy's store holds the source tree; import it if not. Returns the disk roots and whether it imported.
-pub fn ensure_store(eddy: &Path, content: &Content) -> Result<(Vec<PathBuf>, bool)> {
-    let disks = disks(content);
-    let marker = content.dir.join("store.json");
+/// Make sure the store in `<dir>/store` holds the tree `<dir>/src` (whose `manifest` and objects are given); import
+/// it if not. `<dir>/store.json` holds the manifest the store was imported from. Returns the disk roots and whether
+/// it imported.
+pub fn ensure_store<M: Serialize>(
+    eddy: &Path,
+    dir: &Path,
+    manifest: &M,
+    want: &[(String, u64)],
+) -> Result<(Vec<PathBuf>, bool)> {
+    let (src, store) = (dir.join("src"), dir.join("store"));
+    let disks = disks(&store);
+    let marker = dir.join("store.json");
+    let manifest = serde_json::to_value(manifest)?;
     let marked = fs::read(&marker)
         .ok()
-        .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok())
-        .is_some_and(|m| m == content.manifest);
-    if marked && listing(eddy, &disks).is_ok_and(|l| l == content.objects()) {
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|m| m == manifest);
+    if marked && listing(eddy, &disks).is_ok_and(|l| l == want) {
         return Ok((disks, false));
     }
     eprintln!(
         "store: importing {} into {}",
-        content.src.display(),
-        content.dir.join("store").display()
+        src.display(),
+        store.display()
     );
     remove_if_exists(&marker)?;
-    remove_dir_if_exists(&content.dir.join("store"))?;
+    remove_dir_if_exists(&store)?;
     for d in &disks {
         fs::create_dir_all(d).at("create", d)?;
     }
@@ -76,7 +92,7 @@ pub fn ensure_store(eddy: &Path, content: &Content) -> Result<(Vec<PathBuf>, boo
     let mut cmd = Command::new(eddy);
     cmd.args(["store", "import"]);
     disk_args(&mut cmd, &disks);
-    cmd.arg(&content.src).stdin(Stdio::null());
+    cmd.arg(&src).stdin(Stdio::null());
     let out = cmd
         .output()
         .ctx(|| format!("run {} store import", eddy.display()))?;
@@ -91,7 +107,6 @@ pub fn ensure_store(eddy: &Path, content: &Content) -> Result<(Vec<PathBuf>, boo
         ));
     }
     let got = listing(eddy, &disks)?;
-    let want = content.objects();
     if got != want {
         return Err(Error::tool(
             "eddy",
@@ -103,7 +118,7 @@ pub fn ensure_store(eddy: &Path, content: &Content) -> Result<(Vec<PathBuf>, boo
             ),
         ));
     }
-    fs::write(&marker, serde_json::to_vec_pretty(&content.manifest)?).at("write", &marker)?;
+    fs::write(&marker, serde_json::to_vec_pretty(&manifest)?).at("write", &marker)?;
     eprintln!("store: imported in {:.1} s", t.elapsed().as_secs_f64());
     Ok((disks, true))
 }
@@ -146,14 +161,113 @@ fn listing(eddy: &Path, disks: &[PathBuf]) -> Result<Vec<(String, u64)>> {
     Ok(v)
 }
 
-/// Start `eddy serve --listen 127.0.0.1:0 --disk ...` and wait for its listening line.
-pub fn start(eddy: &Path, disks: &[PathBuf], run_dir: &Path) -> Result<Server> {
-    let log = run_dir.join("eddy.log");
+/// How to run one eddy instance.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub disks: Vec<PathBuf>,
+    /// Add a TLS listener with these files.
+    pub tls: Option<TlsFiles>,
+    /// `[limits] max_connections`; None keeps eddy's default.
+    pub max_connections: Option<u32>,
+    /// The instance of scenario (g) (only names its files differently).
+    pub idle: bool,
+}
+
+/// A started eddy.
+pub struct Started {
+    pub server: Server,
+    /// The TLS listener, or why there is none (not asked for, or this eddy cannot).
+    pub tls: std::result::Result<SocketAddr, String>,
+}
+
+/// Quote a string for TOML (basic string).
+fn toml_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The config file's text. With TLS, both listeners are opened to everyone (`require_tokens = false`), as the
+/// bench has no tokens; without TLS, that key is left out (an eddy without TLS does not know it).
+pub fn config_text(o: &Options, tls: bool) -> String {
+    let list = |v: Vec<String>| v.join(", ");
+    let disks = list(
+        o.disks
+            .iter()
+            .map(|d| toml_str(&d.display().to_string()))
+            .collect(),
+    );
+    let mut t =
+        String::from("# Written by eddy-bench for one run.\n[serve]\nlisten = [\"127.0.0.1:0\"]\n");
+    if tls {
+        t.push_str("require_tokens = false\n");
+    }
+    t.push_str(&format!("\n[store]\ndisks = [{disks}]\n"));
+    if let (true, Some(f)) = (tls, &o.tls) {
+        t.push_str(&format!(
+            "\n[tls]\nlisten = [\"127.0.0.1:0\"]\ncert = {}\nkey = {}\nrequire_tokens = false\n",
+            toml_str(&f.cert.display().to_string()),
+            toml_str(&f.key.display().to_string())
+        ));
+    }
+    if let Some(m) = o.max_connections {
+        t.push_str(&format!("\n[limits]\nmax_connections = {m}\n"));
+    }
+    t
+}
+
+/// `eddy check-config --config FILE`: Err with eddy's message when it refuses the file.
+fn check_config(eddy: &Path, conf: &Path) -> std::result::Result<(), String> {
+    let out = Command::new(eddy)
+        .args(["check-config", "--config"])
+        .arg(conf)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("run {} check-config: {e}", eddy.display()))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    // eddy's TOML errors span lines (message, a source excerpt, the reason): keep the text, drop the gutter.
+    let lines: Vec<&str> = err
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.contains(" | "))
+        .collect();
+    Err(format!("{} ({})", lines.join(" / "), out.status))
+}
+
+/// Write the config and start `eddy serve --config FILE`; wait for its listening lines.
+pub fn start(eddy: &Path, o: &Options, run_dir: &Path) -> Result<Started> {
+    let name = if o.idle { "eddy-idle" } else { "eddy" };
+    let conf = run_dir.join(format!("{name}.toml"));
+    let mut tls: std::result::Result<(), String> = Err("not asked for".into());
+    if o.tls.is_some() {
+        fs::write(&conf, config_text(o, true)).at("write", &conf)?;
+        tls = check_config(eddy, &conf).map_err(|e| format!("eddy has no TLS listener: {e}"));
+    }
+    if tls.is_err() {
+        fs::write(&conf, config_text(o, false)).at("write", &conf)?;
+        if let Err(e) = check_config(eddy, &conf) {
+            return Err(Error::tool(
+                "eddy",
+                format!("refuses {}: {e}", conf.display()),
+            ));
+        }
+    }
+    let log = run_dir.join(format!("{name}.log"));
     let stderr = File::create(&log).at("create", &log)?;
-    let mut cmd = Command::new(eddy);
-    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
-    disk_args(&mut cmd, disks);
-    let mut child = cmd
+    let mut child = Command::new(eddy)
+        .args(["serve", "--config"])
+        .arg(&conf)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr)
@@ -169,7 +283,7 @@ pub fn start(eddy: &Path, disks: &[PathBuf], run_dir: &Path) -> Result<Server> {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             if let Some(rest) = line.strip_prefix(READY_PREFIX) {
-                // The receiver is gone once the first line is taken; later lines are just drained.
+                // The receiver is gone once the listeners are known; later lines are just drained.
                 let _ = tx.send(rest.trim().to_string());
             }
         }
@@ -178,10 +292,24 @@ pub fn start(eddy: &Path, disks: &[PathBuf], run_dir: &Path) -> Result<Server> {
     // any early return below stops it.
     let placeholder = SocketAddr::from(([127, 0, 0, 1], 0));
     let mut server = Server::new(Kind::Eddy, placeholder, log, child, Signal::SIGTERM);
+    let (mut plain, mut secure) = (None, None);
     let deadline = Instant::now() + Duration::from_secs(30);
-    let line = loop {
+    while plain.is_none() || (tls.is_ok() && secure.is_none()) {
         match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(line) => break line,
+            Ok(line) => {
+                let (scheme, addr) = line.split_once("://").unwrap_or(("", &line));
+                let addr: SocketAddr = addr.trim_end_matches('/').parse().map_err(|_| {
+                    Error::server(
+                        "eddy",
+                        format!("cannot parse the listening address {line:?}"),
+                    )
+                })?;
+                match scheme {
+                    "http" => plain = plain.or(Some(addr)),
+                    "https" => secure = secure.or(Some(addr)),
+                    _ => {}
+                }
+            }
             Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline && server.alive() => {
             }
             Err(_) if !server.alive() => return Err(server.died()),
@@ -189,19 +317,51 @@ pub fn start(eddy: &Path, disks: &[PathBuf], run_dir: &Path) -> Result<Server> {
                 return Err(Error::server(
                     "eddy",
                     format!(
-                        "no `{READY_PREFIX}...` line on stdout within 30 s; see {}",
+                        "no `{READY_PREFIX}http://...`{} line on stdout within 30 s; see {}",
+                        if tls.is_ok() {
+                            " and `https://...`"
+                        } else {
+                            ""
+                        },
                         server.log.display()
                     ),
                 ))
             }
         }
-    };
-    server.addr = line.trim_end_matches('/').parse().map_err(|_| {
-        Error::server(
-            "eddy",
-            format!("cannot parse the listening address {line:?}"),
-        )
-    })?;
+    }
+    if let Some(addr) = plain {
+        server.addr = addr;
+    }
     server.wait_accepting(Duration::from_secs(10))?;
-    Ok(server)
+    let tls = match (tls, secure) {
+        (Ok(()), Some(addr)) => Ok(addr),
+        (Ok(()), None) => Err("eddy printed no https listener".to_string()),
+        (Err(e), _) => Err(e),
+    };
+    Ok(Started { server, tls })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_names_tls_only_when_asked() {
+        let o = Options {
+            disks: vec!["/c/store/d0".into(), "/c/my \"disk\"".into()],
+            tls: Some(TlsFiles {
+                cert: "/r/cert.pem".into(),
+                key: "/r/key.pem".into(),
+            }),
+            max_connections: Some(20000),
+            idle: false,
+        };
+        let with = config_text(&o, true);
+        assert!(with.contains("[tls]\nlisten = [\"127.0.0.1:0\"]\ncert = \"/r/cert.pem\""));
+        assert!(with.contains("require_tokens = false"));
+        assert!(with.contains(r#"disks = ["/c/store/d0", "/c/my \"disk\""]"#));
+        assert!(with.contains("[limits]\nmax_connections = 20000"));
+        let without = config_text(&o, false);
+        assert!(!without.contains("tls") && !without.contains("require_tokens"));
+    }
 }

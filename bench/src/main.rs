@@ -1,39 +1,53 @@
 //! eddy-bench: eddy against nginx on the same box, on the same files, interleaved round by round.
 //!
-//! This file owns the sequence of a bench run: flags, tools, content, eddy's store, page-cache warm-up, both
-//! servers up, then for each round the body checks, every scenario on nginx then on eddy, the body checks again;
-//! finally the servers stopped, the JSON written and the table printed. Exit status: 0 when every body check
-//! passed (and, with `--smoke`, wrk saw no failure), 1 when a check failed, 2 when the bench itself could not run.
+//! This file owns the sequence of a bench run: flags, tools, content, eddy's stores, page-cache warm-up, the
+//! certificate, both sides' servers up (see `fleet.rs`) and the ciphers they negotiate, then for each round the
+//! body checks, every scenario on nginx then on eddy (for (f), the page cache emptied of big.bin before each run
+//! and filled again after both), the body checks again; finally the servers stopped, the JSON and the SVG chart
+//! written and the table printed. Exit status: 0 when every body check passed (and, with `--smoke`, the clients
+//! saw no failure and no run failed), 1 when a check failed, 2 when the bench itself could not run.
 //!
 //! Usage: `bench/setup.sh` once, `cargo build --release -p eddy`, then `cargo run -p eddy-bench --release -- [flags]`
 //! (see `--help` and bench/README.md).
 
+mod chart;
 mod check;
 mod cli;
+mod cold;
 mod content;
 mod eddy;
 mod error;
+mod fleet;
+mod h2load;
+mod idle;
 mod measure;
 mod nginx;
 mod procstat;
 mod report;
 mod scenario;
 mod server;
+mod tls;
 mod wrk;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
 use crate::check::Probe;
 use crate::cli::{Args, Config};
-use crate::content::{Content, Xoshiro};
+use crate::content::{Content, Small, Xoshiro};
 use crate::error::{Error, IoContext, Result};
-use crate::report::{CheckRecord, Machine, Report, RunRecord, Tools};
-use crate::scenario::Scenario;
-use crate::server::{find_tool, Server};
+use crate::fleet::{Side, Via};
+use crate::h2load::H2load;
+use crate::measure::Loaded;
+use crate::report::{CheckRecord, Machine, Report, RunRecord, Skip, Tools};
+use crate::scenario::{Load, Scenario, Transport};
+use crate::server::{find_tool, Kind};
+use crate::tls::TlsFiles;
 use crate::wrk::Wrk;
 
 fn main() -> ExitCode {
@@ -47,7 +61,79 @@ fn main() -> ExitCode {
     }
 }
 
-/// The whole bench. Ok(false): it ran, but a server failed a body check (or, in smoke mode, wrk saw failures).
+/// What the chosen scenarios need.
+struct Needs {
+    wrk: bool,
+    h2load: bool,
+    tls: bool,
+    cold: bool,
+    idle: bool,
+    small: bool,
+}
+
+impl Needs {
+    fn of(keys: &[String]) -> Needs {
+        let has = |k: &str| keys.iter().any(|x| x == k);
+        Needs {
+            wrk: ["a", "b", "c", "d", "f", "h"].iter().any(|k| has(k)),
+            h2load: has("e"),
+            tls: has("d") || has("e"),
+            cold: has("f"),
+            idle: has("g"),
+            small: has("h"),
+        }
+    }
+}
+
+/// Find a tool or say how to get it.
+fn tool(path: &Path, name: &str, package: &str, extra: &[&str]) -> Result<PathBuf> {
+    find_tool(path, extra).ok_or_else(|| {
+        Error::tool(
+            name,
+            format!(
+                "{} not found; run bench/setup.sh (apt-get installs {package})",
+                path.display()
+            ),
+        )
+    })
+}
+
+/// First line of a tool's version output (stdout, or stderr when stdout is empty).
+fn tool_version(bin: &Path, arg: &str) -> String {
+    Command::new(bin)
+        .arg(arg)
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| {
+            let out = if o.stdout.is_empty() {
+                &o.stderr
+            } else {
+                &o.stdout
+            };
+            let s = String::from_utf8_lossy(out);
+            s.lines().next().unwrap_or_default().trim().to_string()
+        })
+        .unwrap_or_else(|e| format!("unknown ({e})"))
+}
+
+/// Raise RLIMIT_NOFILE to at least `want` (children inherit it); returns the soft limit in force.
+fn raise_nofile(want: u64) -> Result<u64> {
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)
+        .map_err(|e| Error::io("getrlimit(RLIMIT_NOFILE)", e.into()))?;
+    if soft >= want {
+        return Ok(soft);
+    }
+    // Root may raise the hard limit too; anyone may raise the soft one up to the hard one.
+    if setrlimit(Resource::RLIMIT_NOFILE, want, hard.max(want)).is_ok() {
+        return Ok(want);
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+        .map_err(|e| Error::io("setrlimit(RLIMIT_NOFILE)", e.into()))?;
+    Ok(hard)
+}
+
+/// The whole bench. Ok(false): it ran, but a server failed a body check (or, in smoke mode, a client saw failures
+/// or a run failed).
 fn run(args: Args) -> Result<bool> {
     let started_at = report::utc_now();
     let command: Vec<String> = std::env::args().collect();
@@ -61,18 +147,23 @@ fn run(args: Args) -> Result<bool> {
             )));
         }
     }
-    let missing = |tool: &str, p: &Path| {
-        Error::tool(
-            tool,
-            format!(
-                "{} not found; run bench/setup.sh (apt-get installs nginx-light and wrk)",
-                p.display()
-            ),
-        )
-    };
-    cfg.nginx = find_tool(&cfg.nginx, &["/usr/sbin", "/usr/local/sbin", "/sbin"])
-        .ok_or_else(|| missing("nginx", &cfg.nginx))?;
-    cfg.wrk = find_tool(&cfg.wrk, &[]).ok_or_else(|| missing("wrk", &cfg.wrk))?;
+    let needs = Needs::of(&cfg.scenarios);
+    cfg.nginx = tool(
+        &cfg.nginx,
+        "nginx",
+        "nginx-light",
+        &["/usr/sbin", "/usr/local/sbin", "/sbin"],
+    )?;
+    if needs.wrk {
+        cfg.wrk = tool(&cfg.wrk, "wrk", "wrk", &[])?;
+    }
+    if needs.h2load {
+        cfg.h2load = tool(&cfg.h2load, "h2load", "nghttp2-client", &[])?;
+    }
+    if needs.tls {
+        cfg.openssl = tool(&cfg.openssl, "openssl", "openssl", &[])?;
+        cfg.curl = tool(&cfg.curl, "curl", "curl", &[])?;
+    }
     if !cfg.eddy.is_file() {
         return Err(Error::tool(
             "eddy",
@@ -84,16 +175,51 @@ fn run(args: Args) -> Result<bool> {
     }
     let tools = Tools {
         nginx: nginx::version(&cfg.nginx)?,
-        wrk: wrk_version(&cfg.wrk),
+        wrk: if needs.wrk {
+            tool_version(&cfg.wrk, "-v")
+        } else {
+            String::new()
+        },
         eddy: eddy::version(&cfg.eddy)?,
+        h2load: needs.h2load.then(|| tool_version(&cfg.h2load, "--version")),
+        openssl: needs.tls.then(|| tool_version(&cfg.openssl, "version")),
+        curl: needs.tls.then(|| tool_version(&cfg.curl, "--version")),
     };
     eprintln!("tools: {} | {} | {}", tools.nginx, tools.wrk, tools.eddy);
+    if needs.idle {
+        let want = u64::from(cfg.idle_connections) * 2 + 4096;
+        let got = raise_nofile(want)?;
+        if got < u64::from(cfg.idle_connections) + 1024 {
+            return Err(Error::Usage(format!(
+                "scenario g needs {} open files per process, and RLIMIT_NOFILE stops at {got}",
+                u64::from(cfg.idle_connections) + 1024
+            )));
+        }
+    }
 
     let (content, _) = content::ensure(&cfg)?;
-    let scenarios = scenario::resolve(&cfg.scenarios, &content)?;
-    let (disks, _) = eddy::ensure_store(&cfg.eddy, &content)?;
+    let small = if needs.small {
+        Some(content::ensure_small(&cfg)?)
+    } else {
+        None
+    };
+    let scenarios = scenario::resolve(&cfg.scenarios, &content, small.as_ref(), &cfg)?;
+    let (mut disks, _) = eddy::ensure_store(
+        &cfg.eddy,
+        &content.dir,
+        &content.manifest,
+        &content.objects(),
+    )?;
+    if let Some(sm) = &small {
+        let (d, _) = eddy::ensure_store(&cfg.eddy, &sm.dir, &sm.manifest, &sm.objects())?;
+        disks.extend(d);
+    }
     let t = Instant::now();
-    let warmed = content::warm(&[content.src.clone(), content.dir.join("store")])?;
+    let mut warm_dirs = vec![content.src.clone(), content.dir.join("store")];
+    if let Some(sm) = &small {
+        warm_dirs.extend([sm.src.clone(), sm.dir.join("store")]);
+    }
+    let warmed = content::warm(&warm_dirs)?;
     eprintln!(
         "warm: read {:.2} GiB of content and store into the page cache in {:.1} s",
         warmed as f64 / (1u64 << 30) as f64,
@@ -107,23 +233,66 @@ fn run(args: Args) -> Result<bool> {
     ));
     std::fs::create_dir_all(&run_dir).at("create", &run_dir)?;
     wrk::write_scripts(&run_dir)?;
+    let tls_files = if needs.tls {
+        Some(tls::make_cert(&cfg.openssl, &run_dir)?)
+    } else {
+        None
+    };
 
-    let nginx = nginx::start(&cfg.nginx, &content.src, &run_dir, cfg.connections)?;
-    eprintln!(
-        "nginx: listening on {} (pid {}, {} processes)",
-        nginx.addr,
-        nginx.pid(),
-        nginx.pids().len()
-    );
-    let eddy = eddy::start(&cfg.eddy, &disks, &run_dir)?;
-    eprintln!("eddy: listening on {} (pid {})", eddy.addr, eddy.pid());
+    let sides = start_sides(
+        &cfg,
+        &content,
+        small.as_ref(),
+        &disks,
+        tls_files.as_ref(),
+        &needs,
+        &run_dir,
+    )?;
+    let mut notes = Vec::new();
+    let mut negotiated = Vec::new();
+    for side in &sides {
+        if let Err(reason) = &side.tls {
+            if needs.tls {
+                notes.push(format!(
+                    "{}: (d) and (e) skipped: {reason}",
+                    side.kind.name()
+                ));
+            }
+            continue;
+        }
+        if let Ok(addr) = side.tls {
+            let mut offers: Vec<Option<&str>> = Vec::new();
+            if cfg.scenarios.iter().any(|k| k == "d") {
+                offers.push(None);
+            }
+            if cfg.scenarios.iter().any(|k| k == "e") {
+                offers.push(Some("h2"));
+            }
+            for alpn in offers {
+                let n = tls::negotiated(&cfg.openssl, side.kind, addr, alpn);
+                eprintln!(
+                    "tls: {} at {addr}{}: {} {}{}",
+                    side.kind.name(),
+                    alpn.map_or(String::new(), |a| format!(" (ALPN {a})")),
+                    n.protocol.as_deref().unwrap_or("?"),
+                    n.cipher.as_deref().unwrap_or("?"),
+                    n.error
+                        .as_deref()
+                        .map_or(String::new(), |e| format!(": {e}"))
+                );
+                if let Some(e) = &n.error {
+                    notes.push(format!("{} TLS check: {e}", side.kind.name()));
+                }
+                negotiated.push(n);
+            }
+        }
+    }
 
     let base_seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_secs());
     let mut bench = Bench {
         cfg: &cfg,
-        content: &content,
         scenarios: &scenarios,
         wrk: Wrk {
             bin: &cfg.wrk,
@@ -132,27 +301,31 @@ fn run(args: Args) -> Result<bool> {
             duration_s: cfg.duration_s,
             script_dir: run_dir.clone(),
         },
+        h2load: H2load {
+            bin: &cfg.h2load,
+            threads: cfg.threads,
+            connections: cfg.connections,
+            duration_s: cfg.duration_s,
+            dir: run_dir.clone(),
+        },
+        tls_files: tls_files.as_ref(),
+        run_dir: &run_dir,
         ticks: procstat::clock_ticks(),
         rng: Xoshiro::new(base_seed),
         base_seed,
         checks: Vec::new(),
         runs: Vec::new(),
+        skipped: Vec::new(),
     };
-    let mut servers = [nginx, eddy];
-    let outcome = bench.rounds(&mut servers);
+    let mut sides = sides;
+    let outcome = bench.rounds(&mut sides);
 
-    let mut notes = Vec::new();
     if let Err(e) = &outcome {
         notes.push(format!("the bench stopped early: {e}"));
     }
-    notes.push(format!("wrk request seeds start at {base_seed}"));
-    for s in servers {
-        let name = s.kind.name();
-        match s.stop() {
-            Ok(st) if st.success() => {}
-            Ok(st) => notes.push(format!("{name} exited with {st} when stopped")),
-            Err(e) => notes.push(e.to_string()),
-        }
+    notes.push(format!("request seeds start at {base_seed}"));
+    for side in sides {
+        notes.extend(side.stop());
     }
 
     let summary = report::summarize(&scenarios, &bench.runs);
@@ -175,6 +348,22 @@ fn run(args: Args) -> Result<bool> {
             "{body_failures} body check(s) failed; those servers' runs in those rounds score 0"
         ));
     }
+    let json = report::result_path(&cfg, &started_at, "json")?;
+    let svg = json.with_extension("svg");
+    let subtitle = format!(
+        "{}, {} round(s) x {} s{}",
+        started_at,
+        cfg.rounds,
+        cfg.duration_s,
+        if cfg.smoke { ", smoke" } else { "" }
+    );
+    let chart = match chart::draw(&summary, &subtitle, &svg) {
+        Ok(()) => Some(svg),
+        Err(e) => {
+            notes.push(format!("no chart: {e}"));
+            None
+        }
+    };
     let report = Report {
         tool: "eddy-bench",
         tool_version: env!("CARGO_PKG_VERSION"),
@@ -192,23 +381,31 @@ fn run(args: Args) -> Result<bool> {
         config: cfg.clone(),
         content: content.manifest.clone(),
         scenarios: scenarios.clone(),
+        tls: negotiated,
         checks: bench.checks,
         runs: bench.runs,
+        skipped: bench.skipped,
         summary,
+        chart,
         notes,
     };
-    let json = report::write_json(&report, &cfg.out)?;
+    report::write_json(&report, &json)?;
     print!("{}", report::table(&report));
     println!("results: {}", json.display());
+    if let Some(svg) = &report.chart {
+        println!("chart: {}", svg.display());
+    }
     outcome?;
 
-    let wrk_failures: u64 = report.runs.iter().map(|r| r.failures_total).sum();
+    let client_failures: u64 = report.runs.iter().map(|r| r.failures_total).sum();
     let bad_bytes = report.runs.iter().filter(|r| !r.bytes_ok).count();
-    let ok = body_failures == 0 && (!cfg.smoke || (wrk_failures == 0 && bad_bytes == 0));
+    let failed_runs = report.skipped.iter().filter(|k| k.failed).count();
+    let ok = body_failures == 0
+        && (!cfg.smoke || (client_failures == 0 && bad_bytes == 0 && failed_runs == 0));
     if cfg.smoke {
         eprintln!(
-            "smoke: {} body check failure(s), {wrk_failures} wrk failure(s), {bad_bytes} run(s) with unexpected byte counts: {}",
-            body_failures,
+            "smoke: {body_failures} body check failure(s), {client_failures} client failure(s), \
+             {bad_bytes} run(s) with unexpected byte counts, {failed_runs} failed run(s): {}",
             if ok { "ok" } else { "FAILED" }
         );
     }
@@ -222,92 +419,167 @@ fn run(args: Args) -> Result<bool> {
     Ok(ok)
 }
 
-/// First line of `wrk -v` (which exits non-zero after printing its usage).
-fn wrk_version(wrk: &PathBuf) -> String {
-    Command::new(wrk)
-        .arg("-v")
-        .stdin(Stdio::null())
-        .output()
-        .map(|o| {
-            let s = String::from_utf8_lossy(&o.stdout);
-            s.lines().next().unwrap_or_default().trim().to_string()
-        })
-        .unwrap_or_else(|e| format!("unknown ({e})"))
+/// Start both sides: nginx (main and, for (g), its own instance) and eddy (the same).
+fn start_sides(
+    cfg: &Config,
+    content: &Content,
+    small: Option<&Small>,
+    disks: &[PathBuf],
+    tls_files: Option<&TlsFiles>,
+    needs: &Needs,
+    run_dir: &Path,
+) -> Result<Vec<Side>> {
+    let n_opts = nginx::Options {
+        root: content.src.clone(),
+        small_root: small.map(|s| s.src.clone()),
+        cold: needs.cold,
+        tls: tls_files.cloned(),
+        // Enough for the load and the checks; nginx preallocates its connection table, so no more than that.
+        worker_connections: cfg.connections.saturating_mul(2).max(1024),
+        idle: false,
+    };
+    let (n_main, n_ports) = nginx::start(&cfg.nginx, &n_opts, run_dir)?;
+    eprintln!(
+        "nginx: listening on {} (pid {}, {} processes){}{}",
+        n_ports.plain,
+        n_main.pid(),
+        n_main.pids().len(),
+        n_ports
+            .cold
+            .map_or(String::new(), |a| format!(", aio threads on {a}")),
+        n_ports
+            .tls
+            .map_or(String::new(), |a| format!(", TLS on {a}"))
+    );
+    let mut nginx_side = Side {
+        kind: Kind::Nginx,
+        main: n_main,
+        idle: None,
+        cold: n_ports.cold,
+        tls: n_ports
+            .tls
+            .ok_or_else(|| "no TLS scenario asked for".to_string()),
+        big_files: vec![content.big()],
+    };
+    let e_opts = eddy::Options {
+        disks: disks.to_vec(),
+        tls: tls_files.cloned(),
+        max_connections: None,
+        idle: false,
+    };
+    let started = eddy::start(&cfg.eddy, &e_opts, run_dir)?;
+    eprintln!(
+        "eddy: listening on {} (pid {}){}",
+        started.server.addr,
+        started.server.pid(),
+        match &started.tls {
+            Ok(a) => format!(", TLS on {a}"),
+            Err(e) if needs.tls => format!("; {e}"),
+            Err(_) => String::new(),
+        }
+    );
+    let mut eddy_side = Side {
+        kind: Kind::Eddy,
+        main: started.server,
+        idle: None,
+        cold: None,
+        tls: started.tls,
+        big_files: disks
+            .iter()
+            .map(|d| d.join("objects").join("big.bin"))
+            .filter(|p| p.is_file())
+            .collect(),
+    };
+    if needs.idle {
+        let wc = cfg.idle_connections.saturating_add(1024);
+        let (n_idle, _) = nginx::start(
+            &cfg.nginx,
+            &nginx::Options {
+                root: content.src.clone(),
+                small_root: None,
+                cold: false,
+                tls: None,
+                worker_connections: wc,
+                idle: true,
+            },
+            run_dir,
+        )?;
+        eprintln!(
+            "nginx (g): listening on {} (pid {}, worker_connections {wc})",
+            n_idle.addr,
+            n_idle.pid()
+        );
+        nginx_side.idle = Some(n_idle);
+        let max = cfg.idle_connections.saturating_mul(2).max(20_000);
+        let e_idle = eddy::start(
+            &cfg.eddy,
+            &eddy::Options {
+                disks: disks.to_vec(),
+                tls: None,
+                max_connections: Some(max),
+                idle: true,
+            },
+            run_dir,
+        )?;
+        eprintln!(
+            "eddy (g): listening on {} (pid {}, max_connections {max})",
+            e_idle.server.addr,
+            e_idle.server.pid()
+        );
+        eddy_side.idle = Some(e_idle.server);
+    }
+    Ok(vec![nginx_side, eddy_side])
 }
 
 /// State of the measuring part of a run.
 struct Bench<'a> {
     cfg: &'a Config,
-    content: &'a Content,
     scenarios: &'a [Scenario],
     wrk: Wrk<'a>,
+    h2load: H2load<'a>,
+    tls_files: Option<&'a TlsFiles>,
+    run_dir: &'a Path,
     ticks: f64,
     rng: Xoshiro,
     base_seed: u64,
     checks: Vec<CheckRecord>,
     runs: Vec<RunRecord>,
+    skipped: Vec<Skip>,
 }
 
 impl Bench<'_> {
-    /// Every round: checks, each scenario on each server in turn (nginx first), checks again.
-    fn rounds(&mut self, servers: &mut [Server]) -> Result<()> {
+    /// Every round: checks, each scenario on each side in turn (nginx first), checks again.
+    fn rounds(&mut self, sides: &mut [Side]) -> Result<()> {
         let rounds = self.cfg.rounds;
         for round in 1..=rounds {
             let first_run = self.runs.len();
             let first_check = self.checks.len();
-            self.check(round, "before", servers);
+            self.check(round, "before", sides);
             for (si, sc) in self.scenarios.iter().enumerate() {
                 let seed = self
                     .base_seed
                     .wrapping_add(u64::from(round) * 1000 + si as u64);
-                for server in servers.iter_mut() {
-                    if !server.alive() {
-                        return Err(server.died());
-                    }
-                    let started_at = report::utc_now();
-                    let sample = measure::run(&self.wrk, server, sc, seed, self.ticks)?;
-                    let r = RunRecord::new(
-                        round,
-                        sc,
-                        server.kind,
-                        self.cfg.connections,
-                        started_at,
-                        sample,
-                    );
+                let evict: Vec<PathBuf> = if sc.cold {
+                    sides.iter().flat_map(|s| s.big_files.clone()).collect()
+                } else {
+                    Vec::new()
+                };
+                for side in sides.iter_mut() {
+                    side.alive()?;
+                    self.one(round, sc, side, seed, &evict)?;
+                }
+                if !evict.is_empty() {
+                    let t = Instant::now();
+                    let n = cold::rewarm(&evict)?;
                     eprintln!(
-                        "round {round}/{rounds} ({}) {:<5}: {:>9.1} req/s {:>6.2} Gbit/s  p50 {:>7.2} ms  p99 {:>7.2} ms  \
-                         server {:.3} cores  wrk {:.3} cores  other {:.2} cores  rss {:.1} MiB  failures {}{}",
+                        "round {round}/{rounds} ({}): read {:.2} GiB back into the page cache in {:.1} s",
                         sc.key,
-                        server.kind.name(),
-                        r.raw_req_s,
-                        r.raw_gbps,
-                        r.p50_ms,
-                        r.p99_ms,
-                        r.server_cores,
-                        r.wrk_cores,
-                        r.other_cores,
-                        r.server_rss_mib,
-                        r.failures_total,
-                        if r.bytes_ok { "" } else { "  BYTE COUNT OFF" }
+                        n as f64 / (1u64 << 30) as f64,
+                        t.elapsed().as_secs_f64()
                     );
-                    if r.other_cores > report::OTHER_LOAD_LIMIT {
-                        let top: Vec<String> = r
-                            .sample
-                            .other_top
-                            .iter()
-                            .map(|o| format!("{} ({}) {:.2}", o.comm, o.pid, o.cores))
-                            .collect();
-                        let top = if top.is_empty() {
-                            "(processes that ended before the run did)".to_string()
-                        } else {
-                            top.join(", ")
-                        };
-                        eprintln!("    other load: {top}");
-                    }
-                    self.runs.push(r);
                 }
             }
-            self.check(round, "after", servers);
+            self.check(round, "after", sides);
             // A server that failed either check in this round scores 0 in all of this round's runs.
             for run in &mut self.runs[first_run..] {
                 let err = self.checks[first_check..]
@@ -320,35 +592,235 @@ impl Bench<'_> {
         Ok(())
     }
 
-    /// Body checks of every server with the same sample requests (drawn fresh for each check point).
-    fn check(&mut self, round: u32, when: &'static str, servers: &mut [Server]) {
-        let probes: Vec<Probe> = self
+    /// One measured run of `sc` on `side`. A side that cannot run the scenario, or whose load generator fails, is
+    /// recorded as skipped; only a dead server stops the bench.
+    fn one(
+        &mut self,
+        round: u32,
+        sc: &Scenario,
+        side: &mut Side,
+        seed: u64,
+        evict: &[PathBuf],
+    ) -> Result<()> {
+        let rounds = self.cfg.rounds;
+        let name = side.kind.name();
+        let (server, addr) = match side.target(sc) {
+            Ok(t) => t,
+            Err(reason) => {
+                eprintln!(
+                    "round {round}/{rounds} ({}) {name:<5}: skipped: {reason}",
+                    sc.key
+                );
+                self.skipped.push(Skip {
+                    round,
+                    scenario: sc.key.clone(),
+                    server: side.kind,
+                    reason,
+                    failed: false,
+                });
+                return Ok(());
+            }
+        };
+        let cold_stats = if evict.is_empty() {
+            None
+        } else {
+            Some(cold::evict(evict)?)
+        };
+        let started_at = report::utc_now();
+        let pids = server.pids();
+        let url = sc.url(addr);
+        let cfg = self.cfg;
+        let (wrk, h2load) = (&self.wrk, &self.h2load);
+        let measured = measure::run(&pids, self.ticks, || match (&sc.load, sc.transport) {
+            (
+                Load::Idle {
+                    connections,
+                    rate,
+                    key,
+                    file_size,
+                    len,
+                },
+                _,
+            ) => {
+                let file = sc.src.join(key);
+                let (outcome, stats) = idle::run(&idle::Params {
+                    addr,
+                    connections: *connections,
+                    rate: *rate,
+                    duration: Duration::from_secs(u64::from(cfg.duration_s)),
+                    path: format!("/{key}"),
+                    file: &file,
+                    file_size: *file_size,
+                    len: *len,
+                    seed,
+                    pids: &pids,
+                })?;
+                Ok(Loaded {
+                    outcome,
+                    idle: Some(stats),
+                    h2: None,
+                })
+            }
+            (Load::Ranges { file_size, len, .. }, Transport::H2) => {
+                let (outcome, info) = h2load.run(&url, *file_size, *len, seed)?;
+                Ok(Loaded {
+                    outcome,
+                    idle: None,
+                    h2: Some(info),
+                })
+            }
+            _ => {
+                let (script, args) = sc.wrk_script(seed).ok_or_else(|| {
+                    Error::Usage(format!("scenario {} has no wrk script", sc.key))
+                })?;
+                Ok(Loaded {
+                    outcome: wrk.run(script, &url, &args)?,
+                    idle: None,
+                    h2: None,
+                })
+            }
+        });
+        let mut sample = match measured {
+            Ok(s) => s,
+            Err(e) => {
+                side.alive()?;
+                eprintln!("round {round}/{rounds} ({}) {name:<5}: FAILED: {e}", sc.key);
+                self.skipped.push(Skip {
+                    round,
+                    scenario: sc.key.clone(),
+                    server: side.kind,
+                    reason: e.to_string(),
+                    failed: true,
+                });
+                return Ok(());
+            }
+        };
+        sample.cold = cold_stats;
+        let r = RunRecord::new(
+            round,
+            sc,
+            side.kind,
+            self.cfg.connections,
+            started_at,
+            sample,
+        );
+        let extra = match (&r.sample.idle, &r.sample.cold) {
+            (Some(i), _) => format!(
+                "  conns {}/{} (setup {:.1} s) rss {:.1} -> {:.1} MiB",
+                i.connections_open,
+                i.connections_wanted,
+                i.setup_s,
+                i.rss_before_kib as f64 / 1024.0,
+                i.rss_loaded_kib as f64 / 1024.0
+            ),
+            (_, Some(c)) => format!(
+                "  evicted: {} of {} MiB left resident",
+                c.resident_after()
+                    .map_or("?".to_string(), |b| format!("{:.1}", b as f64 / 1048576.0)),
+                c.size() / (1 << 20)
+            ),
+            _ => String::new(),
+        };
+        eprintln!(
+            "round {round}/{rounds} ({}) {name:<5}: {:>9.1} req/s {:>6.2} Gbit/s  p50 {:>7.2} ms  p99 {:>7.2} ms  \
+             server {:.3} cores  client {:.3} cores  other {:.2} cores  rss {:.1} MiB  failures {}{}{}{}",
+            sc.key,
+            r.raw_req_s,
+            r.raw_gbps,
+            r.p50_ms,
+            r.p99_ms,
+            r.server_cores,
+            r.client_cores,
+            r.other_cores,
+            r.server_rss_mib,
+            r.failures_total,
+            if r.bytes_ok { "" } else { "  BYTE COUNT OFF" },
+            r.body_error
+                .as_deref()
+                .map_or(String::new(), |e| format!("  WRONG BODY: {e}")),
+            extra
+        );
+        if r.other_cores > report::OTHER_LOAD_LIMIT {
+            let top: Vec<String> = r
+                .sample
+                .other_top
+                .iter()
+                .map(|o| format!("{} ({}) {:.2}", o.comm, o.pid, o.cores))
+                .collect();
+            let top = if top.is_empty() {
+                "(processes that ended before the run did)".to_string()
+            } else {
+                top.join(", ")
+            };
+            eprintln!("    other load: {top}");
+        }
+        self.runs.push(r);
+        Ok(())
+    }
+
+    /// Body checks of every side with the same sample requests (drawn fresh for each check point), each sent the
+    /// way its scenario reaches the server.
+    fn check(&mut self, round: u32, when: &'static str, sides: &mut [Side]) {
+        let drawn: Vec<(&Scenario, Vec<Probe>)> = self
             .scenarios
             .iter()
-            .flat_map(|s| s.probes(self.content, &mut self.rng))
+            .map(|s| (s, s.probes(&mut self.rng)))
             .collect();
-        for server in servers.iter_mut() {
-            let result = if server.alive() {
-                check::run(server.addr, &probes)
-            } else {
-                Err(server.died().to_string())
-            };
-            let (bytes, error) = match result {
-                Ok(n) => (n, None),
-                Err(e) => {
-                    eprintln!(
-                        "round {round} {when}: {} body check FAILED: {e}",
-                        server.kind.name()
-                    );
-                    (0, Some(e))
+        for side in sides.iter_mut() {
+            let mut groups: Vec<(SocketAddr, Via, Vec<Probe>)> = Vec::new();
+            let mut skipped = Vec::new();
+            for (sc, probes) in &drawn {
+                match side.target(sc) {
+                    Ok((_, addr)) => {
+                        let via = Side::via(sc);
+                        match groups.iter_mut().find(|g| g.0 == addr && g.1 == via) {
+                            Some(g) => g.2.extend(probes.iter().cloned()),
+                            None => groups.push((addr, via, probes.clone())),
+                        }
+                    }
+                    Err(_) => skipped.push(sc.key.clone()),
                 }
-            };
+            }
+            let (mut bytes, mut probes, mut error) = (0, 0, None);
+            if let Err(e) = side.alive() {
+                error = Some(e.to_string());
+            } else {
+                for (addr, via, ps) in &groups {
+                    probes += ps.len();
+                    let scratch = self.run_dir.join("check");
+                    let result = match (via, self.tls_files) {
+                        (Via::Plain, _) => check::run(*addr, ps),
+                        (Via::Tls | Via::H2, Some(f)) => check::run_curl(
+                            &self.cfg.curl,
+                            *addr,
+                            &f.cert,
+                            *via == Via::H2,
+                            ps,
+                            &scratch,
+                        ),
+                        (_, None) => Err("no certificate (internal)".to_string()),
+                    };
+                    match result {
+                        Ok(n) => bytes += n,
+                        Err(e) => {
+                            error.get_or_insert(format!("{addr}: {e}"));
+                        }
+                    }
+                }
+            }
+            if let Some(e) = &error {
+                eprintln!(
+                    "round {round} {when}: {} body check FAILED: {e}",
+                    side.kind.name()
+                );
+            }
             self.checks.push(CheckRecord {
                 round,
-                server: server.kind,
+                server: side.kind,
                 when,
-                probes: probes.len(),
+                probes,
                 bytes_compared: bytes,
+                skipped_scenarios: skipped,
                 error,
             });
         }

@@ -1,5 +1,6 @@
-//! Reading /proc: CPU time and resident memory of process trees, the bench's own reaped children (wrk), and the
-//! whole machine's CPU split. Everything here is a plain sample; the caller takes deltas over a run.
+//! Reading /proc: CPU time and resident memory of process trees, the bench's own CPU with its reaped children
+//! (the client), the page cache's size, and the whole machine's CPU split. Everything here is a plain sample; the
+//! caller takes deltas over a run.
 
 use std::collections::HashMap;
 use std::fs;
@@ -37,11 +38,19 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(field(&f, 14)? + field(&f, 15)?)
 }
 
-/// cutime + cstime (fields 16 and 17) of this process: CPU of the children it has waited for, in ticks.
-pub fn reaped_children_ticks() -> u64 {
+/// The client's CPU in ticks: this process's own utime+stime (all threads; the idle client of (g) runs in it)
+/// plus cutime+cstime of the children it has waited for (wrk, h2load).
+pub fn client_ticks() -> u64 {
     stat_fields_of("/proc/self/stat")
-        .and_then(|f| Some(field(&f, 16)? + field(&f, 17)?))
+        .and_then(|f| Some(field(&f, 14)? + field(&f, 15)? + field(&f, 16)? + field(&f, 17)?))
         .unwrap_or(0)
+}
+
+/// The `Cached:` line of /proc/meminfo (page cache), in KiB.
+pub fn page_cache_kib() -> Option<u64> {
+    let s = fs::read_to_string("/proc/meminfo").ok()?;
+    let line = s.lines().find(|l| l.starts_with("Cached:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// VmRSS of one process in KiB (absent for zombies and kernel threads).

@@ -2,9 +2,10 @@
 //! table printed on stdout, and the JSON file written under `--out`.
 //!
 //! Scoring: a run scores its req/s and Gbit/s only when its server passed the body checks before and after the
-//! round and wrk's byte count fits the expected body size; otherwise both are 0. wrk's socket errors and
-//! responses with status >= 400 are counted as failures (and error responses are not counted as requests).
-//! The JSON's `summary` is what a chart of the ratios per scenario is drawn from.
+//! round, the load generator's byte count fits the expected body size, and (in (g), where the client compares
+//! every body itself) no body was wrong; otherwise both are 0. Socket errors and responses with status >= 400 are
+//! counted as failures (and error responses are not counted as requests). The JSON's `summary` is what the chart
+//! of the ratios per scenario (`chart.rs`) is drawn from.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -16,10 +17,12 @@ use serde::Serialize;
 use crate::cli::Config;
 use crate::content::Manifest;
 use crate::error::{IoContext, Result};
+use crate::idle::IdleStats;
+use crate::measure::Errors;
 use crate::measure::Sample;
-use crate::scenario::Scenario;
+use crate::scenario::{Load, Scenario, Transport};
 use crate::server::Kind;
-use crate::wrk::Errors;
+use crate::tls::Negotiated;
 
 /// Response-head bytes allowed per response when checking wrk's byte count.
 const HEAD_ALLOWANCE: u64 = 4096;
@@ -34,12 +37,12 @@ pub struct RunRecord {
     pub scenario: String,
     pub server: Kind,
     pub started_at: String,
-    /// Responses wrk completed, less those with status >= 400.
+    /// Responses the load generator completed, less those with status >= 400.
     pub good_responses: u64,
     pub duration_s: f64,
     /// Scored requests per second (0 when the run does not score).
     pub req_s: f64,
-    /// Scored throughput in Gbit/s, from all bytes wrk read (0 when the run does not score).
+    /// Scored throughput in Gbit/s, from all bytes the client read (0 when the run does not score).
     pub gbps: f64,
     /// Unscored figures, for diagnosis.
     pub raw_req_s: f64,
@@ -49,18 +52,19 @@ pub struct RunRecord {
     pub mean_ms: f64,
     pub max_ms: f64,
     pub server_cores: f64,
-    pub wrk_cores: f64,
+    pub client_cores: f64,
     /// Server cores per 10 Gbit/s of raw throughput (None when nothing moved).
     pub server_cores_per_10gbps: Option<f64>,
     pub server_rss_mib: f64,
     /// Cores busy with other work on the machine during the run (see [`Sample::other_cores`]).
     pub other_cores: f64,
-    /// wrk's socket errors and error responses.
+    /// The client's socket errors and error responses.
     pub failures: Errors,
     pub failures_total: u64,
-    /// wrk's byte count fits `good_responses` bodies of the expected size plus heads and in-flight tails.
+    /// The client's byte count fits `good_responses` bodies of the expected size plus heads and in-flight tails.
     pub bytes_ok: bool,
-    /// The first body-check failure of this server in this round, if any.
+    /// The first body-check failure of this server in this round, or the first wrong body the client saw in
+    /// this run, if any.
     pub body_error: Option<String>,
     pub scored: bool,
     pub sample: Sample,
@@ -75,13 +79,14 @@ impl RunRecord {
         started_at: String,
         s: Sample,
     ) -> Self {
-        let w = &s.wrk;
+        let w = &s.load;
         let duration_s = (w.duration_us as f64 / 1e6).max(1e-6);
         let good = w.requests.saturating_sub(w.errors.status);
         let len = scenario.body_len();
         let upper = (w.requests + u64::from(connections)) * (len + HEAD_ALLOWANCE);
         let bytes_ok = w.requests > 0 && w.bytes >= good * len && w.bytes <= upper;
         let raw_gbps = w.bytes as f64 * 8.0 / duration_s / 1e9;
+        let body_error = s.load.body_error.clone();
         let mut r = RunRecord {
             round,
             scenario: scenario.key.clone(),
@@ -98,14 +103,14 @@ impl RunRecord {
             mean_ms: w.mean_us as f64 / 1e3,
             max_ms: w.max_us as f64 / 1e3,
             server_cores: s.server_cores,
-            wrk_cores: s.wrk_cores,
+            client_cores: s.client_cores,
             server_cores_per_10gbps: (raw_gbps > 0.0).then(|| s.server_cores / (raw_gbps / 10.0)),
             server_rss_mib: s.server_rss_kib as f64 / 1024.0,
             other_cores: s.other_cores,
             failures: w.errors,
             failures_total: w.errors.total(),
             bytes_ok,
-            body_error: None,
+            body_error,
             scored: false,
             sample: s,
         };
@@ -115,7 +120,7 @@ impl RunRecord {
 
     /// Record the round's body-check verdict for this server and recompute the score.
     pub fn set_body_error(&mut self, e: Option<String>) {
-        self.body_error = e;
+        self.body_error = e.or_else(|| self.sample.load.body_error.clone());
         self.rescore();
     }
 
@@ -136,20 +141,37 @@ pub struct CheckRecord {
     pub when: &'static str,
     pub probes: usize,
     pub bytes_compared: u64,
+    /// Scenarios this server cannot serve (no TLS listener), whose probes were not sent to it.
+    pub skipped_scenarios: Vec<String>,
     pub error: Option<String>,
 }
 
 /// Medians over rounds of one server in one scenario.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ServerSummary {
     pub req_s: f64,
     pub gbps: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub server_cores: f64,
-    pub wrk_cores: f64,
+    pub client_cores: f64,
     pub server_cores_per_10gbps: Option<f64>,
     pub server_rss_mib: f64,
+    /// (g): medians of the idle connections open, the server's RSS before and with them, and KiB per connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_open: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss_before_mib: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss_loaded_mib: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kib_per_connection: Option<f64>,
+    /// (f): the most that stayed resident (MiB) of the evicted files after any eviction of these runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resident_after_evict_mib: Option<f64>,
+    /// (e): the cipher suite and protocol h2load reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub h2: Option<String>,
     /// The largest other load of any of the runs.
     pub other_cores_max: f64,
     pub failures: u64,
@@ -158,7 +180,7 @@ pub struct ServerSummary {
 }
 
 /// eddy/nginx ratios of one scenario.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Ratios {
     /// Median of the per-round ratios of req/s.
     pub req_s: Option<f64>,
@@ -173,7 +195,7 @@ pub struct Ratios {
 }
 
 /// Summary of one scenario.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ScenarioSummary {
     pub scenario: String,
     pub title: String,
@@ -188,6 +210,21 @@ pub struct Tools {
     pub nginx: String,
     pub wrk: String,
     pub eddy: String,
+    /// Only when a scenario needs them.
+    pub h2load: Option<String>,
+    pub openssl: Option<String>,
+    pub curl: Option<String>,
+}
+
+/// A server side of a scenario that did not run, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skip {
+    pub round: u32,
+    pub scenario: String,
+    pub server: Kind,
+    pub reason: String,
+    /// The run was tried and failed (rather than not possible with this server, like TLS on an eddy without it).
+    pub failed: bool,
 }
 
 /// The machine.
@@ -211,9 +248,14 @@ pub struct Report {
     pub config: Config,
     pub content: Manifest,
     pub scenarios: Vec<Scenario>,
+    /// What each server negotiated with a default OpenSSL client, once per run ((d): no ALPN, (e): ALPN h2).
+    pub tls: Vec<Negotiated>,
     pub checks: Vec<CheckRecord>,
     pub runs: Vec<RunRecord>,
+    pub skipped: Vec<Skip>,
     pub summary: Vec<ScenarioSummary>,
+    /// The SVG chart of the summary, when it was drawn.
+    pub chart: Option<PathBuf>,
     pub notes: Vec<String>,
 }
 
@@ -236,13 +278,21 @@ fn summarize_server(runs: &[&RunRecord]) -> ServerSummary {
     let m = |f: fn(&RunRecord) -> f64| {
         median(&runs.iter().map(|r| f(r)).collect::<Vec<_>>()).unwrap_or(0.0)
     };
+    let idle = |f: fn(&IdleStats) -> f64| {
+        median(
+            &runs
+                .iter()
+                .filter_map(|r| r.sample.idle.as_ref().map(f))
+                .collect::<Vec<_>>(),
+        )
+    };
     ServerSummary {
         req_s: m(|r| r.req_s),
         gbps: m(|r| r.gbps),
         p50_ms: m(|r| r.p50_ms),
         p99_ms: m(|r| r.p99_ms),
         server_cores: m(|r| r.server_cores),
-        wrk_cores: m(|r| r.wrk_cores),
+        client_cores: m(|r| r.client_cores),
         server_cores_per_10gbps: median(
             &runs
                 .iter()
@@ -250,6 +300,29 @@ fn summarize_server(runs: &[&RunRecord]) -> ServerSummary {
                 .collect::<Vec<_>>(),
         ),
         server_rss_mib: m(|r| r.server_rss_mib),
+        idle_open: idle(|i| f64::from(i.connections_open)),
+        rss_before_mib: idle(|i| i.rss_before_kib as f64 / 1024.0),
+        rss_loaded_mib: idle(|i| i.rss_loaded_kib as f64 / 1024.0),
+        kib_per_connection: median(
+            &runs
+                .iter()
+                .filter_map(|r| r.sample.idle.as_ref()?.kib_per_connection)
+                .collect::<Vec<_>>(),
+        ),
+        resident_after_evict_mib: runs
+            .iter()
+            .filter_map(|r| r.sample.cold.as_ref()?.resident_after())
+            .max()
+            .map(|b| b as f64 / (1u64 << 20) as f64),
+        h2: runs.iter().find_map(|r| {
+            let h = r.sample.h2.as_ref()?;
+            Some(format!(
+                "{} {} {}",
+                h.protocol.as_deref().unwrap_or("?"),
+                h.cipher.as_deref().unwrap_or("?"),
+                h.application_protocol.as_deref().unwrap_or("?")
+            ))
+        }),
         other_cores_max: runs.iter().map(|r| r.other_cores).fold(0.0, f64::max),
         failures: runs.iter().map(|r| r.failures_total).sum(),
         unscored_runs: runs.iter().filter(|r| !r.scored).count(),
@@ -280,6 +353,9 @@ pub fn summarize(scenarios: &[Scenario], runs: &[RunRecord]) -> Vec<ScenarioSumm
                 })
                 .collect();
             let (ns, es) = (summarize_server(&n), summarize_server(&e));
+            // A side that did not run (skipped) has no figures to compare.
+            let both = !n.is_empty() && !e.is_empty();
+            let ratio = |a: f64, b: f64| if both { ratio(a, b) } else { None };
             let opt_ratio = |a: Option<f64>, b: Option<f64>| ratio(a?, b?);
             ScenarioSummary {
                 scenario: s.key.clone(),
@@ -314,11 +390,28 @@ pub fn table(report: &Report) -> String {
     let mut t = String::new();
     for s in &report.summary {
         let (n, e, r) = (&s.nginx, &s.eddy, &s.eddy_over_nginx);
+        // A side that did not run shows no figures.
+        let v = |side: &ServerSummary, text: String| {
+            if side.runs == 0 {
+                "-".to_string()
+            } else {
+                text
+            }
+        };
         let _ = writeln!(t, "({}) {}", s.scenario, s.title);
+        let sc = report.scenarios.iter().find(|x| x.key == s.scenario);
+        let client = match sc.map(|x| (&x.load, x.transport)) {
+            Some((Load::Idle { .. }, _)) => "the bench's idle-connection client".to_string(),
+            Some((_, Transport::H2)) => format!(
+                "h2load -t{} -c{} -m1, {} one-second slices of one range each",
+                c.threads, c.connections, c.duration_s
+            ),
+            _ => format!("wrk -t{} -c{}", c.threads, c.connections),
+        };
         let _ = writeln!(
             t,
-            "    {} round(s) x {} s, wrk -t{} -c{}; medians over rounds",
-            c.rounds, c.duration_s, c.threads, c.connections
+            "    {} round(s) x {} s, {client}; medians over rounds",
+            c.rounds, c.duration_s
         );
         let _ = writeln!(
             t,
@@ -336,8 +429,8 @@ pub fn table(report: &Report) -> String {
         row(
             &mut t,
             "req/s",
-            format!("{:.1}", n.req_s),
-            format!("{:.1}", e.req_s),
+            v(n, format!("{:.1}", n.req_s)),
+            v(e, format!("{:.1}", e.req_s)),
             fmt_opt(r.req_s, 3),
         );
         let _ = writeln!(
@@ -349,29 +442,29 @@ pub fn table(report: &Report) -> String {
         row(
             &mut t,
             "Gbit/s",
-            format!("{:.2}", n.gbps),
-            format!("{:.2}", e.gbps),
+            v(n, format!("{:.2}", n.gbps)),
+            v(e, format!("{:.2}", e.gbps)),
             fmt_opt(r.gbps, 3),
         );
         row(
             &mut t,
             "latency p50 ms",
-            format!("{:.2}", n.p50_ms),
-            format!("{:.2}", e.p50_ms),
+            v(n, format!("{:.2}", n.p50_ms)),
+            v(e, format!("{:.2}", e.p50_ms)),
             fmt_opt(r.p50_ms, 3),
         );
         row(
             &mut t,
             "latency p99 ms",
-            format!("{:.2}", n.p99_ms),
-            format!("{:.2}", e.p99_ms),
+            v(n, format!("{:.2}", n.p99_ms)),
+            v(e, format!("{:.2}", e.p99_ms)),
             fmt_opt(r.p99_ms, 3),
         );
         row(
             &mut t,
             "server cores",
-            format!("{:.3}", n.server_cores),
-            format!("{:.3}", e.server_cores),
+            v(n, format!("{:.3}", n.server_cores)),
+            v(e, format!("{:.3}", e.server_cores)),
             fmt_opt(r.server_cores, 3),
         );
         row(
@@ -383,28 +476,106 @@ pub fn table(report: &Report) -> String {
         );
         row(
             &mut t,
-            "wrk cores",
-            format!("{:.3}", n.wrk_cores),
-            format!("{:.3}", e.wrk_cores),
+            "client cores",
+            v(n, format!("{:.3}", n.client_cores)),
+            v(e, format!("{:.3}", e.client_cores)),
             String::new(),
         );
         row(
             &mut t,
             "server RSS MiB (peak)",
-            format!("{:.1}", n.server_rss_mib),
-            format!("{:.1}", e.server_rss_mib),
+            v(n, format!("{:.1}", n.server_rss_mib)),
+            v(e, format!("{:.1}", e.server_rss_mib)),
             fmt_opt(r.server_rss_mib, 3),
         );
+        let opt_row = |t: &mut String, label: &str, a: Option<f64>, b: Option<f64>, prec: usize| {
+            if a.is_some() || b.is_some() {
+                let q = match (a, b) {
+                    (Some(a), Some(b)) => ratio(b, a),
+                    _ => None,
+                };
+                row(t, label, fmt_opt(a, prec), fmt_opt(b, prec), fmt_opt(q, 3));
+            }
+        };
+        opt_row(&mut t, "idle connections open", n.idle_open, e.idle_open, 0);
+        opt_row(
+            &mut t,
+            "RSS MiB before them",
+            n.rss_before_mib,
+            e.rss_before_mib,
+            1,
+        );
+        opt_row(
+            &mut t,
+            "RSS MiB with them",
+            n.rss_loaded_mib,
+            e.rss_loaded_mib,
+            1,
+        );
+        opt_row(
+            &mut t,
+            "KiB per idle connection",
+            n.kib_per_connection,
+            e.kib_per_connection,
+            2,
+        );
+        opt_row(
+            &mut t,
+            "resident MiB after evict",
+            n.resident_after_evict_mib,
+            e.resident_after_evict_mib,
+            1,
+        );
+        for (side, h2) in [("nginx", &n.h2), ("eddy", &e.h2)] {
+            if let Some(h2) = h2 {
+                let _ = writeln!(t, "    h2load with {side}: {h2}");
+            }
+        }
+        if matches!(
+            sc.map(|x| x.transport),
+            Some(Transport::Https | Transport::H2)
+        ) {
+            let alpn = sc.is_some_and(|x| x.transport == Transport::H2);
+            for neg in report
+                .tls
+                .iter()
+                .filter(|x| x.alpn_offered.is_some() == alpn)
+            {
+                let _ = writeln!(
+                    t,
+                    "    openssl s_client with {}: {} {}{}{}",
+                    neg.server.name(),
+                    neg.protocol.as_deref().unwrap_or("?"),
+                    neg.cipher.as_deref().unwrap_or("?"),
+                    neg.alpn
+                        .as_deref()
+                        .map_or(String::new(), |a| format!(" ALPN {a}")),
+                    neg.error
+                        .as_deref()
+                        .map_or(String::new(), |e| format!("  WRONG: {e}"))
+                );
+            }
+        }
+        let mut reasons: Vec<String> = report
+            .skipped
+            .iter()
+            .filter(|k| k.scenario == s.scenario)
+            .map(|k| format!("{}: {}", k.server.name(), k.reason))
+            .collect();
+        reasons.dedup();
+        for r in reasons {
+            let _ = writeln!(t, "    skipped on {r}");
+        }
         row(
             &mut t,
             "other load cores (max)",
-            format!("{:.2}", n.other_cores_max),
-            format!("{:.2}", e.other_cores_max),
+            v(n, format!("{:.2}", n.other_cores_max)),
+            v(e, format!("{:.2}", e.other_cores_max)),
             String::new(),
         );
         row(
             &mut t,
-            "failures (wrk)",
+            "failures (client)",
             n.failures.to_string(),
             e.failures.to_string(),
             String::new(),
@@ -440,16 +611,19 @@ pub fn table(report: &Report) -> String {
     t
 }
 
-/// Write the report as `<out>/bench-<UTC time>[-smoke].json`; returns the path.
-pub fn write_json(report: &Report, out: &Path) -> Result<PathBuf> {
-    fs::create_dir_all(out).at("create", out)?;
-    let stamp = compact_stamp(&report.started_at);
-    let suffix = if report.config.smoke { "-smoke" } else { "" };
-    let path = out.join(format!("bench-{stamp}{suffix}.json"));
+/// `<out>/bench-<UTC time>[-smoke].<ext>`: where a run's results go (the directory is created).
+pub fn result_path(cfg: &Config, started_at: &str, ext: &str) -> Result<PathBuf> {
+    fs::create_dir_all(&cfg.out).at("create", &cfg.out)?;
+    let stamp = compact_stamp(started_at);
+    let suffix = if cfg.smoke { "-smoke" } else { "" };
+    Ok(cfg.out.join(format!("bench-{stamp}{suffix}.{ext}")))
+}
+
+/// Write the report as JSON into `path`.
+pub fn write_json(report: &Report, path: &Path) -> Result<()> {
     let mut text = serde_json::to_string_pretty(report)?;
     text.push('\n');
-    fs::write(&path, text).at("write", &path)?;
-    Ok(path)
+    fs::write(path, text).at("write", path)
 }
 
 /// `2026-11-24T20:41:07Z` -> `20261124T204107Z`.

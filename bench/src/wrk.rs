@@ -9,9 +9,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use serde::Serialize;
-
 use crate::error::{Error, IoContext, Result};
+use crate::measure::Outcome;
 
 /// Prefix of the line `done()` prints.
 const MARK: &str = "EDDY_BENCH_RESULT";
@@ -52,12 +51,13 @@ function request()
 end
 "#;
 
-/// args: COUNT WIDTH SEED. `GET /seg/segNNN.bin`, NNN uniform over 0..COUNT, zero-padded to WIDTH digits.
-const SEG: &str = r#"-- eddy-bench: whole segments /seg/segNNN.bin, NNN uniform.
+/// args: COUNT WIDTH SEED PREFIX. `GET /PREFIXNNN.bin`, NNN uniform over 0..COUNT, zero-padded to WIDTH digits
+/// (`/seg/segNNN.bin` in (b), `/obj/objNNNNN.bin` in (h)).
+const OBJECTS: &str = r#"-- eddy-bench: whole objects /PREFIXNNN.bin, NNN uniform.
 local count, fmt
 function init(args)
   count = tonumber(args[1])
-  fmt = "/seg/seg%0" .. args[2] .. "d.bin"
+  fmt = "/" .. args[4] .. "%0" .. args[2] .. "d.bin"
   math.randomseed(tonumber(args[3]) + 7919 * (thread_id or 0))
 end
 function request()
@@ -66,7 +66,7 @@ end
 "#;
 
 /// Script file names and their bodies.
-pub const SCRIPTS: &[(&str, &str)] = &[("range.lua", RANGE), ("seg.lua", SEG)];
+pub const SCRIPTS: &[(&str, &str)] = &[("range.lua", RANGE), ("objects.lua", OBJECTS)];
 
 /// Write every script into `dir`.
 pub fn write_scripts(dir: &Path) -> Result<()> {
@@ -75,36 +75,6 @@ pub fn write_scripts(dir: &Path) -> Result<()> {
         fs::write(&p, format!("{body}{SETUP}{DONE}")).at("write", &p)?;
     }
     Ok(())
-}
-
-/// Socket errors and error responses as wrk counts them.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Errors {
-    pub connect: u64,
-    pub read: u64,
-    pub write: u64,
-    pub timeout: u64,
-    /// Responses with status >= 400.
-    pub status: u64,
-}
-
-impl Errors {
-    pub fn total(&self) -> u64 {
-        self.connect + self.read + self.write + self.timeout + self.status
-    }
-}
-
-/// What one wrk run reported.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Outcome {
-    pub requests: u64,
-    pub bytes: u64,
-    pub duration_us: u64,
-    pub errors: Errors,
-    pub p50_us: u64,
-    pub p99_us: u64,
-    pub mean_us: u64,
-    pub max_us: u64,
 }
 
 /// How to run wrk.
