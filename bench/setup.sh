@@ -1,19 +1,25 @@
 #!/bin/sh
 # Setup step of eddy-bench: installs what the bench drives besides eddy itself, from Debian's packages, when missing:
-#   nginx-light  the anchor server (Debian's nginx build; the bench runs it as its own child, not as a service)
-#   wrk          the HTTP/1.1 load generator
-# Idempotent: does nothing when both are already installed. Needs root (or sudo).
+#   nginx-light     the anchor server (Debian's nginx build; the bench runs it as its own child, not as a service)
+#   wrk             the HTTP/1.1 load generator (scenarios a, b, c, d, f, h)
+#   nghttp2-client  h2load, the HTTP/2 load generator (scenario e)
+#   openssl         makes the certificate of (d) and (e) and checks the cipher each server negotiates
+#   curl            checks the bodies over TLS and HTTP/2
+# fincore (util-linux, in every Debian install) shows that (f) really emptied the page cache.
+# Idempotent: does nothing when all are already installed. Needs root (or sudo).
 set -eu
 
 missing=""
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
     missing="$missing nginx-light"
 fi
-if ! command -v wrk >/dev/null 2>&1; then
-    missing="$missing wrk"
-fi
+for pair in wrk:wrk h2load:nghttp2-client openssl:openssl curl:curl; do
+    if ! command -v "${pair%%:*}" >/dev/null 2>&1; then
+        missing="$missing ${pair#*:}"
+    fi
+done
 if [ -z "$missing" ]; then
-    echo "bench/setup.sh: nginx and wrk are installed"
+    echo "bench/setup.sh: nginx, wrk, h2load, openssl and curl are installed"
     exit 0
 fi
 
