@@ -14,6 +14,7 @@
 
 pub mod import;
 pub mod key;
+pub mod mapped;
 pub mod open_cache;
 pub mod placement;
 
@@ -100,6 +101,32 @@ pub struct OpenObject {
     pub modified: SystemTime,
     /// Opaque part of the strong ETag (no quotes).
     pub etag: String,
+    /// The file mapped into memory, made on first use by a transport that
+    /// needs it and kept while the object stays open (see [`mapped`]).
+    mapping: std::sync::OnceLock<bytes::Bytes>,
+}
+
+impl OpenObject {
+    /// An object opened from `file`, whose metadata the caller read from it.
+    pub fn new(file: File, len: u64, modified: SystemTime, etag: String) -> OpenObject {
+        OpenObject {
+            file,
+            len,
+            modified,
+            etag,
+            mapping: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The whole object as shared bytes over a read-only map (made once).
+    pub fn bytes(&self) -> std::io::Result<bytes::Bytes> {
+        if let Some(b) = self.mapping.get() {
+            return Ok(b.clone());
+        }
+        let made = mapped::map(&self.file, self.len)?;
+        // Two first users may race; either map is as good, keep the first.
+        Ok(self.mapping.get_or_init(|| made).clone())
+    }
 }
 
 /// Where an indexed object lives.
@@ -245,12 +272,12 @@ impl Store {
         let digest = xattr::FileExt::get_xattr(&file, DIGEST_XATTR)
             .ok()
             .flatten();
-        Ok(OpenObject {
-            etag: etag(digest.as_deref(), &meta),
-            len: meta.len(),
-            modified,
+        Ok(OpenObject::new(
             file,
-        })
+            meta.len(),
+            modified,
+            etag(digest.as_deref(), &meta),
+        ))
     }
 
     /// Every indexed object with its size, sorted by key.
