@@ -351,8 +351,12 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
                     kind: Kind::Tls(tls_listener.clone()),
                 });
             }
-            tokio::spawn(reload_certs(tls_listener.certs.clone(), t.reload_check));
         }
+        // SIGHUP reloads the certificate; without TLS it is logged and ignored
+        // rather than left to its default action, which would kill eddy.
+        tokio::spawn(reload_certs(
+            tls_listener.as_ref().map(|(t, l)| (l.certs.clone(), t.reload_check)),
+        ));
         {
             let mut out = std::io::stdout().lock();
             for l in &listeners {
@@ -400,12 +404,21 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
 
 /// Reloads the certificate on SIGHUP, and whenever its files change. A bad
 /// new certificate is logged and the current one stays in use.
-async fn reload_certs(certs: Arc<Certs>, every: std::time::Duration) {
+async fn reload_certs(tls: Option<(Arc<Certs>, std::time::Duration)>) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup()).ok();
     if hup.is_none() {
         tracing::warn!("cannot watch SIGHUP; certificates reload on file change only");
     }
+    let Some((certs, every)) = tls else {
+        while let Some(hup) = hup.as_mut() {
+            if hup.recv().await.is_none() {
+                break;
+            }
+            tracing::info!("SIGHUP: no TLS listener, nothing to reload");
+        }
+        return;
+    };
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

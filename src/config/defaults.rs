@@ -110,10 +110,6 @@ pub const TLS_FRAME_BYTES: usize = 1024 * 1024;
 /// Use kernel TLS where the kernel offers it (`auto`) or never (`off`).
 pub const KTLS: &str = "auto";
 
-/// A TLS handshake must finish within this long of the accept: a client that
-/// opens a socket and stalls mid-handshake holds a slot like a slowloris.
-pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// HTTP/2 streams one connection may have open at once. RFC 9113 suggests no
 /// fewer than 100; nginx uses 128. A player needs a handful (video, audio,
 /// subtitles); 100 bounds what one connection can make us hold.

@@ -33,7 +33,7 @@ use super::fields::Fields;
 use super::respond::{self, Body, Method, Plan, ServeError};
 use super::tls::Certs;
 use super::Shared;
-use crate::config::{defaults, Http2Limits};
+use crate::config::Http2Limits;
 
 /// What every TLS connection of a listener shares.
 #[derive(Debug)]
@@ -55,8 +55,10 @@ pub async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.certs.current());
+    // The handshake counts against the header deadline, as the head of the
+    // first request does on the plain path: a silent client is closed.
     let handshake =
-        tokio::time::timeout(defaults::TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+        tokio::time::timeout(shared.limits.header_read_timeout, acceptor.accept(stream)).await;
     let stream = match handshake {
         Ok(Ok(s)) => s,
         Ok(Err(error)) => {
