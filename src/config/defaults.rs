@@ -130,6 +130,18 @@ pub const H2_MAX_PENDING_RESETS: usize = 20;
 /// a flood resets nearly all of them.
 pub const H2_MAX_CLIENT_RESETS: u32 = 100;
 
+/// Bodies are sent in windows of this many bytes; before each window goes out,
+/// eddy checks (mincore) that its pages are in memory and, if not, reads them
+/// on the blocking pool first, so that a disk read never stalls the event loop
+/// and every other connection on it. 2 MiB is nginx's sendfile_max_chunk, one
+/// mincore call of 512 pages, and a few milliseconds of NVMe reading.
+pub const DISK_WINDOW: u64 = 2 * 1024 * 1024;
+
+/// Cold windows being read from disk at once, process-wide (blocking threads
+/// in use). NVMe drives want tens of reads in flight to reach full speed;
+/// more only queues inside the kernel and costs threads.
+pub const DISK_READS_IN_FLIGHT: usize = 32;
+
 /// Log level when none is configured.
 pub const LOG_LEVEL: &str = "info";
 

@@ -147,7 +147,7 @@ async fn run(
             stream,
             response_head,
             body,
-            object.as_deref(),
+            object.as_ref(),
             limits.send_timeout,
         )
         .await;
@@ -215,7 +215,7 @@ pub(super) async fn write_response(
     stream: &TcpStream,
     mut head: Vec<u8>,
     body: &Body,
-    object: Option<&OpenObject>,
+    object: Option<&Arc<OpenObject>>,
     stall: Duration,
 ) -> Result<(), WriteError> {
     match (body, object) {
@@ -226,13 +226,13 @@ pub(super) async fn write_response(
         }
         (Body::File(range), Some(obj)) => {
             body::send_all(stream, &head, true, stall).await?;
-            body::send_file(stream, &obj.file, *range, stall).await
+            body::send_file(stream, obj, *range, stall).await
         }
         (Body::Multipart { parts, trailer }, Some(obj)) => {
             body::send_all(stream, &head, true, stall).await?;
             for (part_head, range) in parts {
                 body::send_all(stream, part_head, true, stall).await?;
-                body::send_file(stream, &obj.file, *range, stall).await?;
+                body::send_file(stream, obj, *range, stall).await?;
             }
             body::send_all(stream, trailer, false, stall).await
         }

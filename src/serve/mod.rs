@@ -20,6 +20,7 @@ pub mod conn;
 pub mod fields;
 pub mod http1;
 pub mod https;
+pub mod prefetch;
 pub mod range;
 pub mod respond;
 pub mod route;

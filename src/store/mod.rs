@@ -127,6 +127,36 @@ impl OpenObject {
         // Two first users may race; either map is as good, keep the first.
         Ok(self.mapping.get_or_init(|| made).clone())
     }
+
+    /// Whether bytes `first..first + len` are all in the page cache, so that
+    /// sending them cannot wait for a disk. Says yes when it cannot tell.
+    pub fn is_resident(&self, first: u64, len: u64) -> bool {
+        let (Ok(first), Ok(len)) = (usize::try_from(first), usize::try_from(len)) else {
+            return true;
+        };
+        match self.bytes() {
+            Ok(map) => mapped::resident(&map, first, len),
+            Err(_) => true,
+        }
+    }
+
+    /// Reads bytes `first..first + len` from the disk into the page cache and
+    /// throws them away. Blocks: call it on a blocking thread.
+    pub fn load(&self, first: u64, len: u64) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt as _;
+        let mut scratch = vec![0u8; (len.min(256 * 1024)) as usize];
+        let (mut at, end) = (first, first.saturating_add(len).min(self.len));
+        while at < end {
+            let want = ((end - at) as usize).min(scratch.len());
+            match self.file.read_at(&mut scratch[..want], at) {
+                Ok(0) => break,
+                Ok(n) => at += n as u64,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Where an indexed object lives.
