@@ -13,7 +13,10 @@ use eddy::cli::{Cli, Command, Common, StoreCommand, TokenCommand};
 use eddy::clock::{Clock as _, SystemClock};
 use eddy::config::{self, defaults, Config, ConfigError, Overrides};
 use eddy::notify;
-use eddy::serve::{self, Shared};
+use eddy::serve::answer::Policy;
+use eddy::serve::https::TlsListener;
+use eddy::serve::tls::{self, Certs, TlsError};
+use eddy::serve::{self, Kind, Listening, Shared};
 use eddy::store::{import, CachePolicy, Store, StoreError};
 
 /// EX_IOERR from sysexits.h: a disk or socket failed.
@@ -43,7 +46,8 @@ fn main() -> ExitCode {
 
 fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
-        if cause.is::<ConfigError>() {
+        // A certificate or key that cannot be used is a configuration error.
+        if cause.is::<ConfigError>() || cause.is::<TlsError>() {
             return defaults::EXIT_USAGE;
         }
         if let Some(store) = cause.downcast_ref::<StoreError>() {
@@ -99,9 +103,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::CheckConfig(common) => {
             let config = load(&common)?;
+            // The certificate is checked too: a config that names an unusable
+            // one would fail at start.
+            if let Some(t) = &config.tls {
+                Certs::load(&t.cert, &t.key)?;
+            }
             println!("configuration is valid");
             for addr in &config.listen {
                 println!("serve.listen  {addr}");
+            }
+            println!("serve.require_tokens  {}", config.require_tokens);
+            match &config.tls {
+                Some(t) => {
+                    for addr in &t.listen {
+                        println!("tls.listen    {addr}");
+                    }
+                    println!("tls.cert      {} (loaded)", t.cert.display());
+                    println!("tls.require_tokens  {}", t.require_tokens);
+                    let ktls = tls::ktls_mode(t.ktls);
+                    println!("tls.ktls      {} ({})", ktls.mode, ktls.reason);
+                }
+                None => println!("tls           off (no tls.listen)"),
             }
             for disk in &config.disks {
                 println!("store.disk    {}", disk.display());
@@ -201,7 +223,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 expiry,
                 client,
             };
-            println!("{}", eddy::serve::token::sign(signing, &grant));
+            println!(
+                "{}",
+                eddy::serve::token::sign(signing, &grant, &tokens.names)
+            );
             Ok(())
         }
     }
@@ -284,20 +309,70 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
         clock: Box::new(clock),
         boundary_salt: salt,
     });
+    // Certificates load before anything is bound: a bad one fails start-up.
+    let tls_listener = match &config.tls {
+        Some(t) => {
+            let certs = Arc::new(Certs::load(&t.cert, &t.key)?);
+            let ktls = tls::ktls_mode(t.ktls);
+            tracing::info!(mode = ktls.mode, reason = ktls.reason, "kernel TLS");
+            Some((
+                t,
+                Arc::new(TlsListener {
+                    certs,
+                    policy: Policy {
+                        require_tokens: t.require_tokens,
+                    },
+                    http2: config.http2,
+                    frame_bytes: t.frame_bytes,
+                }),
+            ))
+        }
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
     runtime.block_on(async {
-        let listeners = serve::bind(&config.listen)?;
+        let plain = Kind::Plain(Policy {
+            require_tokens: config.require_tokens,
+        });
+        let mut listeners: Vec<Listening> = serve::bind(&config.listen)?
+            .into_iter()
+            .map(|listener| Listening {
+                listener,
+                kind: plain.clone(),
+            })
+            .collect();
+        if let Some((t, tls_listener)) = &tls_listener {
+            for listener in serve::bind(&t.listen)? {
+                listeners.push(Listening {
+                    listener,
+                    kind: Kind::Tls(tls_listener.clone()),
+                });
+            }
+        }
+        // SIGHUP reloads the certificate; without TLS it is logged and ignored
+        // rather than left to its default action, which would kill eddy.
+        tokio::spawn(reload_certs(
+            tls_listener.as_ref().map(|(t, l)| (l.certs.clone(), t.reload_check)),
+        ));
         {
             let mut out = std::io::stdout().lock();
             for l in &listeners {
-                writeln!(out, "eddy: listening on http://{}", l.local_addr()?)?;
+                let scheme = match l.kind {
+                    Kind::Plain(_) => "http",
+                    Kind::Tls(_) => "https",
+                };
+                writeln!(
+                    out,
+                    "eddy: listening on {scheme}://{}",
+                    l.listener.local_addr()?
+                )?;
             }
             out.flush()?;
         }
-        tracing::info!(listeners = ?config.listen, "serving");
+        tracing::info!(listeners = ?config.listen, tls = ?config.tls.as_ref().map(|t| &t.listen), "serving");
         notify::notify("READY=1");
         if let Some(period) = notify::watchdog_period() {
             // Pinged from the runtime itself: a wedged runtime stops the pings
@@ -325,6 +400,40 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })
+}
+
+/// Reloads the certificate on SIGHUP, and whenever its files change. A bad
+/// new certificate is logged and the current one stays in use.
+async fn reload_certs(tls: Option<(Arc<Certs>, std::time::Duration)>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).ok();
+    if hup.is_none() {
+        tracing::warn!("cannot watch SIGHUP; certificates reload on file change only");
+    }
+    let Some((certs, every)) = tls else {
+        while let Some(hup) = hup.as_mut() {
+            if hup.recv().await.is_none() {
+                break;
+            }
+            tracing::info!("SIGHUP: no TLS listener, nothing to reload");
+        }
+        return;
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let forced = tokio::select! {
+            Some(()) = async { hup.as_mut()?.recv().await } => true,
+            _ = tick.tick() => false,
+        };
+        match certs.reload(forced) {
+            Ok(tls::Reload::Unchanged) => {}
+            Ok(tls::Reload::Loaded) => tracing::info!("TLS certificate reloaded"),
+            Err(error) => {
+                tracing::warn!(%error, "TLS certificate reload failed; keeping the current one")
+            }
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

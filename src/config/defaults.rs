@@ -82,6 +82,66 @@ pub const OPEN_FILE_CACHE: usize = 4096;
 /// by another process (`eddy store import` while serving) takes to show.
 pub const OPEN_FILE_VALID: Duration = Duration::from_secs(5);
 
+/// Signed URLs are required on the plain listener unless configured: off, so
+/// that a lab box serves out of the box; production configs turn it on.
+pub const PLAIN_REQUIRE_TOKENS: bool = false;
+
+/// Signed URLs are required on the TLS listener unless configured: on, because
+/// a TLS listener is what the control plane steers real players to.
+pub const TLS_REQUIRE_TOKENS: bool = true;
+
+/// Query parameter carrying a signed URL's unix expiry (Open Connect style).
+pub const TOKEN_EXPIRY_PARAM: &str = "e";
+
+/// Query parameter carrying the token itself.
+pub const TOKEN_PARAM: &str = "t";
+
+/// How often the TLS certificate and key files are checked for a change (a
+/// `stat` of each). SIGHUP reloads at once; polling covers a renewal tool
+/// (certbot, an ISP's own) that only replaces the files.
+pub const TLS_RELOAD_CHECK: Duration = Duration::from_secs(5);
+
+/// Size of the body chunks handed to the TLS transport: each is a slice of
+/// the memory-mapped file, which rustls cuts into 16 KiB records. Larger
+/// chunks mean fewer wake-ups per response; 1 MiB measured best for TLS in the
+/// prototype (perf-baseline §4a) and in `eddy-bench` (see docs/config.md).
+pub const TLS_FRAME_BYTES: usize = 1024 * 1024;
+
+/// Use kernel TLS where the kernel offers it (`auto`) or never (`off`).
+pub const KTLS: &str = "auto";
+
+/// HTTP/2 streams one connection may have open at once. RFC 9113 suggests no
+/// fewer than 100; nginx uses 128. A player needs a handful (video, audio,
+/// subtitles); 100 bounds what one connection can make us hold.
+pub const H2_MAX_CONCURRENT_STREAMS: u32 = 100;
+
+/// Decoded size of one HTTP/2 header list (HPACK bomb bound): the same budget
+/// as an HTTP/1.1 request head.
+pub const H2_MAX_HEADER_LIST_BYTES: u32 = MAX_HEAD_BYTES as u32;
+
+/// Streams a client may reset before we even started on them (hyper's
+/// defence against CVE-2023-44487 "rapid reset"); over it, GOAWAY. 20 is
+/// hyper's default, and no honest player resets streams that fast.
+pub const H2_MAX_PENDING_RESETS: usize = 20;
+
+/// Our own rapid-reset bound, on top of hyper's: once a connection has had
+/// this many streams reset by the client with more resets than completed
+/// responses, it gets GOAWAY. A player seeking resets a stream now and then;
+/// a flood resets nearly all of them.
+pub const H2_MAX_CLIENT_RESETS: u32 = 100;
+
+/// Bodies are sent in windows of this many bytes; before each window goes out,
+/// eddy checks (mincore) that its pages are in memory and, if not, reads them
+/// on the blocking pool first, so that a disk read never stalls the event loop
+/// and every other connection on it. 2 MiB is nginx's sendfile_max_chunk, one
+/// mincore call of 512 pages, and a few milliseconds of NVMe reading.
+pub const DISK_WINDOW: u64 = 2 * 1024 * 1024;
+
+/// Cold windows being read from disk at once, process-wide (blocking threads
+/// in use). NVMe drives want tens of reads in flight to reach full speed;
+/// more only queues inside the kernel and costs threads.
+pub const DISK_READS_IN_FLIGHT: usize = 32;
+
 /// Log level when none is configured.
 pub const LOG_LEVEL: &str = "info";
 

@@ -59,13 +59,39 @@ pub struct RawConfig {
     pub log: RawLog,
     #[serde(default)]
     pub tokens: RawTokens,
+    #[serde(default)]
+    pub tls: RawTls,
+    #[serde(default)]
+    pub http2: RawHttp2,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub listen: Option<Vec<String>>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub require_tokens: Option<bool>,
+    pub ktls: Option<String>,
+    pub reload_check: Option<String>,
+    pub frame_bytes: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp2 {
+    pub max_concurrent_streams: Option<i64>,
+    pub max_header_list_bytes: Option<i64>,
+    pub max_pending_resets: Option<i64>,
+    pub max_client_resets: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTokens {
-    pub required: Option<bool>,
     pub keys: Option<Vec<RawKey>>,
+    pub expiry_param: Option<String>,
+    pub token_param: Option<String>,
 }
 
 /// One signing key as written. `Debug` is derived on purpose only for the
@@ -89,6 +115,7 @@ impl std::fmt::Debug for RawKey {
 #[serde(deny_unknown_fields)]
 pub struct RawServe {
     pub listen: Option<Vec<String>>,
+    pub require_tokens: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -133,7 +160,13 @@ pub struct Overrides {
 /// The checked configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    /// Plain HTTP/1.1 listeners.
     pub listen: Vec<SocketAddr>,
+    /// Signed URLs required on the plain listeners.
+    pub require_tokens: bool,
+    /// The TLS listeners, when `tls.listen` names any.
+    pub tls: Option<Tls>,
+    pub http2: Http2Limits,
     pub disks: Vec<PathBuf>,
     /// Objects kept open between requests (0 = off).
     pub open_file_cache: usize,
@@ -144,13 +177,59 @@ pub struct Config {
     pub tokens: Tokens,
 }
 
-/// Signed-URL settings.
+/// Signed-URL settings shared by every listener (each listener says whether it
+/// requires them).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Tokens {
-    /// Refuse requests without a valid token (403).
-    pub required: bool,
     /// Verification keys; the first one signs (`eddy token sign`).
     pub keys: Vec<crate::serve::token::SigningKey>,
+    /// The query parameter names.
+    pub names: crate::serve::token::ParamNames,
+}
+
+/// Whether to hand TLS records to the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KtlsSetting {
+    /// Use kernel TLS where the kernel offers it; userspace rustls otherwise.
+    Auto,
+    /// Always userspace rustls.
+    Off,
+}
+
+/// The TLS listener settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub listen: Vec<SocketAddr>,
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    pub require_tokens: bool,
+    pub ktls: KtlsSetting,
+    /// How often the cert and key files are checked for a change.
+    pub reload_check: Duration,
+    /// Body chunk size handed to the TLS transport.
+    pub frame_bytes: usize,
+}
+
+/// HTTP/2 limits (TLS listener).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http2Limits {
+    pub max_concurrent_streams: u32,
+    pub max_header_list_bytes: u32,
+    pub max_pending_resets: usize,
+    pub max_client_resets: u32,
+}
+
+impl Default for Http2Limits {
+    fn default() -> Self {
+        Http2Limits {
+            max_concurrent_streams: defaults::H2_MAX_CONCURRENT_STREAMS,
+            max_header_list_bytes: defaults::H2_MAX_HEADER_LIST_BYTES,
+            max_pending_resets: defaults::H2_MAX_PENDING_RESETS,
+            max_client_resets: defaults::H2_MAX_CLIENT_RESETS,
+        }
+    }
 }
 
 /// Every limit of the serve path.
@@ -239,20 +318,7 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
             "at least one listen address is required",
         ));
     }
-    let mut listen = Vec::new();
-    for text in &listen_text {
-        let addr: SocketAddr = text.parse().map_err(|_| {
-            invalid(
-                "serve.listen",
-                format!("{text:?}"),
-                "not an IP:PORT address (for example 0.0.0.0:80 or [::]:80)",
-            )
-        })?;
-        if listen.contains(&addr) {
-            return Err(invalid("serve.listen", format!("{text:?}"), "listed twice"));
-        }
-        listen.push(addr);
-    }
+    let listen = addresses("serve.listen", &listen_text, &[])?;
 
     let open_file_cache = count(
         "store.open_file_cache",
@@ -382,8 +448,49 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
         ));
     }
     let tokens = tokens(raw.tokens)?;
+    let require_tokens = raw
+        .serve
+        .require_tokens
+        .unwrap_or(defaults::PLAIN_REQUIRE_TOKENS);
+    needs_keys("serve.require_tokens", require_tokens, &tokens)?;
+    let tls = tls(raw.tls, &listen, &tokens)?;
+    let h = raw.http2;
+    let hd = Http2Limits::default();
+    let http2 = Http2Limits {
+        max_concurrent_streams: count(
+            "http2.max_concurrent_streams",
+            h.max_concurrent_streams,
+            hd.max_concurrent_streams as usize,
+            1,
+            10_000,
+        )? as u32,
+        max_header_list_bytes: count(
+            "http2.max_header_list_bytes",
+            h.max_header_list_bytes,
+            hd.max_header_list_bytes as usize,
+            1024,
+            1 << 20,
+        )? as u32,
+        max_pending_resets: count(
+            "http2.max_pending_resets",
+            h.max_pending_resets,
+            hd.max_pending_resets,
+            1,
+            100_000,
+        )?,
+        max_client_resets: count(
+            "http2.max_client_resets",
+            h.max_client_resets,
+            hd.max_client_resets as usize,
+            1,
+            1_000_000,
+        )? as u32,
+    };
     Ok(Config {
         listen,
+        require_tokens,
+        tls,
+        http2,
         disks,
         open_file_cache,
         open_file_valid,
@@ -426,15 +533,137 @@ fn tokens(raw: RawTokens) -> Result<Tokens, ConfigError> {
             })?;
         keys.push(crate::serve::token::SigningKey { id: k.id, secret });
     }
-    let required = raw.required.unwrap_or(false);
-    if required && keys.is_empty() {
+    let expiry = param_name(
+        "tokens.expiry_param",
+        raw.expiry_param,
+        defaults::TOKEN_EXPIRY_PARAM,
+    )?;
+    let token = param_name("tokens.token_param", raw.token_param, defaults::TOKEN_PARAM)?;
+    if expiry == token {
         return Err(invalid(
-            "tokens.required",
-            "true",
-            "needs at least one [[tokens.keys]] entry",
+            "tokens.token_param",
+            format!("{token:?}"),
+            "must differ from tokens.expiry_param",
         ));
     }
-    Ok(Tokens { required, keys })
+    Ok(Tokens {
+        keys,
+        names: crate::serve::token::ParamNames { expiry, token },
+    })
+}
+
+fn param_name(
+    key: &'static str,
+    value: Option<String>,
+    default: &str,
+) -> Result<String, ConfigError> {
+    let name = value.unwrap_or_else(|| default.to_owned());
+    let ok = (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(name)
+    } else {
+        Err(invalid(
+            key,
+            format!("{name:?}"),
+            "1 to 32 characters of A-Z, a-z, 0-9, -, _ and . (no escaping needed in a query)",
+        ))
+    }
+}
+
+/// A listener that requires tokens with no key to check them refuses everyone.
+fn needs_keys(key: &'static str, required: bool, tokens: &Tokens) -> Result<(), ConfigError> {
+    if required && tokens.keys.is_empty() {
+        return Err(invalid(
+            key,
+            "true",
+            "needs at least one [[tokens.keys]] entry (or set it to false)",
+        ));
+    }
+    Ok(())
+}
+
+/// Parses listen addresses; none may repeat, within the list or in `taken`.
+fn addresses(
+    key: &'static str,
+    texts: &[String],
+    taken: &[SocketAddr],
+) -> Result<Vec<SocketAddr>, ConfigError> {
+    let mut listen = Vec::new();
+    for text in texts {
+        let addr: SocketAddr = text.parse().map_err(|_| {
+            invalid(
+                key,
+                format!("{text:?}"),
+                "not an IP:PORT address (for example 0.0.0.0:80 or [::]:80)",
+            )
+        })?;
+        if listen.contains(&addr) {
+            return Err(invalid(key, format!("{text:?}"), "listed twice"));
+        }
+        if addr.port() != 0 && taken.contains(&addr) {
+            return Err(invalid(
+                key,
+                format!("{text:?}"),
+                "already a plain HTTP listener (serve.listen)",
+            ));
+        }
+        listen.push(addr);
+    }
+    Ok(listen)
+}
+
+fn tls(raw: RawTls, plain: &[SocketAddr], tokens: &Tokens) -> Result<Option<Tls>, ConfigError> {
+    let listen = addresses("tls.listen", &raw.listen.unwrap_or_default(), plain)?;
+    let ktls = match raw.ktls.as_deref().unwrap_or(defaults::KTLS) {
+        "auto" => KtlsSetting::Auto,
+        "off" => KtlsSetting::Off,
+        other => {
+            return Err(invalid(
+                "tls.ktls",
+                format!("{other:?}"),
+                "must be \"auto\" or \"off\"",
+            ))
+        }
+    };
+    let reload_check = duration(
+        "tls.reload_check",
+        raw.reload_check,
+        defaults::TLS_RELOAD_CHECK,
+    )?;
+    let frame_bytes = count(
+        "tls.frame_bytes",
+        raw.frame_bytes,
+        defaults::TLS_FRAME_BYTES,
+        16 * 1024,
+        64 << 20,
+    )?;
+    let require_tokens = raw.require_tokens.unwrap_or(defaults::TLS_REQUIRE_TOKENS);
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let file = |key: &'static str, path: Option<PathBuf>| match path {
+        Some(p) if !p.as_os_str().is_empty() => Ok(p),
+        _ => Err(invalid(
+            key,
+            "(none)",
+            "a PEM file is required when tls.listen is set",
+        )),
+    };
+    let cert = file("tls.cert", raw.cert)?;
+    let key = file("tls.key", raw.key)?;
+    needs_keys("tls.require_tokens", require_tokens, tokens)?;
+    Ok(Some(Tls {
+        listen,
+        cert,
+        key,
+        require_tokens,
+        ktls,
+        reload_check,
+        frame_bytes,
+    }))
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
@@ -582,6 +811,8 @@ mod doc_tests {
             ("log", "RawLog"),
             ("tokens", "RawTokens"),
             ("tokens.keys", "RawKey"),
+            ("tls", "RawTls"),
+            ("http2", "RawHttp2"),
         ] {
             let start = source
                 .find(&format!("pub struct {strukt} {{"))

@@ -4,13 +4,15 @@
 //! through user space.
 //!
 //! Owns: the zero-copy write loops, offsets as u64 end to end (files over 4 GiB),
-//! the 0x7ffff000-byte cap of one sendfile call, and the send deadline. It must
+//! the 0x7ffff000-byte cap of one sendfile call, sending in windows that
+//! `prefetch` has made resident, and the send deadline. It must
 //! never decide what to send (that is `respond`). It contains no `unsafe`: the
 //! system calls go through `nix`'s safe wrappers.
 
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -18,8 +20,10 @@ use nix::sys::socket::MsgFlags;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
+use super::prefetch;
 use super::range::ByteRange;
-use crate::config::defaults::SENDFILE_MAX_CHUNK;
+use crate::config::defaults::{DISK_WINDOW, SENDFILE_MAX_CHUNK};
+use crate::store::OpenObject;
 
 /// Why a write stopped.
 #[derive(Debug, thiserror::Error)]
@@ -61,19 +65,28 @@ pub async fn send_all(
     Ok(())
 }
 
-/// Sends `range` of `file` with sendfile(2), looping until every byte is out.
+/// Sends `range` of the object with sendfile(2), looping until every byte is
+/// out. Each window of [`DISK_WINDOW`] bytes is made resident first (off the
+/// event loop when it is not), so sendfile never waits for a disk.
 pub async fn send_file(
     stream: &TcpStream,
-    file: &File,
+    object: &Arc<OpenObject>,
     range: ByteRange,
     stall: Duration,
 ) -> Result<(), WriteError> {
+    let file: &File = &object.file;
     let mut offset =
         i64::try_from(range.first).map_err(|_| io::Error::other("offset beyond i64"))?;
     let mut remaining = range.len();
+    // Bytes from `offset` on known to be resident.
+    let mut warm: u64 = 0;
     while remaining > 0 {
+        if warm == 0 {
+            warm = remaining.min(DISK_WINDOW);
+            prefetch::ensure_resident(object, offset as u64, warm).await;
+        }
         wait_writable(stream, stall).await?;
-        let count = usize::try_from(remaining)
+        let count = usize::try_from(warm)
             .unwrap_or(usize::MAX)
             .min(SENDFILE_MAX_CHUNK);
         let sent = stream.try_io(Interest::WRITABLE, || {
@@ -86,7 +99,10 @@ pub async fn send_file(
         });
         match sent {
             Ok(0) => return Err(WriteError::ShortFile),
-            Ok(n) => remaining -= n as u64,
+            Ok(n) => {
+                remaining -= n as u64;
+                warm -= n as u64;
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e.into()),

@@ -8,28 +8,23 @@
 //! paths (`store` does); it only moves bytes in the order the plan says.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{timeout_at, Instant};
 
+use super::answer::{self, Answer, Ask, Policy};
 use super::body::{self, WriteError};
 use super::http1::{self, Parsed, RequestHead};
-use super::range::RangeLimits;
-use super::respond::{self, Body, Method, ObjectMeta, Plan, RequestFacts, ServeError};
-use super::route;
-use super::token;
+use super::respond::{self, Body, Method};
 use super::Shared;
-use crate::store::{OpenObject, StoreError};
+use crate::store::OpenObject;
 
 /// Starting size of a connection's read buffer; it grows up to the head limit.
 /// Small, so that idle keep-alive connections cost little memory.
 const INITIAL_READ_BUFFER: usize = 2048;
-
-static BOUNDARY_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Why a connection ended (for logs).
 #[derive(Debug)]
@@ -45,10 +40,11 @@ pub async fn serve(
     stream: TcpStream,
     peer: IpAddr,
     shared: Arc<Shared>,
+    policy: Policy,
     mut drain: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    match run(&stream, peer, &shared, &mut drain).await {
+    match run(&stream, peer, &shared, policy, &mut drain).await {
         End::Write(error) => tracing::debug!(%error, "connection closed on a write error"),
         end => tracing::debug!(?end, "connection closed"),
     }
@@ -58,6 +54,7 @@ async fn run(
     stream: &TcpStream,
     peer: IpAddr,
     shared: &Shared,
+    policy: Policy,
     drain: &mut watch::Receiver<bool>,
 ) -> End {
     let limits = shared.limits;
@@ -127,7 +124,7 @@ async fn run(
         answered_from_buffer += 1;
 
         // 2. Plan the answer.
-        let head_only = head.method == "HEAD";
+        let head_only = Method::parse(&head.method) == Method::Head;
         let has_body = head.body.has_body();
         let more_queued = buf.len() > head.len;
         let too_deep = answered_from_buffer >= limits.max_pipeline_depth && more_queued;
@@ -135,7 +132,12 @@ async fn run(
         // One instant per request: token expiry, the If-Range age rule and the
         // Date header all see the same time.
         let now = shared.clock.now();
-        let (plan, object) = plan_request(shared, peer, &head, now);
+        let ask = Ask {
+            method: &head.method,
+            target: &head.target,
+            fields: &head.fields,
+        };
+        let Answer { plan, object } = answer::answer(shared, policy, peer, &ask, now);
         let keep_alive = head.keep_alive && !plan.close && !has_body && !too_deep && !draining;
 
         // 3. Carry it out.
@@ -145,7 +147,7 @@ async fn run(
             stream,
             response_head,
             body,
-            object.as_deref(),
+            object.as_ref(),
             limits.send_timeout,
         )
         .await;
@@ -208,85 +210,12 @@ async fn stream_read(stream: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<u
     result
 }
 
-/// Route, open and plan. Errors become plans here via `respond::error`.
-fn plan_request(
-    shared: &Shared,
-    peer: IpAddr,
-    head: &RequestHead,
-    now: SystemTime,
-) -> (Plan, Option<Arc<OpenObject>>) {
-    match plan_object(shared, peer, head, now) {
-        Ok((plan, object)) => (plan, Some(object)),
-        Err(err) => {
-            match &err {
-                ServeError::Internal(why) => tracing::error!(%why, "request failed"),
-                ServeError::Forbidden(denied) => {
-                    tracing::debug!(reason = denied.label(), %peer, "token refused")
-                }
-                _ => {}
-            }
-            (respond::error(&err), None)
-        }
-    }
-}
-
-fn plan_object(
-    shared: &Shared,
-    peer: IpAddr,
-    head: &RequestHead,
-    now: SystemTime,
-) -> Result<(Plan, Arc<OpenObject>), ServeError> {
-    match Method::parse(&head.method) {
-        Method::Get | Method::Head => {}
-        Method::NotAllowed => return Err(ServeError::MethodNotAllowed),
-        Method::Unknown => return Err(ServeError::NotImplemented),
-    }
-    let target = route::route(&head.target)?;
-    // Checked before the store is asked, so a refused client learns nothing
-    // about what the store holds.
-    if shared.tokens.required {
-        let path = format!("/{}", target.key);
-        token::verify(
-            &shared.tokens.keys,
-            &path,
-            target.query.as_deref(),
-            peer,
-            crate::serve::conditional::unix_secs(now),
-        )?;
-    }
-    let object = shared
-        .store
-        .object(&target.key, std::time::Instant::now())
-        .map_err(|e| match e {
-            StoreError::NotFound => ServeError::NotFound,
-            other => ServeError::Internal(other.to_string()),
-        })?;
-    let facts = RequestFacts {
-        head_only: head.method == "HEAD",
-        range: head.range.as_deref(),
-        conditions: head.conditions.clone(),
-    };
-    let meta = ObjectMeta {
-        key: target.key.as_str(),
-        len: object.len,
-        modified: object.modified,
-        etag: &object.etag,
-    };
-    let limits = RangeLimits {
-        max_ranges: shared.limits.max_ranges,
-        max_sum_percent: shared.limits.max_range_sum_percent,
-    };
-    let seed = BOUNDARY_SEQ.fetch_add(1, Ordering::Relaxed) ^ shared.boundary_salt;
-    let plan = respond::object(&facts, &meta, now, limits, seed);
-    Ok((plan, object))
-}
-
 /// Writes a serialised response head, then `body` (file ranges from `object`).
 pub(super) async fn write_response(
     stream: &TcpStream,
     mut head: Vec<u8>,
     body: &Body,
-    object: Option<&OpenObject>,
+    object: Option<&Arc<OpenObject>>,
     stall: Duration,
 ) -> Result<(), WriteError> {
     match (body, object) {
@@ -297,13 +226,13 @@ pub(super) async fn write_response(
         }
         (Body::File(range), Some(obj)) => {
             body::send_all(stream, &head, true, stall).await?;
-            body::send_file(stream, &obj.file, *range, stall).await
+            body::send_file(stream, obj, *range, stall).await
         }
         (Body::Multipart { parts, trailer }, Some(obj)) => {
             body::send_all(stream, &head, true, stall).await?;
             for (part_head, range) in parts {
                 body::send_all(stream, part_head, true, stall).await?;
-                body::send_file(stream, &obj.file, *range, stall).await?;
+                body::send_file(stream, obj, *range, stall).await?;
             }
             body::send_all(stream, trailer, false, stall).await
         }

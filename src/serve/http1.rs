@@ -7,7 +7,7 @@
 //! precondition fields. It also owns the head limits (431, 414). It is pure: it
 //! reads a byte slice and never touches a socket.
 
-use super::conditional::Conditions;
+use super::fields::Fields;
 use super::respond::ServeError;
 use crate::config::Limits;
 
@@ -36,8 +36,8 @@ pub struct RequestHead {
     pub len: usize,
     pub keep_alive: bool,
     pub body: BodyFraming,
-    pub range: Option<Vec<u8>>,
-    pub conditions: Conditions,
+    /// Range and the preconditions.
+    pub fields: Fields,
 }
 
 /// The result of looking at the buffered bytes.
@@ -80,8 +80,7 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Parsed {
     let mut keep_alive_token = false;
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
-    let mut range: Option<Vec<u8>> = None;
-    let mut conditions = Conditions::default();
+    let mut fields = Fields::default();
     for h in req.headers.iter() {
         let name = h.name;
         let value = h.value;
@@ -120,18 +119,8 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Parsed {
                 return Parsed::Invalid(ServeError::BadRequest("request body not chunked"));
             }
             chunked = true;
-        } else if name.eq_ignore_ascii_case("range") {
-            append(&mut range, value);
-        } else if name.eq_ignore_ascii_case("if-match") {
-            append(&mut conditions.if_match, value);
-        } else if name.eq_ignore_ascii_case("if-none-match") {
-            append(&mut conditions.if_none_match, value);
-        } else if name.eq_ignore_ascii_case("if-modified-since") {
-            append(&mut conditions.if_modified_since, value);
-        } else if name.eq_ignore_ascii_case("if-unmodified-since") {
-            append(&mut conditions.if_unmodified_since, value);
-        } else if name.eq_ignore_ascii_case("if-range") {
-            append(&mut conditions.if_range, value);
+        } else {
+            fields.add(name, value);
         }
     }
     if chunked && content_length.is_some() {
@@ -160,8 +149,7 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Parsed {
         len: head_len,
         keep_alive,
         body,
-        range,
-        conditions,
+        fields,
     })
 }
 
@@ -195,16 +183,6 @@ fn version_error(buf: &[u8]) -> ServeError {
         ServeError::VersionNotSupported
     } else {
         ServeError::BadRequest("malformed request line")
-    }
-}
-
-fn append(field: &mut Option<Vec<u8>>, value: &[u8]) {
-    match field {
-        Some(existing) => {
-            existing.extend_from_slice(b", ");
-            existing.extend_from_slice(value);
-        }
-        None => *field = Some(value.to_vec()),
     }
 }
 
@@ -303,9 +281,9 @@ mod tests {
     #[test]
     fn conditions_and_range_are_collected_and_joined() {
         let h = head("GET /a HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\r\nIf-None-Match: \"a\"\r\nif-none-match: \"b\"\r\n\r\n");
-        assert_eq!(h.range.as_deref(), Some(&b"bytes=0-1"[..]));
+        assert_eq!(h.fields.range.as_deref(), Some(&b"bytes=0-1"[..]));
         assert_eq!(
-            h.conditions.if_none_match.as_deref(),
+            h.fields.conditions.if_none_match.as_deref(),
             Some(&b"\"a\", \"b\""[..])
         );
     }

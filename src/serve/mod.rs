@@ -1,19 +1,30 @@
-//! The request path: listener → HTTP/1.1 head → route → store → plan → body.
+//! The request path: listener → request head → route → token → store → plan →
+//! body.
 //!
-//! Owns: binding the serving listeners, the accept loops, the connection cap,
-//! and the drain on shutdown. The sub-modules split the path: `http1` parses,
-//! `route` names the object, `range` and `conditional` decide what part of it,
-//! `respond` turns all of that (and every error) into one [`respond::Plan`],
-//! `conn` and `body` carry the plan out with sendfile. Serving never writes to a
-//! disk and never contacts an origin: a miss is a 404.
+//! Owns: binding the serving listeners, the accept loops, the connection cap
+//! (shared by plain and TLS connections), and the drain on shutdown. The
+//! sub-modules split the path: `http1` parses plain heads, `fields` collects
+//! Range and preconditions from any transport, `route` names the object,
+//! `token` checks signed URLs, `range` and `conditional` decide what part of
+//! it, `respond` turns all of that (and every error) into one
+//! [`respond::Plan`], and `answer` runs those steps in order for every
+//! transport. Two transports carry plans out: `conn` and `body` (plain
+//! HTTP/1.1, sendfile) and `https` over `tls` (hyper, HTTP/2 and HTTP/1.1,
+//! mapped files). Serving never writes to a disk and never contacts an origin:
+//! a miss is a 404.
 
+pub mod answer;
 pub mod body;
 pub mod conditional;
 pub mod conn;
+pub mod fields;
 pub mod http1;
+pub mod https;
+pub mod prefetch;
 pub mod range;
 pub mod respond;
 pub mod route;
+pub mod tls;
 pub mod token;
 
 use std::net::SocketAddr;
@@ -35,6 +46,8 @@ const LISTEN_BACKLOG: u32 = 4096;
 pub struct Shared {
     pub store: Store,
     pub limits: Limits,
+    /// Signing keys and parameter names (whether a listener requires tokens
+    /// is its [`answer::Policy`]).
     pub tokens: crate::config::Tokens,
     pub clock: Box<dyn Clock>,
     /// Mixed into multipart boundaries so that they differ between processes.
@@ -61,11 +74,25 @@ pub fn bind(addrs: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
         .collect()
 }
 
+/// A bound listener and how its connections are served.
+#[derive(Debug)]
+pub struct Listening {
+    pub listener: TcpListener,
+    pub kind: Kind,
+}
+
+/// Plain HTTP/1.1 or TLS.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    Plain(answer::Policy),
+    Tls(Arc<https::TlsListener>),
+}
+
 /// Serves on `listeners` until `shutdown` resolves, then drains: stops
 /// accepting, lets in-flight responses finish up to `limits.drain_timeout`.
 /// Returns the number of connections that were still open at the deadline.
 pub async fn run(
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listening>,
     shared: Arc<Shared>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> usize {
@@ -73,9 +100,9 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(max));
     let (drain_tx, drain_rx) = watch::channel(false);
     let mut accept_loops = Vec::new();
-    for listener in listeners {
+    for listening in listeners {
         accept_loops.push(tokio::spawn(accept_loop(
-            listener,
+            listening,
             shared.clone(),
             slots.clone(),
             drain_rx.clone(),
@@ -96,7 +123,7 @@ pub async fn run(
 }
 
 async fn accept_loop(
-    listener: TcpListener,
+    Listening { listener, kind }: Listening,
     shared: Arc<Shared>,
     slots: Arc<Semaphore>,
     mut drain: watch::Receiver<bool>,
@@ -119,14 +146,25 @@ async fn accept_loop(
             Ok(permit) => {
                 let shared = shared.clone();
                 let drain = drain.clone();
+                let kind = kind.clone();
                 tokio::spawn(async move {
-                    conn::serve(stream, peer.ip(), shared, drain).await;
+                    match kind {
+                        Kind::Plain(policy) => {
+                            conn::serve(stream, peer.ip(), shared, policy, drain).await
+                        }
+                        Kind::Tls(tls) => https::serve(stream, peer.ip(), shared, tls, drain).await,
+                    }
                     drop(permit);
                 });
             }
-            Err(_) => {
-                tokio::spawn(reject(stream, shared.clone()));
-            }
+            // Over the cap a plain client gets a 503; a TLS client is closed
+            // before the handshake, the cheapest refusal it understands.
+            Err(_) => match kind {
+                Kind::Plain(_) => {
+                    tokio::spawn(reject(stream, shared.clone()));
+                }
+                Kind::Tls(_) => drop(stream),
+            },
         }
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::conditional::{self, Conditions, Decision, Validators};
 use super::range::{self, ByteRange, RangeLimits, RangeOutcome};
-use super::route::RouteError;
+use super::route::{PathRange, RouteError};
 
 /// The methods the planner distinguishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +147,9 @@ pub struct RequestFacts<'a> {
     pub head_only: bool,
     pub range: Option<&'a [u8]>,
     pub conditions: Conditions,
+    /// The `/range/START-END` path form. It takes the place of a Range field
+    /// (which is then ignored): its bytes are the whole answer, sent as 200.
+    pub path_range: Option<PathRange>,
 }
 
 /// Plans the answer to an error.
@@ -208,6 +211,9 @@ pub fn object(
         Decision::Proceed { honour_range } => honour_range,
     };
     let content_type = content_type(obj.key);
+    if let Some(wanted) = req.path_range {
+        return path_range(headers, wanted, obj.len, content_type, req.head_only);
+    }
     // Range applies to GET only (RFC 9110 §14.2).
     let outcome = match req.range {
         Some(value) if honour_range && !req.head_only => {
@@ -258,6 +264,49 @@ pub fn object(
     }
 }
 
+/// The `/range/START-END` form: the same range planner as a Range field (so
+/// the same clamping at the end of the object and the same 416), but the bytes
+/// are the representation of that URL: 200, no Content-Range, and preconditions
+/// (already evaluated) rather than If-Range decide.
+fn path_range(
+    mut headers: Vec<(&'static str, String)>,
+    wanted: PathRange,
+    len: u64,
+    content_type: &str,
+    head_only: bool,
+) -> Plan {
+    let spec = range::ParsedRange::Bytes(vec![range::RangeSpec::From {
+        first: wanted.first,
+        last: Some(wanted.last),
+    }]);
+    // One range inside the object never adds up to more than the object.
+    let one = RangeLimits {
+        max_ranges: 1,
+        max_sum_percent: 100,
+    };
+    match range::resolve(&spec, len, one) {
+        RangeOutcome::Partial(ranges) if ranges.len() == 1 => {
+            let r = ranges[0];
+            headers.push(("Content-Type", content_type.to_owned()));
+            Plan {
+                status: 200,
+                headers,
+                content_length: r.len(),
+                body: if head_only {
+                    Body::Empty
+                } else {
+                    Body::File(r)
+                },
+                close: false,
+            }
+        }
+        _ => {
+            headers.push(("Content-Range", format!("bytes */{len}")));
+            bare(416, headers)
+        }
+    }
+}
+
 fn multipart(
     mut headers: Vec<(&'static str, String)>,
     ranges: &[ByteRange],
@@ -302,22 +351,29 @@ fn bare(status: u16, headers: Vec<(&'static str, String)>) -> Plan {
 }
 
 impl Plan {
-    /// Serialises the status line and header block. `keep_alive` is the
-    /// transport's view of the connection; HTTP/1.0 keep-alive is announced.
+    /// Every header field of the response, in order, except the connection
+    /// fields (which are HTTP/1-only and belong to the transport): Date,
+    /// Server, the planned fields, and Content-Length (never on a 304, where
+    /// it would describe the 200 it replaces). Both transports send exactly
+    /// these.
+    pub fn fields(&self, now: SystemTime) -> Vec<(&'static str, String)> {
+        let mut fields = Vec::with_capacity(self.headers.len() + 3);
+        fields.push(("Date", httpdate::fmt_http_date(now)));
+        fields.push(("Server", "eddy".to_owned()));
+        fields.extend(self.headers.iter().cloned());
+        if self.status != 304 {
+            fields.push(("Content-Length", self.content_length.to_string()));
+        }
+        fields
+    }
+
+    /// Serialises the HTTP/1.1 status line and header block. `keep_alive` is
+    /// the transport's view of the connection; HTTP/1.0 keep-alive is announced.
     pub fn head(&self, now: SystemTime, keep_alive: bool, http10: bool) -> Vec<u8> {
         let mut out = String::with_capacity(256);
         let _ = write!(out, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
-        let _ = write!(
-            out,
-            "Date: {}\r\nServer: eddy\r\n",
-            httpdate::fmt_http_date(now)
-        );
-        for (name, value) in &self.headers {
+        for (name, value) in self.fields(now) {
             let _ = write!(out, "{name}: {value}\r\n");
-        }
-        // 304 carries no Content-Length: it would describe the 200 it replaces.
-        if self.status != 304 {
-            let _ = write!(out, "Content-Length: {}\r\n", self.content_length);
         }
         if !keep_alive {
             out.push_str("Connection: close\r\n");
@@ -419,7 +475,66 @@ mod tests {
             head_only: false,
             range: range.map(str::as_bytes),
             conditions: Conditions::default(),
+            path_range: None,
         }
+    }
+
+    fn in_path(first: u64, last: u64) -> RequestFacts<'static> {
+        RequestFacts {
+            path_range: Some(PathRange { first, last }),
+            ..get(None)
+        }
+    }
+
+    #[test]
+    fn range_in_the_path_is_a_200_of_exactly_those_bytes() {
+        let p = object(&in_path(10, 19), &meta(), now(), LIMITS, 1);
+        assert_eq!((p.status, p.content_length), (200, 10));
+        assert_eq!(
+            p.body,
+            Body::File(ByteRange {
+                first: 10,
+                last: 19
+            })
+        );
+        assert_eq!(header(&p, "Content-Range"), None);
+        assert_eq!(header(&p, "ETag"), Some("\"3e8-1\""));
+        // The end is clamped to the object, as for a Range field.
+        let p = object(&in_path(990, 5000), &meta(), now(), LIMITS, 1);
+        assert_eq!((p.status, p.content_length), (200, 10));
+        // Past the end: 416 with the length.
+        let p = object(&in_path(1000, 1001), &meta(), now(), LIMITS, 1);
+        assert_eq!(p.status, 416);
+        assert_eq!(header(&p, "Content-Range"), Some("bytes */1000"));
+        // A Range field on top is ignored: the path says what is wanted.
+        let mut both = in_path(0, 0);
+        both.range = Some(b"bytes=5-9");
+        let p = object(&both, &meta(), now(), LIMITS, 1);
+        assert_eq!(
+            (p.status, p.body),
+            (200, Body::File(ByteRange { first: 0, last: 0 }))
+        );
+        // HEAD: the length, no body.
+        let mut head = in_path(0, 99);
+        head.head_only = true;
+        let p = object(&head, &meta(), now(), LIMITS, 1);
+        assert_eq!(
+            (p.status, p.content_length, p.body),
+            (200, 100, Body::Empty)
+        );
+        // Preconditions still apply.
+        let mut cond = in_path(0, 99);
+        cond.conditions.if_none_match = Some(b"\"3e8-1\"".to_vec());
+        assert_eq!(object(&cond, &meta(), now(), LIMITS, 1).status, 304);
+        // Even a tiny sum limit never refuses the one range in the path.
+        let tight = RangeLimits {
+            max_ranges: 1,
+            max_sum_percent: 1,
+        };
+        assert_eq!(
+            object(&in_path(0, 999), &meta(), now(), tight, 1).status,
+            200
+        );
     }
 
     #[test]

@@ -3,8 +3,11 @@
 //! Owns: origin-form and absolute-form targets, stripping the query, one round
 //! of percent-decoding, and the refusal of everything that could make a path
 //! mean something other than a key (encoded separators, NUL, invalid or overlong
-//! UTF-8, dot segments). It is pure. It must never build a filesystem path: a
-//! route yields an [`ObjectKey`], and only the store maps keys to files.
+//! UTF-8, dot segments), and the Open Connect range form: a path ending in
+//! `/range/START-END` names those bytes of the object before it (the range sits
+//! in the path so that it survives proxies that strip Range fields). It is
+//! pure. It must never build a filesystem path: a route yields an
+//! [`ObjectKey`], and only the store maps keys to files.
 
 use crate::store::{KeyError, ObjectKey};
 
@@ -24,6 +27,8 @@ pub enum RouteError {
     NoObject,
     #[error("invalid object key: {0}")]
     Key(#[from] KeyError),
+    #[error("`/range/START-END` with END before START")]
+    BackwardPathRange,
 }
 
 /// What a request-target asks for.
@@ -32,7 +37,20 @@ pub struct Target {
     pub key: ObjectKey,
     /// The raw query (after `?`), kept for signed-URL checks.
     pub query: Option<String>,
+    /// `/range/START-END` at the end of the path: the inclusive byte range
+    /// asked for, answered 200 with exactly those bytes.
+    pub path_range: Option<PathRange>,
 }
+
+/// The byte range of the `/range/START-END` form, inclusive, START <= END.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathRange {
+    pub first: u64,
+    pub last: u64,
+}
+
+/// The path segment that introduces the range form.
+const RANGE_SEGMENT: &str = "/range/";
 
 /// Routes a request-target.
 pub fn route(target: &[u8]) -> Result<Target, RouteError> {
@@ -49,13 +67,39 @@ pub fn route(target: &[u8]) -> Result<Target, RouteError> {
     };
     let decoded = percent_decode(raw_path)?;
     let text = String::from_utf8(decoded).map_err(|_| RouteError::NotUtf8)?;
-    let name = &text[1..];
+    let (name, path_range) = split_path_range(&text[1..])?;
     if name.is_empty() {
         return Err(RouteError::NoObject);
     }
     let key = ObjectKey::parse(name)?;
     let query = query.map(|q| String::from_utf8_lossy(q).into_owned());
-    Ok(Target { key, query })
+    Ok(Target {
+        key,
+        query,
+        path_range,
+    })
+}
+
+/// `KEY/range/START-END` → (`KEY`, the range). A last segment that is not two
+/// decimal numbers joined by `-` is not the range form: the whole name is the
+/// key, as written.
+fn split_path_range(name: &str) -> Result<(&str, Option<PathRange>), RouteError> {
+    let Some(at) = name.rfind(RANGE_SEGMENT) else {
+        return Ok((name, None));
+    };
+    let spec = &name[at + RANGE_SEGMENT.len()..];
+    let number = |s: &str| {
+        let digits = !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit());
+        digits.then(|| s.parse::<u64>().ok()).flatten()
+    };
+    let parsed = spec
+        .split_once('-')
+        .and_then(|(a, b)| Some((number(a)?, number(b)?)));
+    match parsed {
+        None => Ok((name, None)),
+        Some((first, last)) if last < first => Err(RouteError::BackwardPathRange),
+        Some((first, last)) => Ok((&name[..at], Some(PathRange { first, last }))),
+    }
 }
 
 /// `http://authority/path` → `/path` (RFC 9112 §3.2.2: servers accept it).
@@ -173,6 +217,51 @@ mod tests {
         assert_eq!(key("etc/passwd"), Err(RouteError::BadForm));
         assert_eq!(key("/"), Err(RouteError::NoObject));
         assert_eq!(key("http://host"), Err(RouteError::NoObject));
+    }
+
+    #[test]
+    fn range_in_the_path() {
+        let t = route(b"/titles/81/v.mp4/range/0-1048575?e=1").expect("routes");
+        assert_eq!(t.key.as_str(), "titles/81/v.mp4");
+        assert_eq!(
+            t.path_range,
+            Some(PathRange {
+                first: 0,
+                last: 1_048_575
+            })
+        );
+        assert_eq!(t.query.as_deref(), Some("e=1"));
+        let t = route(b"/v/range/7-7").expect("routes");
+        assert_eq!(t.path_range, Some(PathRange { first: 7, last: 7 }));
+        // Encoded the same way as any path.
+        let t = route(b"/v/range/1%2d2").expect("routes");
+        assert_eq!(t.path_range, Some(PathRange { first: 1, last: 2 }));
+        assert_eq!(
+            route(b"/v/range/9-3").map(|t| t.key),
+            Err(RouteError::BackwardPathRange)
+        );
+        // A key of its own: nothing before the form.
+        let t = route(b"/range/0-9").expect("routes");
+        assert_eq!((t.key.as_str(), t.path_range), ("range/0-9", None));
+        // Not the form: the whole name is the key.
+        for name in [
+            "v/range/1-",
+            "v/range/-5",
+            "v/range/a-b",
+            "v/range/1-2-3",
+            "v/range/+1-2",
+            "v/range",
+        ] {
+            let t = route(format!("/{name}").as_bytes()).expect("routes");
+            assert_eq!((t.key.as_str(), t.path_range), (name, None));
+        }
+        // 20 digits cannot be an offset.
+        let t = route(b"/v/range/0-99999999999999999999").expect("routes");
+        assert_eq!(t.path_range, None);
+        // Only the last `/range/` counts.
+        let t = route(b"/a/range/1-2/range/3-4").expect("routes");
+        assert_eq!(t.key.as_str(), "a/range/1-2");
+        assert_eq!(t.path_range, Some(PathRange { first: 3, last: 4 }));
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! to 403) nor parse anything but the two query parameters it owns.
 //!
 //! Wire form, version 1 (also in `docs/protocol.md`):
-//! `?e=<unix expiry>&t=<kid>.<b64url(prefix)>.<b64url(client)>.<b64url(mac)>`,
+//! `?e=<unix expiry>&t=<kid>.<b64url(prefix)>.<b64url(client)>.<b64url(mac)>`
+//! (the parameter names `e` and `t` are configurable, see [`ParamNames`]),
 //! with `mac = HMAC-SHA256(secret[kid], "eddy-url-v1\n" kid "\n" prefix "\n"
 //! expiry "\n" client)`. `client` is empty (any client) or a CIDR such as
 //! `203.0.113.0/24`. A prefix ending in `/` covers everything below it;
@@ -23,6 +24,24 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// The names of the two query parameters (`tokens.expiry_param`,
+/// `tokens.token_param`), configurable so that a control plane with its own
+/// URL conventions can sign for eddy. They are not part of the MAC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamNames {
+    pub expiry: String,
+    pub token: String,
+}
+
+impl Default for ParamNames {
+    fn default() -> Self {
+        ParamNames {
+            expiry: crate::config::defaults::TOKEN_EXPIRY_PARAM.to_owned(),
+            token: crate::config::defaults::TOKEN_PARAM.to_owned(),
+        }
+    }
+}
 
 /// Domain separation for version 1 of the token.
 const CONTEXT: &str = "eddy-url-v1";
@@ -171,14 +190,16 @@ fn new_mac(secret: &[u8]) -> HmacSha256 {
 }
 
 /// The query string (`e=…&t=…`) that grants `grant`, signed with `key`.
-pub fn sign(key: &SigningKey, grant: &Grant) -> String {
+pub fn sign(key: &SigningKey, grant: &Grant, names: &ParamNames) -> String {
     let mut mac = new_mac(&key.secret);
     mac.update(mac_input(&key.id, grant).as_bytes());
     let tag = mac.finalize().into_bytes();
     let client = grant.client.map(|c| c.to_string()).unwrap_or_default();
     format!(
-        "e={}&t={}.{}.{}.{}",
+        "{}={}&{}={}.{}.{}.{}",
+        names.expiry,
         grant.expiry,
+        names.token,
         key.id,
         URL_SAFE_NO_PAD.encode(grant.prefix.as_bytes()),
         URL_SAFE_NO_PAD.encode(client.as_bytes()),
@@ -190,12 +211,13 @@ pub fn sign(key: &SigningKey, grant: &Grant) -> String {
 /// starting with `/`) from `client` at unix time `now`.
 pub fn verify(
     keys: &[SigningKey],
+    names: &ParamNames,
     path: &str,
     query: Option<&str>,
     client: IpAddr,
     now: u64,
 ) -> Result<(), Denied> {
-    let (expiry, token) = params(query.unwrap_or(""))?;
+    let (expiry, token) = params(query.unwrap_or(""), names)?;
     let mut fields = token.split('.');
     let (Some(kid), Some(prefix), Some(scope), Some(tag), None) = (
         fields.next(),
@@ -249,16 +271,19 @@ pub fn verify(
     Ok(())
 }
 
-/// `e` and `t` from a query; other parameters are left alone, duplicates refused.
-fn params(query: &str) -> Result<(u64, &str), Denied> {
+/// Expiry and token from a query; other parameters are left alone, duplicates
+/// refused.
+fn params<'q>(query: &'q str, names: &ParamNames) -> Result<(u64, &'q str), Denied> {
     let mut e = None;
     let mut t = None;
     for pair in query.split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let slot = match name {
-            "e" => &mut e,
-            "t" => &mut t,
-            _ => continue,
+        let slot = if name == names.expiry {
+            &mut e
+        } else if name == names.token {
+            &mut t
+        } else {
+            continue;
         };
         if slot.replace(value).is_some() {
             return Err(Denied::Malformed);
@@ -284,6 +309,21 @@ fn decode_text(field: &str) -> Result<String, Denied> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The functions under test, with the default parameter names.
+    fn sign(key: &SigningKey, grant: &Grant) -> String {
+        super::sign(key, grant, &ParamNames::default())
+    }
+
+    fn verify(
+        keys: &[SigningKey],
+        path: &str,
+        query: Option<&str>,
+        client: IpAddr,
+        now: u64,
+    ) -> Result<(), Denied> {
+        super::verify(keys, &ParamNames::default(), path, query, client, now)
+    }
     use proptest::prelude::*;
 
     const NOW: u64 = 1_800_000_000;

@@ -14,6 +14,7 @@
 
 pub mod import;
 pub mod key;
+pub mod mapped;
 pub mod open_cache;
 pub mod placement;
 
@@ -100,6 +101,62 @@ pub struct OpenObject {
     pub modified: SystemTime,
     /// Opaque part of the strong ETag (no quotes).
     pub etag: String,
+    /// The file mapped into memory, made on first use by a transport that
+    /// needs it and kept while the object stays open (see [`mapped`]).
+    mapping: std::sync::OnceLock<bytes::Bytes>,
+}
+
+impl OpenObject {
+    /// An object opened from `file`, whose metadata the caller read from it.
+    pub fn new(file: File, len: u64, modified: SystemTime, etag: String) -> OpenObject {
+        OpenObject {
+            file,
+            len,
+            modified,
+            etag,
+            mapping: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The whole object as shared bytes over a read-only map (made once).
+    pub fn bytes(&self) -> std::io::Result<bytes::Bytes> {
+        if let Some(b) = self.mapping.get() {
+            return Ok(b.clone());
+        }
+        let made = mapped::map(&self.file, self.len)?;
+        // Two first users may race; either map is as good, keep the first.
+        Ok(self.mapping.get_or_init(|| made).clone())
+    }
+
+    /// Whether bytes `first..first + len` are all in the page cache, so that
+    /// sending them cannot wait for a disk. Says yes when it cannot tell.
+    pub fn is_resident(&self, first: u64, len: u64) -> bool {
+        let (Ok(first), Ok(len)) = (usize::try_from(first), usize::try_from(len)) else {
+            return true;
+        };
+        match self.bytes() {
+            Ok(map) => mapped::resident(&map, first, len),
+            Err(_) => true,
+        }
+    }
+
+    /// Reads bytes `first..first + len` from the disk into the page cache and
+    /// throws them away. Blocks: call it on a blocking thread.
+    pub fn load(&self, first: u64, len: u64) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt as _;
+        let mut scratch = vec![0u8; (len.min(256 * 1024)) as usize];
+        let (mut at, end) = (first, first.saturating_add(len).min(self.len));
+        while at < end {
+            let want = ((end - at) as usize).min(scratch.len());
+            match self.file.read_at(&mut scratch[..want], at) {
+                Ok(0) => break,
+                Ok(n) => at += n as u64,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Where an indexed object lives.
@@ -245,12 +302,12 @@ impl Store {
         let digest = xattr::FileExt::get_xattr(&file, DIGEST_XATTR)
             .ok()
             .flatten();
-        Ok(OpenObject {
-            etag: etag(digest.as_deref(), &meta),
-            len: meta.len(),
-            modified,
+        Ok(OpenObject::new(
             file,
-        })
+            meta.len(),
+            modified,
+            etag(digest.as_deref(), &meta),
+        ))
     }
 
     /// Every indexed object with its size, sorted by key.

@@ -95,12 +95,12 @@ mod tests {
     use std::time::SystemTime;
 
     fn object() -> std::io::Result<Arc<OpenObject>> {
-        Ok(Arc::new(OpenObject {
-            file: tempfile::tempfile()?,
-            len: 0,
-            modified: SystemTime::UNIX_EPOCH,
-            etag: "e".into(),
-        }))
+        Ok(Arc::new(OpenObject::new(
+            tempfile::tempfile()?,
+            0,
+            SystemTime::UNIX_EPOCH,
+            "e".into(),
+        )))
     }
 
     fn key(s: &str) -> ObjectKey {

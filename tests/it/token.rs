@@ -1,10 +1,10 @@
 //! Signed URLs through the real binaries: `eddy token sign` makes the query, `eddy serve` with
-//! `tokens.required` checks it. Every refusal is a 403 that reveals nothing about the store.
+//! `serve.require_tokens` checks it. Every refusal is a 403 that reveals nothing about the store.
 
 use crate::support::*;
 
 const SECRET: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-const TOKENS: &str = "[tokens]\nrequired = true\n[[tokens.keys]]\nid = \"2026-11\"\nsecret_hex = \"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"\n";
+const TOKENS: &str = "[serve]\nrequire_tokens = true\n[[tokens.keys]]\nid = \"2026-11\"\nsecret_hex = \"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"\n";
 
 /// Runs `eddy token sign` and returns the query string it prints.
 fn sign(config: &std::path::Path, args: &[&str]) -> String {
@@ -149,7 +149,7 @@ fn config_errors_never_echo_a_secret() {
     assert!(!err.contains(&bad), "the secret was echoed: {err}");
     let required_without_keys = store.config(
         "nokeys.toml",
-        "[store]\ndisks = [\"/srv/d0\"]\n[tokens]\nrequired = true\n",
+        "[store]\ndisks = [\"/srv/d0\"]\n[serve]\nrequire_tokens = true\n",
     );
     let out = run_eddy(&[
         "check-config",
@@ -157,5 +157,5 @@ fn config_errors_never_echo_a_secret() {
         required_without_keys.to_str().expect("utf-8"),
     ]);
     assert_eq!(out.status.code(), Some(64));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("tokens.required"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("serve.require_tokens"));
 }

@@ -1,0 +1,133 @@
+//! From a parsed request to a [`Plan`]: the steps every transport shares
+//! (plain HTTP/1.1, HTTPS, HTTP/2), so that there is one copy of the rules.
+//!
+//! Owns: the order of those steps (method, route, signed-URL check, store
+//! lookup, planning) and turning their failures into error plans. The token is
+//! checked before the store is asked, so a refused client learns nothing about
+//! what the store holds. It must not touch a socket or know a wire format: a
+//! transport hands it an [`Ask`] and carries out the [`Answer`].
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::fields::Fields;
+use super::range::RangeLimits;
+use super::respond::{self, Method, ObjectMeta, Plan, RequestFacts, ServeError};
+use super::route;
+use super::token;
+use super::Shared;
+use crate::store::{OpenObject, StoreError};
+
+static BOUNDARY_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A request as the planner needs it, whatever the transport.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    /// The method token, as sent.
+    pub method: &'a str,
+    /// The request-target: origin form (`/path?query`) or absolute form.
+    pub target: &'a [u8],
+    /// Range and the preconditions.
+    pub fields: &'a Fields,
+}
+
+/// What differs between listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Refuse requests without a valid signed URL (403).
+    pub require_tokens: bool,
+}
+
+/// The decided response, and the open object its body reads from.
+#[derive(Debug)]
+pub struct Answer {
+    pub plan: Plan,
+    pub object: Option<Arc<OpenObject>>,
+}
+
+/// Plans the answer to `ask` from `peer` at `now` (one instant per request:
+/// token expiry, the If-Range age rule and the Date header all see it).
+pub fn answer(
+    shared: &Shared,
+    policy: Policy,
+    peer: IpAddr,
+    ask: &Ask<'_>,
+    now: SystemTime,
+) -> Answer {
+    match plan_object(shared, policy, peer, ask, now) {
+        Ok((plan, object)) => Answer {
+            plan,
+            object: Some(object),
+        },
+        Err(err) => {
+            match &err {
+                ServeError::Internal(why) => tracing::error!(%why, "request failed"),
+                ServeError::Forbidden(denied) => {
+                    tracing::debug!(reason = denied.label(), %peer, "token refused")
+                }
+                _ => {}
+            }
+            Answer {
+                plan: respond::error(&err),
+                object: None,
+            }
+        }
+    }
+}
+
+fn plan_object(
+    shared: &Shared,
+    policy: Policy,
+    peer: IpAddr,
+    ask: &Ask<'_>,
+    now: SystemTime,
+) -> Result<(Plan, Arc<OpenObject>), ServeError> {
+    let method = Method::parse(ask.method);
+    match method {
+        Method::Get | Method::Head => {}
+        Method::NotAllowed => return Err(ServeError::MethodNotAllowed),
+        Method::Unknown => return Err(ServeError::NotImplemented),
+    }
+    let target = route::route(ask.target)?;
+    if policy.require_tokens {
+        // The token covers the object's path; the `/range/` form asks for a
+        // part of that object and is covered by the same token.
+        let path = format!("/{}", target.key);
+        token::verify(
+            &shared.tokens.keys,
+            &shared.tokens.names,
+            &path,
+            target.query.as_deref(),
+            peer,
+            super::conditional::unix_secs(now),
+        )?;
+    }
+    let object = shared
+        .store
+        .object(&target.key, std::time::Instant::now())
+        .map_err(|e| match e {
+            StoreError::NotFound => ServeError::NotFound,
+            other => ServeError::Internal(other.to_string()),
+        })?;
+    let facts = RequestFacts {
+        head_only: method == Method::Head,
+        range: ask.fields.range.as_deref(),
+        conditions: ask.fields.conditions.clone(),
+        path_range: target.path_range,
+    };
+    let meta = ObjectMeta {
+        key: target.key.as_str(),
+        len: object.len,
+        modified: object.modified,
+        etag: &object.etag,
+    };
+    let limits = RangeLimits {
+        max_ranges: shared.limits.max_ranges,
+        max_sum_percent: shared.limits.max_range_sum_percent,
+    };
+    let seed = BOUNDARY_SEQ.fetch_add(1, Ordering::Relaxed) ^ shared.boundary_salt;
+    let plan = respond::object(&facts, &meta, now, limits, seed);
+    Ok((plan, object))
+}

@@ -1,0 +1,530 @@
+//! One TLS connection: the handshake, then HTTP/2 or HTTP/1.1 through hyper,
+//! with every answer decided by the same planner as the plain path.
+//!
+//! Owns: the handshake deadline, picking the HTTP version by ALPN, hyper's
+//! settings (HTTP/2 stream and header-list limits, the rapid-reset defences),
+//! the idle deadline (no byte either way for `limits.idle_timeout` closes the
+//! connection, which also bounds a stalled reader), the drain, turning a hyper
+//! request into an [`Ask`] and a [`Plan`] into a hyper response whose body is
+//! slices of the memory-mapped object. It must not decide a status or a header
+//! (`respond` does) nor check a token (`answer` does).
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, Version};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+
+use super::answer::{self, Answer, Ask, Policy};
+use super::fields::Fields;
+use super::respond::{self, Body, Method, Plan, ServeError};
+use super::tls::Certs;
+use super::{prefetch, Shared};
+use crate::config::defaults::DISK_WINDOW;
+use crate::config::Http2Limits;
+use crate::store::OpenObject;
+
+/// What every TLS connection of a listener shares.
+#[derive(Debug)]
+pub struct TlsListener {
+    pub certs: Arc<Certs>,
+    pub policy: Policy,
+    pub http2: Http2Limits,
+    /// Body chunk size (`tls.frame_bytes`).
+    pub frame_bytes: usize,
+}
+
+/// Serves one accepted TCP connection on a TLS listener to its end.
+pub async fn serve(
+    stream: TcpStream,
+    peer: IpAddr,
+    shared: Arc<Shared>,
+    tls: Arc<TlsListener>,
+    mut drain: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.certs.current());
+    // The handshake counts against the header deadline, as the head of the
+    // first request does on the plain path: a silent client is closed.
+    let handshake =
+        tokio::time::timeout(shared.limits.header_read_timeout, acceptor.accept(stream)).await;
+    let stream = match handshake {
+        Ok(Ok(s)) => s,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, %peer, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let activity = Arc::new(Activity::new());
+    let io = TokioIo::new(Watched {
+        inner: stream,
+        activity: activity.clone(),
+    });
+    let conn_state = Arc::new(ConnState::default());
+    let service = {
+        let shared = shared.clone();
+        let tls = tls.clone();
+        let conn_state = conn_state.clone();
+        hyper::service::service_fn(move |req: Request<Incoming>| {
+            let response = handle(&req, peer, &shared, &tls, &conn_state);
+            std::future::ready(Ok::<_, Infallible>(response))
+        })
+    };
+    let idle = shared.limits.idle_timeout;
+    if h2 {
+        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(tls.http2.max_concurrent_streams)
+            .max_header_list_size(tls.http2.max_header_list_bytes)
+            .max_pending_accept_reset_streams(tls.http2.max_pending_resets)
+            // Our Date header is the one sent: one clock read per request.
+            .auto_date_header(false);
+        let conn = builder.serve_connection(io, service);
+        drive(conn, &activity, &conn_state, idle, &mut drain, |c| {
+            c.graceful_shutdown()
+        })
+        .await;
+    } else {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(shared.limits.header_read_timeout)
+            .max_buf_size(shared.limits.max_head_bytes.max(8192))
+            .max_headers(shared.limits.max_headers)
+            .auto_date_header(false);
+        let conn = builder.serve_connection(io, service);
+        drive(conn, &activity, &conn_state, idle, &mut drain, |c| {
+            c.graceful_shutdown()
+        })
+        .await;
+    }
+}
+
+/// Runs a hyper connection until it ends, a drain asks it to finish, it has
+/// been idle too long, or a reset flood was seen on it.
+async fn drive<C, E>(
+    conn: C,
+    activity: &Activity,
+    state: &ConnState,
+    idle: Duration,
+    drain: &mut watch::Receiver<bool>,
+    shutdown: impl Fn(Pin<&mut C>),
+) where
+    C: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    tokio::pin!(conn);
+    let mut draining = *drain.borrow();
+    if draining {
+        shutdown(conn.as_mut());
+    }
+    let check = (idle / 4).max(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "TLS connection ended with an error");
+                }
+                return;
+            }
+            _ = drain.changed(), if !draining => {
+                draining = true;
+                shutdown(conn.as_mut());
+            }
+            _ = state.flood.notified() => {
+                tracing::warn!("HTTP/2 reset flood: closing the connection");
+                return;
+            }
+            _ = tokio::time::sleep(check) => {
+                if activity.idle_for() >= idle {
+                    tracing::debug!("TLS connection idle: closing");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Per connection: responses completed and streams the client abandoned.
+#[derive(Debug, Default)]
+struct ConnState {
+    completed: AtomicU32,
+    abandoned: AtomicU32,
+    flood: Notify,
+}
+
+impl ConnState {
+    fn finished(&self, whole: bool) {
+        if whole {
+            self.completed.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.abandoned.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A connection that has abandoned more than `max` responses, and more
+    /// than it completed, is resetting streams as an attack does.
+    fn is_flood(&self, max: u32) -> bool {
+        let abandoned = self.abandoned.load(Ordering::Relaxed);
+        abandoned > max && abandoned > self.completed.load(Ordering::Relaxed)
+    }
+}
+
+fn handle(
+    req: &Request<Incoming>,
+    peer: IpAddr,
+    shared: &Shared,
+    tls: &TlsListener,
+    state: &Arc<ConnState>,
+) -> Response<ResponseBody> {
+    let now = shared.clock.now();
+    let h2 = req.version() == Version::HTTP_2;
+    if h2 && state.is_flood(tls.http2.max_client_resets) {
+        state.flood.notify_one();
+    }
+    let head_only = Method::parse(req.method().as_str()) == Method::Head;
+    let Answer { plan, object } = match check_head(req, &shared.limits) {
+        Err(err) => Answer {
+            plan: respond::error(&err),
+            object: None,
+        },
+        Ok(target) => {
+            let mut fields = Fields::default();
+            for (name, value) in req.headers() {
+                fields.add(name.as_str(), value.as_bytes());
+            }
+            let ask = Ask {
+                method: req.method().as_str(),
+                target: target.as_bytes(),
+                fields: &fields,
+            };
+            answer::answer(shared, tls.policy, peer, &ask, now)
+        }
+    };
+    let body = if head_only { &Body::Empty } else { &plan.body };
+    let body = match ResponseBody::new(body, object.as_ref(), tls.frame_bytes, state) {
+        Ok(b) => b,
+        Err(error) => {
+            tracing::error!(%error, "cannot map an object for a TLS response");
+            let plan = respond::error(&ServeError::Internal(error.to_string()));
+            let body = ResponseBody::new(&plan.body, None, tls.frame_bytes, state)
+                .unwrap_or_else(|_| ResponseBody::empty());
+            return response(&plan, now, h2, body);
+        }
+    };
+    response(&plan, now, h2, body)
+}
+
+/// The checks hyper leaves to us: target length, and one Host in HTTP/1.1.
+fn check_head<'r>(
+    req: &'r Request<Incoming>,
+    limits: &crate::config::Limits,
+) -> Result<&'r str, ServeError> {
+    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    if target.len() > limits.max_target_bytes {
+        return Err(ServeError::TargetTooLong);
+    }
+    if req.version() == Version::HTTP_11
+        && req.headers().get_all(http::header::HOST).iter().count() != 1
+    {
+        return Err(ServeError::BadRequest(
+            "HTTP/1.1 needs exactly one Host field",
+        ));
+    }
+    Ok(target)
+}
+
+/// A [`Plan`] as a hyper response: the same fields as the plain path sends.
+fn response(plan: &Plan, now: SystemTime, h2: bool, body: ResponseBody) -> Response<ResponseBody> {
+    let mut response = Response::new(body);
+    *response.status_mut() =
+        StatusCode::from_u16(plan.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    for (name, value) in plan.fields(now) {
+        if let Ok(value) = HeaderValue::try_from(value) {
+            headers.append(name, value);
+        }
+    }
+    // Connection is an HTTP/1 field; HTTP/2 must not send it (RFC 9113 §8.2.2).
+    if plan.close && !h2 {
+        headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// One piece of a response body.
+#[derive(Debug)]
+enum Piece {
+    /// Generated bytes (error text, multipart framing).
+    Small(Bytes),
+    /// A slice of the mapped object starting at object offset `at`, sent in
+    /// chunks.
+    Mapped { bytes: Bytes, at: u64 },
+}
+
+impl Piece {
+    fn len(&self) -> usize {
+        match self {
+            Piece::Small(b) | Piece::Mapped { bytes: b, .. } => b.len(),
+        }
+    }
+}
+
+type Warming = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// A response body: pieces sent in order, mapped slices cut into chunks of
+/// `frame` bytes, each window made resident (`prefetch`) before rustls reads
+/// it, so a cold page never faults on the event loop. Reports to the
+/// connection whether it was sent whole.
+pub struct ResponseBody {
+    pieces: VecDeque<Piece>,
+    remaining: u64,
+    frame: usize,
+    object: Option<Arc<OpenObject>>,
+    /// Object bytes known resident: `at..warm_end` of the front piece.
+    warm_end: u64,
+    warming: Option<Warming>,
+    state: Option<Arc<ConnState>>,
+}
+
+impl std::fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("pieces", &self.pieces.len())
+            .field("remaining", &self.remaining)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResponseBody {
+    fn empty() -> ResponseBody {
+        ResponseBody {
+            pieces: VecDeque::new(),
+            remaining: 0,
+            frame: 1,
+            object: None,
+            warm_end: 0,
+            warming: None,
+            state: None,
+        }
+    }
+
+    fn new(
+        body: &Body,
+        object: Option<&Arc<OpenObject>>,
+        frame: usize,
+        state: &Arc<ConnState>,
+    ) -> std::io::Result<ResponseBody> {
+        let mut pieces = VecDeque::new();
+        let mapped = |first: u64, last: u64| -> std::io::Result<Piece> {
+            let obj = object.ok_or_else(|| std::io::Error::other("file body without an object"))?;
+            let all = obj.bytes()?;
+            let (start, end) = (usize::try_from(first), usize::try_from(last + 1));
+            match (start, end) {
+                (Ok(start), Ok(end)) if end <= all.len() => Ok(Piece::Mapped {
+                    bytes: all.slice(start..end),
+                    at: first,
+                }),
+                _ => Err(std::io::Error::other("range beyond the mapped object")),
+            }
+        };
+        match body {
+            Body::Empty => {}
+            Body::Text(text) => pieces.push_back(Piece::Small(Bytes::from_static(text.as_bytes()))),
+            Body::File(r) => pieces.push_back(mapped(r.first, r.last)?),
+            Body::Multipart { parts, trailer } => {
+                for (head, r) in parts {
+                    pieces.push_back(Piece::Small(Bytes::copy_from_slice(head)));
+                    pieces.push_back(mapped(r.first, r.last)?);
+                }
+                pieces.push_back(Piece::Small(Bytes::copy_from_slice(trailer)));
+            }
+        }
+        let remaining = pieces.iter().map(|p| p.len() as u64).sum();
+        Ok(ResponseBody {
+            pieces,
+            remaining,
+            frame,
+            object: object.cloned(),
+            warm_end: 0,
+            warming: None,
+            state: Some(state.clone()),
+        })
+    }
+}
+
+impl HttpBody for ResponseBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        let chunk = match this.pieces.front_mut() {
+            None => return Poll::Ready(None),
+            Some(Piece::Small(_)) => match this.pieces.pop_front() {
+                Some(Piece::Small(b)) => b,
+                _ => return Poll::Ready(None),
+            },
+            Some(Piece::Mapped { bytes, at }) => {
+                if *at >= this.warm_end {
+                    // The next window must be in memory before rustls reads it.
+                    if this.warming.is_none() {
+                        let window = (bytes.len() as u64).min(DISK_WINDOW);
+                        this.warm_end = *at + window;
+                        if let Some(object) = this.object.clone() {
+                            let first = *at;
+                            this.warming = Some(Box::pin(async move {
+                                prefetch::ensure_resident(&object, first, window).await
+                            }));
+                        }
+                    }
+                    if let Some(warming) = this.warming.as_mut() {
+                        if warming.as_mut().poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                        this.warming = None;
+                    }
+                }
+                let take = (this.warm_end - *at).min(this.frame as u64) as usize;
+                let chunk = bytes.split_to(take.min(bytes.len()));
+                *at += chunk.len() as u64;
+                if bytes.is_empty() {
+                    this.pieces.pop_front();
+                    this.warm_end = 0;
+                }
+                chunk
+            }
+        };
+        this.remaining -= chunk.len() as u64;
+        if this.remaining == 0 {
+            if let Some(state) = this.state.take() {
+                state.finished(true);
+            }
+        }
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        // Still holding the state: dropped before its last byte went out.
+        if let Some(state) = self.state.take() {
+            state.finished(self.remaining == 0);
+        }
+    }
+}
+
+/// When the connection last moved a byte either way.
+#[derive(Debug)]
+struct Activity {
+    base: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            base: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.base.elapsed().saturating_sub(last)
+    }
+}
+
+/// An I/O stream that records progress in an [`Activity`].
+struct Watched<T> {
+    inner: T,
+    activity: Arc<Activity>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
