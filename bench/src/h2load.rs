@@ -8,6 +8,10 @@
 //! alike. Each slice opens its connections anew (a TLS handshake per connection per second, also alike).
 //! Latency percentiles come from `--log-file` (one line per request: start, status, duration in µs); h2load's
 //! own report gives only min/mean/max.
+//!
+//! h2load offers TLS_AES_128_GCM_SHA256 first by default, and eddy's rustls follows the client's order, so h2load
+//! is told to offer only [`CIPHER`] (`--tls13-ciphers`); a slice that reports another cipher, or no h2, fails the
+//! run.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -18,6 +22,7 @@ use serde::Serialize;
 use crate::content::Xoshiro;
 use crate::error::{Error, IoContext, Result};
 use crate::measure::Outcome;
+use crate::tls::CIPHER;
 
 /// What h2load said about the connection, and the slices of one run.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -71,6 +76,7 @@ impl H2load<'_> {
                 .arg("-c")
                 .arg(self.connections.to_string())
                 .args(["-m", "1", "-D", "1"])
+                .arg(format!("--tls13-ciphers={CIPHER}"))
                 .arg(format!("--log-file={}", log.display()))
                 .arg("-H")
                 .arg(format!("range: bytes={}-{}", range.0, range.1))
@@ -98,6 +104,16 @@ impl H2load<'_> {
             o.errors.read += r.failed.saturating_sub(r.status_4xx_5xx + r.timeout);
             o.errors.timeout += r.timeout;
             o.errors.status += r.status_4xx_5xx;
+            if r.cipher.as_deref() != Some(CIPHER) || r.alpn.as_deref() != Some("h2") {
+                return Err(Error::tool(
+                    "h2load",
+                    format!(
+                        "{url}: negotiated {} {} (expected {CIPHER} h2); the run does not compare",
+                        r.cipher.as_deref().unwrap_or("no cipher"),
+                        r.alpn.as_deref().unwrap_or("no ALPN")
+                    ),
+                ));
+            }
             info.protocol = info.protocol.or(r.protocol);
             info.cipher = info.cipher.or(r.cipher);
             info.application_protocol = info.application_protocol.or(r.alpn);
