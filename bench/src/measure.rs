@@ -70,6 +70,8 @@ pub struct Sample {
     pub client_cores: f64,
     /// Peak of the summed VmRSS of the server's processes, KiB (sampled every 100 ms).
     pub server_rss_kib: u64,
+    /// Peak of the summed RssAnon (VmRSS less mapped file pages), KiB.
+    pub server_rss_anon_kib: u64,
     /// Processes counted as the server.
     pub server_procs: usize,
     /// The whole machine's CPU split.
@@ -108,6 +110,7 @@ pub fn run(
 ) -> Result<Sample> {
     let stop = AtomicBool::new(false);
     let peak = AtomicU64::new(procstat::rss_kib_sum(pids));
+    let peak_anon = AtomicU64::new(procstat::rss_anon_kib_sum(pids));
 
     let all0 = procstat::all_ticks();
     let sys0 = SysCpu::sample();
@@ -118,6 +121,7 @@ pub fn run(
         sc.spawn(|| {
             while !stop.load(Ordering::Relaxed) {
                 peak.fetch_max(procstat::rss_kib_sum(pids), Ordering::Relaxed);
+                peak_anon.fetch_max(procstat::rss_anon_kib_sum(pids), Ordering::Relaxed);
                 thread::sleep(Duration::from_millis(100));
             }
         });
@@ -160,6 +164,7 @@ pub fn run(
         server_cores,
         client_cores,
         server_rss_kib: peak.load(Ordering::Relaxed),
+        server_rss_anon_kib: peak_anon.load(Ordering::Relaxed),
         server_procs: pids.len(),
         sys,
         other_cores: (busy - server_cores - client_cores).max(0.0),

@@ -55,8 +55,18 @@ pub fn page_cache_kib() -> Option<u64> {
 
 /// VmRSS of one process in KiB (absent for zombies and kernel threads).
 pub fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// RssAnon of one process in KiB: VmRSS less the file pages it maps (a server that memory-maps what it serves
+/// counts those page-cache pages in VmRSS, though they are the page cache's, not its own).
+pub fn rss_anon_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "RssAnon:")
+}
+
+fn status_kib(pid: u32, key: &str) -> Option<u64> {
     let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = s.lines().find(|l| l.starts_with(key))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
@@ -92,6 +102,11 @@ pub fn cpu_ticks_sum(pids: &[u32]) -> u64 {
 /// Summed VmRSS of `pids` in KiB.
 pub fn rss_kib_sum(pids: &[u32]) -> u64 {
     pids.iter().filter_map(|&p| rss_kib(p)).sum()
+}
+
+/// Summed RssAnon of `pids` in KiB.
+pub fn rss_anon_kib_sum(pids: &[u32]) -> u64 {
+    pids.iter().filter_map(|&p| rss_anon_kib(p)).sum()
 }
 
 /// CPU ticks and command name of every process on the machine (kernel threads included). The ticks are
@@ -190,6 +205,7 @@ mod tests {
         let me = std::process::id();
         assert!(cpu_ticks(me).is_some());
         assert!(rss_kib(me).is_some_and(|k| k > 0));
+        assert!(rss_anon_kib(me).is_some_and(|k| k > 0));
         assert_eq!(tree(me).first(), Some(&me));
         assert!(clock_ticks() > 0.0);
     }

@@ -56,6 +56,8 @@ pub struct RunRecord {
     /// Server cores per 10 Gbit/s of raw throughput (None when nothing moved).
     pub server_cores_per_10gbps: Option<f64>,
     pub server_rss_mib: f64,
+    /// Peak of the summed RssAnon: VmRSS less the file pages the server maps.
+    pub server_rss_anon_mib: f64,
     /// Cores busy with other work on the machine during the run (see [`Sample::other_cores`]).
     pub other_cores: f64,
     /// The client's socket errors and error responses.
@@ -106,6 +108,7 @@ impl RunRecord {
             client_cores: s.client_cores,
             server_cores_per_10gbps: (raw_gbps > 0.0).then(|| s.server_cores / (raw_gbps / 10.0)),
             server_rss_mib: s.server_rss_kib as f64 / 1024.0,
+            server_rss_anon_mib: s.server_rss_anon_kib as f64 / 1024.0,
             other_cores: s.other_cores,
             failures: w.errors,
             failures_total: w.errors.total(),
@@ -157,6 +160,7 @@ pub struct ServerSummary {
     pub client_cores: f64,
     pub server_cores_per_10gbps: Option<f64>,
     pub server_rss_mib: f64,
+    pub server_rss_anon_mib: f64,
     /// (g): medians of the idle connections open, the server's RSS before and with them, and KiB per connection.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_open: Option<f64>,
@@ -192,6 +196,7 @@ pub struct Ratios {
     pub server_cores: Option<f64>,
     pub server_cores_per_10gbps: Option<f64>,
     pub server_rss_mib: Option<f64>,
+    pub server_rss_anon_mib: Option<f64>,
 }
 
 /// Summary of one scenario.
@@ -300,6 +305,7 @@ fn summarize_server(runs: &[&RunRecord]) -> ServerSummary {
                 .collect::<Vec<_>>(),
         ),
         server_rss_mib: m(|r| r.server_rss_mib),
+        server_rss_anon_mib: m(|r| r.server_rss_anon_mib),
         idle_open: idle(|i| f64::from(i.connections_open)),
         rss_before_mib: idle(|i| i.rss_before_kib as f64 / 1024.0),
         rss_loaded_mib: idle(|i| i.rss_loaded_kib as f64 / 1024.0),
@@ -372,6 +378,7 @@ pub fn summarize(scenarios: &[Scenario], runs: &[RunRecord]) -> Vec<ScenarioSumm
                         ns.server_cores_per_10gbps,
                     ),
                     server_rss_mib: ratio(es.server_rss_mib, ns.server_rss_mib),
+                    server_rss_anon_mib: ratio(es.server_rss_anon_mib, ns.server_rss_anon_mib),
                 },
                 nginx: ns,
                 eddy: es,
@@ -487,6 +494,13 @@ pub fn table(report: &Report) -> String {
             v(n, format!("{:.1}", n.server_rss_mib)),
             v(e, format!("{:.1}", e.server_rss_mib)),
             fmt_opt(r.server_rss_mib, 3),
+        );
+        row(
+            &mut t,
+            "  of it anonymous (peak)",
+            v(n, format!("{:.1}", n.server_rss_anon_mib)),
+            v(e, format!("{:.1}", e.server_rss_anon_mib)),
+            fmt_opt(r.server_rss_anon_mib, 3),
         );
         let opt_row = |t: &mut String, label: &str, a: Option<f64>, b: Option<f64>, prec: usize| {
             if a.is_some() || b.is_some() {
