@@ -1,11 +1,15 @@
 //! The servers of one run, per side (nginx, eddy): the main instance that serves every scenario but (g), the
-//! instance of (g) with its connection limits raised, and which address each scenario is sent to (plain, the
-//! cold-cache block of nginx, TLS, or the (g) instance). Also where each side reads big.bin from, which (f) evicts.
+//! instance of (g) with its connection limits raised (started afresh before each run of (g), so that memory an
+//! allocator kept from an earlier run's 10,000 connections does not count in the next one's "before"), and which
+//! address each scenario is sent to (plain, the cold-cache block of nginx, TLS, or the (g) instance). Also where
+//! each side reads big.bin from, which (f) evicts.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::eddy;
 use crate::error::Result;
+use crate::nginx;
 use crate::scenario::{Load, Scenario, Transport};
 use crate::server::{Kind, Server};
 
@@ -15,12 +19,38 @@ pub struct Side {
     pub main: Server,
     /// The instance of scenario (g), when (g) runs.
     pub idle: Option<Server>,
+    /// How to start it again.
+    pub idle_recipe: Option<IdleRecipe>,
     /// Where (f) is sent: nginx's `aio threads` block; eddy's plain listener (it has no such knob).
     pub cold: Option<SocketAddr>,
     /// The TLS listener of (d) and (e), or why there is none.
     pub tls: std::result::Result<SocketAddr, String>,
     /// The files this side serves big.bin from (nginx: the source; eddy: its store copy).
     pub big_files: Vec<PathBuf>,
+}
+
+/// How to start a side's (g) instance.
+pub enum IdleRecipe {
+    Nginx {
+        bin: PathBuf,
+        opts: nginx::Options,
+        run_dir: PathBuf,
+    },
+    Eddy {
+        bin: PathBuf,
+        opts: eddy::Options,
+        run_dir: PathBuf,
+    },
+}
+
+impl IdleRecipe {
+    /// Start the instance.
+    pub fn start(&self) -> Result<Server> {
+        match self {
+            IdleRecipe::Nginx { bin, opts, run_dir } => Ok(nginx::start(bin, opts, run_dir)?.0),
+            IdleRecipe::Eddy { bin, opts, run_dir } => Ok(eddy::start(bin, opts, run_dir)?.server),
+        }
+    }
 }
 
 /// How the body check reaches an endpoint.
@@ -58,6 +88,20 @@ impl Side {
             Transport::Https => Via::Tls,
             Transport::H2 => Via::H2,
         }
+    }
+
+    /// Replace the (g) instance with a fresh one (stopping the old one first, so they never hold memory at once).
+    pub fn restart_idle(&mut self) -> Result<()> {
+        let Some(recipe) = &self.idle_recipe else {
+            return Ok(());
+        };
+        if let Some(old) = self.idle.take() {
+            if let Err(e) = old.stop() {
+                eprintln!("{} (g): {e}", self.kind.name());
+            }
+        }
+        self.idle = Some(recipe.start()?);
+        Ok(())
     }
 
     /// Whether every process of this side is still running; Err names the one that died.

@@ -41,7 +41,7 @@ use crate::check::Probe;
 use crate::cli::{Args, Config};
 use crate::content::{Content, Small, Xoshiro};
 use crate::error::{Error, IoContext, Result};
-use crate::fleet::{Side, Via};
+use crate::fleet::{IdleRecipe, Side, Via};
 use crate::h2load::H2load;
 use crate::measure::Loaded;
 use crate::report::{CheckRecord, Machine, Report, RunRecord, Skip, Tools};
@@ -455,6 +455,7 @@ fn start_sides(
         kind: Kind::Nginx,
         main: n_main,
         idle: None,
+        idle_recipe: None,
         cold: n_ports.cold,
         tls: n_ports
             .tls
@@ -482,6 +483,7 @@ fn start_sides(
         kind: Kind::Eddy,
         main: started.server,
         idle: None,
+        idle_recipe: None,
         cold: None,
         tls: started.tls,
         big_files: disks
@@ -492,9 +494,9 @@ fn start_sides(
     };
     if needs.idle {
         let wc = cfg.idle_connections.saturating_add(1024);
-        let (n_idle, _) = nginx::start(
-            &cfg.nginx,
-            &nginx::Options {
+        let recipe = IdleRecipe::Nginx {
+            bin: cfg.nginx.clone(),
+            opts: nginx::Options {
                 root: content.src.clone(),
                 small_root: None,
                 cold: false,
@@ -502,31 +504,35 @@ fn start_sides(
                 worker_connections: wc,
                 idle: true,
             },
-            run_dir,
-        )?;
+            run_dir: run_dir.to_path_buf(),
+        };
+        let n_idle = recipe.start()?;
         eprintln!(
-            "nginx (g): listening on {} (pid {}, worker_connections {wc})",
+            "nginx (g): listening on {} (pid {}, worker_connections {wc}; restarted before each run of g)",
             n_idle.addr,
             n_idle.pid()
         );
         nginx_side.idle = Some(n_idle);
+        nginx_side.idle_recipe = Some(recipe);
         let max = cfg.idle_connections.saturating_mul(2).max(20_000);
-        let e_idle = eddy::start(
-            &cfg.eddy,
-            &eddy::Options {
+        let recipe = IdleRecipe::Eddy {
+            bin: cfg.eddy.clone(),
+            opts: eddy::Options {
                 disks: disks.to_vec(),
                 tls: None,
                 max_connections: Some(max),
                 idle: true,
             },
-            run_dir,
-        )?;
+            run_dir: run_dir.to_path_buf(),
+        };
+        let e_idle = recipe.start()?;
         eprintln!(
-            "eddy (g): listening on {} (pid {}, max_connections {max})",
-            e_idle.server.addr,
-            e_idle.server.pid()
+            "eddy (g): listening on {} (pid {}, max_connections {max}; restarted before each run of g)",
+            e_idle.addr,
+            e_idle.pid()
         );
-        eddy_side.idle = Some(e_idle.server);
+        eddy_side.idle = Some(e_idle);
+        eddy_side.idle_recipe = Some(recipe);
     }
     Ok(vec![nginx_side, eddy_side])
 }
@@ -604,6 +610,9 @@ impl Bench<'_> {
     ) -> Result<()> {
         let rounds = self.cfg.rounds;
         let name = side.kind.name();
+        if matches!(sc.load, Load::Idle { .. }) {
+            side.restart_idle()?;
+        }
         let (server, addr) = match side.target(sc) {
             Ok(t) => t,
             Err(reason) => {
