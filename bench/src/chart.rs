@@ -1,9 +1,8 @@
 //! The chart of a run: an SVG (plotters' SVG backend) of the eddy/nginx ratios per scenario, written next to the
 //! JSON. For each scenario, four bars: req/s (higher is better for eddy), server cores per 10 Gbit/s, p99 latency
-//! and peak anonymous resident memory (RssAnon: VmRSS less the page-cache pages a server maps; lower is better for
-//! eddy), with the parity line at 1.0 marked. A missing ratio (a
-//! skipped side, nothing moved) leaves its bar out. Bars taller than the axis are cut at its top and labelled with
-//! their value.
+//! and peak anonymous resident memory (RssAnon: VmRSS less the page-cache pages a server maps), these three lower
+//! is better for eddy, with the parity line at 1.0 marked. A missing ratio (a skipped side, nothing moved) leaves
+//! its bar out. Bars taller than the axis are cut at its top and labelled with their value.
 //!
 //! Text goes into the SVG as `<text>` elements: plotters is built without its font features, so nothing reads
 //! system fonts at build or run time, and the viewer renders the text.
