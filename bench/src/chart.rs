@@ -54,7 +54,7 @@ fn draw_inner(
     path: &Path,
 ) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let n = summary.len().max(1);
-    let width = (160 * n as u32 + 200).max(1300);
+    let width = (160 * n as u32 + 200).max(1500);
     let root = SVGBackend::new(path, (width, 660)).into_drawing_area();
     root.fill(&WHITE)?;
     let top = summary
@@ -149,14 +149,21 @@ fn draw_inner(
         vec![(0.0, 1.0), (n as f64, 1.0)],
         ShapeStyle::from(&RED).stroke_width(2),
     )))?;
-    chart.draw_series(std::iter::once(Text::new(
+    // The parity line's legend entry, after the metrics'.
+    let (x0, y0) = chart.backend_coord(&(0.0, 0.0));
+    let (lx, ly) = (x0 + METRICS.len() as i32 * 300, y0 + 52);
+    root.draw(&PathElement::new(
+        vec![(lx, ly), (lx + 24, ly)],
+        ShapeStyle::from(&RED).stroke_width(2),
+    ))?;
+    root.draw(&Text::new(
         "parity 1.0",
-        (n as f64 - 0.02, 1.0 + ymax * 0.015),
-        ("sans-serif", 12)
+        (lx + 30, ly),
+        ("sans-serif", 13)
             .into_font()
-            .color(&RED)
-            .pos(Pos::new(HPos::Right, VPos::Bottom)),
-    )))?;
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Left, VPos::Center)),
+    ))?;
     root.present()?;
     Ok(())
 }
