@@ -63,6 +63,7 @@ fn load(common: &Common) -> Result<Config, ConfigError> {
     let overrides = Overrides {
         listen: common.listen.clone(),
         disks: common.disks.clone(),
+        admin_listen: common.admin_listen.clone(),
     };
     config::load(common.config.as_deref(), &overrides)
 }
@@ -108,6 +109,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             println!("limits        {:?}", config.limits);
             println!("log.level     {}", config.log_level);
+            match config.admin_listen {
+                Some(addr) => println!("admin.listen  {addr}"),
+                None => println!("admin.listen  off"),
+            }
             Ok(())
         }
         Command::Store(StoreCommand::Import { common, src }) => {
@@ -247,6 +252,7 @@ fn demo(listen: String) -> anyhow::Result<()> {
         config: None,
         listen: vec![listen.clone()],
         disks: disks.clone(),
+        admin_listen: None,
     };
     println!("eddy demo: try, in another terminal:");
     println!("  curl -sI http://{listen}/titles/81/video-1080.mp4");

@@ -82,6 +82,12 @@ pub const OPEN_FILE_CACHE: usize = 4096;
 /// by another process (`eddy store import` while serving) takes to show.
 pub const OPEN_FILE_VALID: Duration = Duration::from_secs(5);
 
+/// Where the admin listener (`/metrics`, `/healthz`, the status page) listens
+/// when neither config nor `--admin-listen` says: loopback, so that an operator
+/// gets metrics out of the box and nothing is exposed by accident. 9180 sits
+/// among the ports Prometheus exporters use and clear of `LISTEN`'s 8080.
+pub const ADMIN_LISTEN: &str = "127.0.0.1:9180";
+
 /// Log level when none is configured.
 pub const LOG_LEVEL: &str = "info";
 
