@@ -12,6 +12,7 @@ use clap::Parser as _;
 use eddy::cli::{Cli, Command, Common, StoreCommand, TokenCommand};
 use eddy::clock::{Clock as _, SystemClock};
 use eddy::config::{self, defaults, Config, ConfigError, Overrides};
+use eddy::metrics::Metrics;
 use eddy::notify;
 use eddy::serve::{self, Shared};
 use eddy::store::{import, CachePolicy, Store, StoreError};
@@ -289,6 +290,7 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
         tokens: config.tokens.clone(),
         clock: Box::new(clock),
         boundary_salt: salt,
+        metrics: Arc::new(Metrics::new(clock.now())),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

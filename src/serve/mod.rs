@@ -25,6 +25,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::clock::Clock;
 use crate::config::Limits;
+use crate::metrics::Listener;
 use crate::store::Store;
 
 /// Listen backlog: room for a burst of players reconnecting at once.
@@ -39,6 +40,8 @@ pub struct Shared {
     pub clock: Box<dyn Clock>,
     /// Mixed into multipart boundaries so that they differ between processes.
     pub boundary_salt: u64,
+    /// Counters and gauges, rendered by the admin listener.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Binds every address (before anything is served, so that a bad address fails
@@ -117,14 +120,17 @@ async fn accept_loop(
         };
         match slots.clone().try_acquire_owned() {
             Ok(permit) => {
+                let open = shared.metrics.track_connection(Listener::Plain);
                 let shared = shared.clone();
                 let drain = drain.clone();
                 tokio::spawn(async move {
                     conn::serve(stream, peer.ip(), shared, drain).await;
+                    drop(open);
                     drop(permit);
                 });
             }
             Err(_) => {
+                shared.metrics.connection_rejected(Listener::Plain);
                 tokio::spawn(reject(stream, shared.clone()));
             }
         }
