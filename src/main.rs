@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser as _;
+use eddy::admin;
 use eddy::cli::{Cli, Command, Common, StoreCommand, TokenCommand};
 use eddy::clock::{Clock as _, SystemClock};
 use eddy::config::{self, defaults, Config, ConfigError, Overrides};
@@ -298,8 +299,22 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
         .context("cannot start the runtime")?;
     runtime.block_on(async {
         let listeners = serve::bind(&config.listen)?;
+        let admin_listener = config.admin_listen.map(admin::bind).transpose()?;
+        let admin_addr = admin_listener
+            .as_ref()
+            .map(tokio::net::TcpListener::local_addr)
+            .transpose()?;
+        let mut serving = Vec::new();
+        for l in &listeners {
+            serving.push(format!("http://{}", l.local_addr()?));
+        }
         {
+            // The admin line comes first, so that whoever waits for the
+            // listening lines has seen it by then.
             let mut out = std::io::stdout().lock();
+            if let Some(addr) = admin_addr {
+                writeln!(out, "eddy: admin on http://{addr}")?;
+            }
             for l in &listeners {
                 writeln!(out, "eddy: listening on http://{}", l.local_addr()?)?;
             }
@@ -318,11 +333,34 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
                 }
             });
         }
+        let health = admin::Health::default();
+        let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin_task = match (admin_listener, admin_addr) {
+            (Some(listener), Some(addr)) => {
+                tracing::info!(%addr, "admin listener on");
+                let state = Arc::new(admin::State {
+                    shared: shared.clone(),
+                    health: health.clone(),
+                    serving,
+                    admin: addr,
+                });
+                Some(tokio::spawn(admin::run(listener, state, async {
+                    let _ = admin_stopped.await;
+                })))
+            }
+            _ => None,
+        };
         let cut = serve::run(listeners, shared, async {
             shutdown_signal().await;
+            health.begin_drain();
             notify::notify("STOPPING=1");
         })
         .await;
+        // The admin answers (503 on /healthz) until the drain is over.
+        let _ = admin_stop.send(());
+        if let Some(task) = admin_task {
+            let _ = task.await;
+        }
         if cut > 0 {
             tracing::warn!(
                 connections = cut,
