@@ -77,6 +77,26 @@ pub struct State {
     pub serving: Vec<String>,
     /// The admin listener's own bound address.
     pub admin: SocketAddr,
+    /// One store walk at a time, however many scrapers ask at once: the walk
+    /// stats every object, on the disks that serve.
+    walk: tokio::sync::Mutex<()>,
+}
+
+impl State {
+    pub fn new(
+        shared: Arc<Shared>,
+        health: Health,
+        serving: Vec<String>,
+        admin: SocketAddr,
+    ) -> State {
+        State {
+            shared,
+            health,
+            serving,
+            admin,
+            walk: tokio::sync::Mutex::new(()),
+        }
+    }
 }
 
 /// Binds the admin address (before anything is served, like the serving
@@ -214,8 +234,9 @@ async fn answer<B>(state: &Arc<State>, request: &Request<B>) -> Response<Full<By
 }
 
 /// The store's per-disk figures, gathered on a blocking thread (one stat per
-/// object). `None` only when that thread panicked.
+/// object), one walk at a time. `None` only when that thread panicked.
 async fn disk_stats(state: &Arc<State>) -> Option<Vec<DiskStats>> {
+    let _one_walk = state.walk.lock().await;
     let shared = state.shared.clone();
     match tokio::task::spawn_blocking(move || shared.store.stats()).await {
         Ok(stats) => Some(stats),

@@ -338,12 +338,12 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
         let admin_task = match (admin_listener, admin_addr) {
             (Some(listener), Some(addr)) => {
                 tracing::info!(%addr, "admin listener on");
-                let state = Arc::new(admin::State {
-                    shared: shared.clone(),
-                    health: health.clone(),
+                let state = Arc::new(admin::State::new(
+                    shared.clone(),
+                    health.clone(),
                     serving,
-                    admin: addr,
-                });
+                    addr,
+                ));
                 Some(tokio::spawn(admin::run(listener, state, async {
                     let _ = admin_stopped.await;
                 })))
