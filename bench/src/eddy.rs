@@ -146,12 +146,20 @@ fn listing(eddy: &Path, disks: &[PathBuf]) -> Result<Vec<(String, u64)>> {
     Ok(v)
 }
 
-/// Start `eddy serve --listen 127.0.0.1:0 --disk ...` and wait for its listening line.
+/// Start `eddy serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --disk ...` and wait for its
+/// listening line.
 pub fn start(eddy: &Path, disks: &[PathBuf], run_dir: &Path) -> Result<Server> {
     let log = run_dir.join("eddy.log");
     let stderr = File::create(&log).at("create", &log)?;
     let mut cmd = Command::new(eddy);
-    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    // The admin listener stays on, as in production, but on an ephemeral port: its default is fixed.
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
     disk_args(&mut cmd, disks);
     let mut child = cmd
         .stdin(Stdio::null())

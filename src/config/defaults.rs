@@ -142,6 +142,37 @@ pub const DISK_WINDOW: u64 = 2 * 1024 * 1024;
 /// more only queues inside the kernel and costs threads.
 pub const DISK_READS_IN_FLIGHT: usize = 32;
 
+/// Where the admin listener (`/metrics`, `/healthz`, the status page) listens
+/// when neither config nor `--admin-listen` says: loopback, so that an operator
+/// gets metrics out of the box and nothing is exposed by accident. 9180 sits
+/// among the ports Prometheus exporters use and clear of `LISTEN`'s 8080.
+pub const ADMIN_LISTEN: &str = "127.0.0.1:9180";
+
+/// Concurrent admin connections. A Prometheus server or two and an operator's
+/// browser need a handful; 64 bounds what a misbehaving scraper can hold. Over
+/// it: the connection is closed at once (serving is never slowed for admin).
+pub const ADMIN_MAX_CONNECTIONS: usize = 64;
+
+/// From the admin connection's accept, or the end of its previous response, to
+/// the end of a request head. hyper starts this clock while it waits for a
+/// head, so it also bounds keep-alive idling. Scrapers send their head at once;
+/// 10 s matches `HEADER_READ_TIMEOUT` and stops slowloris on the admin port.
+pub const ADMIN_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest an admin connection may stay open, whatever it does. Answers
+/// are small (a few KiB), so this only cuts stalled readers and clients that
+/// keep a connection alive by asking again and again.
+pub const ADMIN_CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Bytes hyper may buffer for one admin request head. The admin routes take no
+/// query and no body; 16 KiB (hyper's floor is 8 KiB) is ample for a browser's
+/// headers and bounds memory per connection.
+pub const ADMIN_MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// Pause after a failed admin accept (EMFILE and friends) so that the loop
+/// backs off instead of spinning; the serve path waits the same 50 ms.
+pub const ADMIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
 /// Log level when none is configured.
 pub const LOG_LEVEL: &str = "info";
 

@@ -30,3 +30,6 @@ mod clients;
 
 /// Signed URLs: `eddy token sign` against `eddy serve` with tokens required.
 mod token;
+
+/// The admin listener: /metrics, /healthz, the status page, and its config.
+mod admin;

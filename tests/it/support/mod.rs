@@ -2,7 +2,8 @@
 //! generator, the `eddy` CLI, a served instance on an ephemeral loopback port, a raw HTTP/1.1 client
 //! and a multipart/byteranges parser.
 //!
-//! Nothing here sleeps to wait for readiness: the server is ready when it prints its listening line.
+//! Nothing here sleeps to wait for readiness: the server is ready when it prints its listening line
+//! (its admin line, when the admin listener is on, comes before it).
 
 #![allow(dead_code)]
 
@@ -225,11 +226,16 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> 
 // Served instance
 // ---------------------------------------------------------------------------------------------
 
+/// The line `eddy serve` prints for its admin listener (before the listening lines).
+pub const ADMIN_PREFIX: &str = "eddy: admin on http://";
+
 /// A running `eddy serve`; killed on drop. Its stderr goes to a file shown when a test panics.
 pub struct Server {
     pub child: Option<Child>,
     pub addrs: Vec<SocketAddr>,
     pub addr: SocketAddr,
+    /// The admin listener, from the `eddy: admin on http://` line; `None` when it is off.
+    pub admin: Option<SocketAddr>,
     pub stderr_path: PathBuf,
     _stdout_drain: Option<std::thread::JoinHandle<()>>,
 }
@@ -244,12 +250,30 @@ impl Server {
         }
         args.push("--listen".into());
         args.push("127.0.0.1:0".into());
+        args.push("--admin-listen".into());
+        args.push("127.0.0.1:0".into());
         args.extend(store.disk_args());
         Server::spawn(store.path(), &args, 1)
     }
 
-    /// Spawns `eddy ARGS` and waits for `listeners` listening lines on stdout.
+    /// Spawns `eddy ARGS` and waits for `listeners` listening lines on stdout. Unless ARGS name
+    /// `--admin-listen`, `eddy serve` gets `--admin-listen 127.0.0.1:0`: tests run in parallel and
+    /// the default admin port is a fixed one.
     pub fn spawn(dir: &Path, args: &[String], listeners: usize) -> Server {
+        let mut args = args.to_vec();
+        let names_admin = args
+            .iter()
+            .any(|a| a == "--admin-listen" || a.starts_with("--admin-listen="));
+        if args.first().map(String::as_str) == Some("serve") && !names_admin {
+            args.push("--admin-listen".into());
+            args.push("127.0.0.1:0".into());
+        }
+        Server::spawn_as_is(dir, &args, listeners)
+    }
+
+    /// Like [`Server::spawn`], but runs ARGS exactly as given (for a test of the config file's
+    /// `admin.listen`; it must not name a fixed port).
+    pub fn spawn_as_is(dir: &Path, args: &[String], listeners: usize) -> Server {
         let stderr_path = tempfile::Builder::new()
             .prefix("serve-stderr-")
             .suffix(".log")
@@ -284,6 +308,7 @@ impl Server {
         });
         let deadline = Instant::now() + START_TIMEOUT;
         let mut addrs = Vec::new();
+        let mut admin = None;
         let mut seen = Vec::new();
         while addrs.len() < listeners {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -293,6 +318,12 @@ impl Server {
                         addrs.push(rest.parse::<SocketAddr>().unwrap_or_else(|e| {
                             panic!("bad address in listening line {line:?}: {e}")
                         }));
+                    }
+                    if let Some(rest) = line.strip_prefix(ADMIN_PREFIX) {
+                        admin =
+                            Some(rest.parse::<SocketAddr>().unwrap_or_else(|e| {
+                                panic!("bad address in admin line {line:?}: {e}")
+                            }));
                     }
                     seen.push(line);
                 }
@@ -311,6 +342,7 @@ impl Server {
             child: Some(child),
             addr: addrs[0],
             addrs,
+            admin,
             stderr_path,
             _stdout_drain: Some(drain),
         }
@@ -318,6 +350,19 @@ impl Server {
 
     pub fn connect(&self) -> Conn {
         Conn::connect(self.addr)
+    }
+
+    /// The admin listener's address; panics when it is off.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+            .expect("this server printed no `eddy: admin on http://` line")
+    }
+
+    /// One request to the admin listener, as [`Server::request`] does to the serving one.
+    pub fn admin_request(&self, method: &str, target: &str) -> Response {
+        let mut c = Conn::connect(self.admin_addr());
+        c.send(&request_bytes(method, target, &[], true));
+        c.read_response(method == "HEAD")
     }
 
     /// Sends one request `METHOD TARGET HTTP/1.1` with `Host` and `Connection: close` plus `extra`
