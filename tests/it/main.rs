@@ -30,3 +30,7 @@ mod clients;
 
 /// Signed URLs: `eddy token sign` against `eddy serve` with tokens required.
 mod token;
+
+/// The TLS listener: HTTP/2 and HTTP/1.1 parity with the plain listener, signed URLs, certificate
+/// reload, bad certificates, kTLS report, handshake/idle deadlines, HTTP/2 limits and rapid reset.
+mod tls;
