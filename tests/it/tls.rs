@@ -819,7 +819,7 @@ impl H2c {
         self.s.flush()
     }
 
-    /// The next frame, waiting at most `timeout`. Acks SETTINGS and gives back DATA credit.
+    /// The next frame, waiting at most `timeout`. Acks SETTINGS and PING, gives back DATA credit.
     fn next(&mut self, timeout: Duration) -> Got {
         let mut tmp = [0u8; 65536];
         loop {
@@ -840,6 +840,9 @@ impl H2c {
                     self.buf.drain(..9 + len);
                     if f.ty == SETTINGS && f.flags & ACK == 0 {
                         let _ = self.send(&frame(SETTINGS, ACK, 0, &[]));
+                    }
+                    if f.ty == PING && f.flags & ACK == 0 {
+                        let _ = self.send(&frame(PING, ACK, 0, &f.payload));
                     }
                     if f.ty == DATA && self.credit && !f.payload.is_empty() {
                         let n = f.payload.len() as u32;
@@ -2392,4 +2395,154 @@ fn a_slowloris_head_over_tls_is_cut_by_header_read_timeout() {
         "cut after {:?}",
         t.elapsed()
     );
+}
+
+#[test]
+fn tokens_cover_the_path_range_form() {
+    // The path a token is checked against is `/` + object key: the `/range/A-B` suffix of the
+    // Open Connect form is not part of it (docs/protocol.md).
+    let store = Store::new();
+    let obj = objects(&store);
+    let id = Identity::new("eddy test A");
+    let files = Files::new(&store, &id);
+    let config = store.config("eddy.toml", &files.toml("", &keys_toml()));
+    let server = Server::start_tls(&store, &config, 1);
+    let folder = sign(&config, &["--prefix", "/seg/", "--ttl", "1h"]);
+    let exact = sign(&config, &["--prefix", SEG, "--ttl", "1h"]);
+    let other = sign(&config, &["--prefix", "/seg/2.m4s", "--ttl", "1h"]);
+    for proto in [Proto::H2, Proto::H1] {
+        let rs = fetch(
+            server.https_addr(),
+            &client(&id, proto.alpn()),
+            proto,
+            &[
+                req("GET", &format!("{SEG}/range/0-9"), &[]),
+                req("GET", &format!("{SEG}/range/0-9?{folder}"), &[]),
+                req("GET", &format!("{SEG}?{exact}"), &[]),
+                req("GET", &format!("{SEG}/range/0-9?{exact}"), &[]),
+                req("GET", &format!("{SEG}/range/0-9?{other}"), &[]),
+            ],
+        );
+        let what = format!("{proto:?}");
+        assert_status(&rs[0], 403);
+        assert_status(&rs[1], 200);
+        assert_bytes_eq(&rs[1].body, &obj.seg[..10], &what);
+        assert_status(&rs[2], 200);
+        assert_eq!(
+            rs[3].status,
+            200,
+            "{what}: exact-path token on the path-range form: {}",
+            rs[3].describe()
+        );
+        assert_bytes_eq(&rs[3].body, &obj.seg[..10], &what);
+        assert_status(&rs[4], 403);
+    }
+}
+
+const SETTINGS_INITIAL_WINDOW_SIZE: u16 = 0x4;
+
+#[test]
+fn sigterm_lets_tls_responses_finish_and_closes_idle_tls_connections() {
+    let mut f = fx("", "[limits]\ndrain_timeout = \"20s\"\n");
+    let addr = f.server.https_addr();
+    // Idle keep-alive connections of both kinds.
+    let mut idle_h1 = tls_connect(addr, &client(&f.id, H1_ONLY)).unwrap_or_else(|e| panic!("{e}"));
+    assert_status(&h1_get(&mut idle_h1, SEG, &[]), 200);
+    let (mut idle_h2, _) = H2c::open(addr, &client(&f.id, H2_ONLY), &[]);
+    assert_eq!(idle_h2.get(1, SEG).expect("h2"), (200, f.obj.seg.len()));
+    // A movie response in flight, stalled on the connection window (64 KiB) until we give credit.
+    let (mut busy, _) = H2c::open(
+        addr,
+        &client(&f.id, H2_ONLY),
+        &[(SETTINGS_INITIAL_WINDOW_SIZE, 1 << 30)],
+    );
+    busy.credit = false;
+    busy.request(1, MOVIE, &[]).expect("request");
+    let (status, _) = busy.response_head(1).expect("movie head");
+    assert_eq!(status, 200);
+
+    f.server.signal("TERM");
+    // The idle ones are closed at once (an HTTP/2 one may get a GOAWAY first).
+    assert!(
+        tls_wait_closed(&mut idle_h1, Duration::from_secs(10)),
+        "idle http/1.1 over TLS not closed after SIGTERM"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match idle_h2.next(deadline.saturating_duration_since(Instant::now())) {
+            Got::Closed(_) => break,
+            Got::Frame(_) => {}
+            Got::Timeout => panic!("idle h2 connection not closed after SIGTERM"),
+        }
+    }
+    // New connections are not served.
+    assert!(
+        tls_connect(addr, &client(&f.id, H2_ONLY)).is_err(),
+        "a new TLS connection was accepted while draining"
+    );
+    // The movie still arrives whole. One WINDOW_UPDATE covers it all, so that the client sends
+    // nothing more while it reads.
+    busy.send(&frame(WINDOW_UPDATE, 0, 0, &(1u32 << 30).to_be_bytes()))
+        .expect("window update");
+    let mut n = 0;
+    let mut goaway = false;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the movie did not finish while draining ({n} bytes)"
+        );
+        match busy.next(Duration::from_secs(1)) {
+            Got::Frame(fr) if fr.ty == DATA && fr.stream == 1 => {
+                n += fr.payload.len();
+                if fr.flags & END_STREAM != 0 {
+                    break;
+                }
+            }
+            Got::Frame(fr) if fr.ty == GOAWAY => goaway = true,
+            Got::Frame(fr) if fr.ty == RST_STREAM => panic!("{}", fr.describe()),
+            Got::Frame(_) | Got::Timeout => {}
+            Got::Closed(why) => panic!("closed while draining after {n} bytes: {why}"),
+        }
+    }
+    assert_eq!(n, MOVIE_LEN, "bytes of the in-flight movie");
+    eprintln!("busy h2 connection saw GOAWAY before the end: {goaway}");
+    let st = f
+        .server
+        .wait_exit(Duration::from_secs(10))
+        .expect("eddy exits once the in-flight TLS response is done");
+    assert_eq!(st.code(), Some(0), "{st:?}");
+}
+
+#[test]
+fn the_connection_cap_counts_plain_and_tls_connections_together() {
+    let f = fx("", "[limits]\nmax_connections = 2\n");
+    let addr = f.server.https_addr();
+    let cfg = client(&f.id, H1_ONLY);
+    let mut plain = f.server.connect();
+    plain.send(&request_bytes("GET", SEG, &[], false));
+    assert_status(&plain.read_response(false), 200);
+    let mut tls = tls_connect(addr, &cfg).unwrap_or_else(|e| panic!("{e}"));
+    assert_status(&h1_get(&mut tls, SEG, &[]), 200);
+    // Full: a plain client gets 503, a TLS client is closed before the handshake.
+    let r = f.server.get(SEG, &[]);
+    assert_status(&r, 503);
+    assert!(
+        tls_connect(addr, &cfg).is_err(),
+        "a third connection completed a TLS handshake over max_connections = 2"
+    );
+    // A slot frees: TLS is served again (polled: the server sees the close asynchronously).
+    drop(tls);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut s) = tls_connect(addr, &cfg) {
+            assert_status(&h1_get(&mut s, SEG, &[]), 200);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "TLS not served 10 s after a slot freed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
