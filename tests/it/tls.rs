@@ -975,7 +975,9 @@ fn handshake_presents_the_certificate_and_negotiates_alpn_and_version() {
     let f = fx("", "");
     let addr = f.server.https_addr();
     assert_ne!(addr, f.server.addr, "the TLS listener has its own port");
-    let cases: &[(&[&[u8]], Option<&[u8]>)] = &[
+    // (ALPN offered, ALPN expected)
+    type Case<'a> = (&'a [&'a [u8]], Option<&'a [u8]>);
+    let cases: &[Case] = &[
         (&[b"h2", b"http/1.1"], Some(b"h2")),
         // The server's preference decides: h2 whenever the client offers it.
         (&[b"http/1.1", b"h2"], Some(b"h2")),
@@ -1951,9 +1953,25 @@ fn h2_stream_and_header_list_limits_are_enforced() {
     for i in 0..4 {
         h.request(1 + 2 * i, MOVIE, &[]).expect("request");
     }
-    for i in 0..4 {
-        h.response_head(1 + 2 * i)
-            .expect("one of the first four streams");
+    // Their heads, in whatever order they come.
+    let mut heads = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while heads.len() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "only {heads:?} of the first four streams answered within 10 s"
+        );
+        match h.next(Duration::from_secs(1)) {
+            Got::Frame(fr) if fr.ty == HEADERS => {
+                assert_eq!(status_of(&fr.payload), 200, "stream {}", fr.stream);
+                heads.insert(fr.stream);
+            }
+            Got::Frame(fr) if fr.ty == GOAWAY || fr.ty == RST_STREAM => {
+                panic!("{}", fr.describe())
+            }
+            Got::Frame(_) | Got::Timeout => {}
+            Got::Closed(why) => panic!("connection closed: {why}"),
+        }
     }
     h.request(9, MOVIE, &[]).expect("fifth request");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -1989,11 +2007,15 @@ fn h2_stream_and_header_list_limits_are_enforced() {
     );
 }
 
-/// Sends up to `total` HEADERS+RST_STREAM(CANCEL) pairs for `path` in batches, looking for a
-/// GOAWAY or a close between batches. Returns how many pairs were sent and what stopped it.
+/// Sends up to `total` HEADERS+RST_STREAM(CANCEL) pairs for `path`, `batch` pairs per write,
+/// looking for a GOAWAY or a close after each write without waiting. Every 200 pairs it waits
+/// (10 s at most) for the ACK of a PING sent behind them, so that the count of pairs the server
+/// has seen does not run far ahead of what it has processed on a loaded machine. Returns how many
+/// pairs were sent and what stopped it.
 fn rapid_reset(h: &mut H2c, path: &str, total: u32, batch: u32) -> (u32, Option<String>) {
     let block = get_block(path, &[]);
     let mut sent = 0;
+    let mut synced = 0;
     while sent < total {
         let mut bytes = Vec::new();
         for j in 0..batch {
@@ -2001,15 +2023,31 @@ fn rapid_reset(h: &mut H2c, path: &str, total: u32, batch: u32) -> (u32, Option<
             bytes.extend(frame(HEADERS, END_STREAM | END_HEADERS, id, &block));
             bytes.extend(frame(RST_STREAM, 0, id, &CANCEL.to_be_bytes()));
         }
+        let sync = sent + batch - synced >= 200;
+        if sync {
+            bytes.extend(frame(PING, 0, 0, b"rr-sync!"));
+        }
         if let Err(e) = h.send(&bytes) {
             return (sent, Some(format!("write failed: {e}")));
         }
         sent += batch;
+        let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match h.next(Duration::from_millis(1)) {
+            let wait = if sync {
+                deadline.saturating_duration_since(Instant::now())
+            } else {
+                Duration::from_millis(1)
+            };
+            match h.next(wait) {
                 Got::Frame(f) if f.ty == GOAWAY => return (sent, Some(f.describe())),
+                Got::Frame(f) if sync && f.ty == PING && f.flags & ACK != 0 => {
+                    synced = sent;
+                    break;
+                }
                 Got::Frame(_) => {}
                 Got::Closed(why) => return (sent, Some(format!("closed: {why}"))),
+                Got::Timeout if sync && Instant::now() < deadline => {}
+                Got::Timeout if sync => panic!("no PING ACK within 10 s after {sent} pairs"),
                 Got::Timeout => break,
             }
         }
@@ -2039,7 +2077,7 @@ fn rapid_reset_flood_is_cut_and_other_connections_keep_being_served() {
         panic!("all {total} HEADERS+RST_STREAM pairs were accepted: no GOAWAY, no close")
     });
     assert!(
-        sent <= total / 4,
+        sent <= total / 10,
         "the flood was stopped only after {sent} of {total} pairs ({verdict})"
     );
     // A GOAWAY is followed by the end of the connection.
@@ -2057,7 +2095,7 @@ fn rapid_reset_flood_is_cut_and_other_connections_keep_being_served() {
                 }
             }
         }
-        eprintln!("after GOAWAY, connection closed: {closed}");
+        assert!(closed, "the connection stayed open 10 s after its GOAWAY");
     }
     // The connection from before, and new ones, are served.
     assert_eq!(
@@ -2475,11 +2513,18 @@ fn sigterm_lets_tls_responses_finish_and_closes_idle_tls_connections() {
             Got::Timeout => panic!("idle h2 connection not closed after SIGTERM"),
         }
     }
-    // New connections are not served.
-    assert!(
-        tls_connect(addr, &client(&f.id, H2_ONLY)).is_err(),
-        "a new TLS connection was accepted while draining"
-    );
+    // New connections are not served: refused, or closed before an answer.
+    if let Ok(mut s) = tls_connect(addr, &client(&f.id, H1_ONLY)) {
+        let answered = s
+            .write_all(&request_bytes("GET", SEG, &[], false))
+            .and_then(|()| s.flush())
+            .is_ok()
+            && {
+                let mut head = [0u8; 12];
+                s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+            };
+        assert!(!answered, "a new TLS connection was served while draining");
+    }
     // The movie still arrives whole. One WINDOW_UPDATE covers it all, so that the client sends
     // nothing more while it reads.
     busy.send(&frame(WINDOW_UPDATE, 0, 0, &(1u32 << 30).to_be_bytes()))
