@@ -1385,6 +1385,29 @@ fn tls_requires_tokens_by_default_and_the_plain_listener_does_not() {
     let addr = server.https_addr();
     let q = sign(&config, &["--prefix", "/seg/", "--ttl", "1h"]);
     let other = sign(&config, &["--prefix", "/movie/other/", "--ttl", "1h"]);
+    // Bound to the client's address: the TLS path checks the real peer (loopback).
+    let here = sign(
+        &config,
+        &[
+            "--prefix",
+            "/seg/",
+            "--ttl",
+            "1h",
+            "--client",
+            "127.0.0.0/8",
+        ],
+    );
+    let elsewhere = sign(
+        &config,
+        &[
+            "--prefix",
+            "/seg/",
+            "--ttl",
+            "1h",
+            "--client",
+            "203.0.113.0/24",
+        ],
+    );
     let signed = format!("{SEG}?{q}");
     for proto in [Proto::H2, Proto::H1] {
         let cfg = client(&id, proto.alpn());
@@ -1400,6 +1423,8 @@ fn tls_requires_tokens_by_default_and_the_plain_listener_does_not() {
                 req("GET", &format!("{SEG}?{other}"), &[]),
                 req("GET", "/seg/absent.m4s", &[]),
                 req("GET", &format!("/seg/absent.m4s?{q}"), &[]),
+                req("GET", &format!("{SEG}?{here}"), &[]),
+                req("GET", &format!("{SEG}?{elsewhere}"), &[]),
             ],
         );
         let what = format!("{proto:?}");
@@ -1415,6 +1440,8 @@ fn tls_requires_tokens_by_default_and_the_plain_listener_does_not() {
         assert_status(&rs[5], 403);
         assert_eq!(rs[5].body, rs[0].body, "{what}: refusal bodies differ");
         assert_status(&rs[6], 404);
+        assert_status(&rs[7], 200);
+        assert_status(&rs[8], 403);
     }
     // The plain listener of the same process serves without a token.
     let r = server.get(SEG, &[]);
@@ -1854,6 +1881,16 @@ fn a_silent_or_stalled_handshake_is_closed_by_header_read_timeout() {
             "{what}: unexpected bytes {got:?}"
         );
     }
+    // Plain HTTP sent to the TLS port: closed, and never an HTTP answer.
+    let mut c = Conn::connect(addr);
+    c.send(&request_bytes("GET", SEG, &[], false));
+    let (closed, got) = c.wait_closed(Duration::from_secs(10));
+    assert!(closed, "plain HTTP to the TLS port: not closed within 10 s");
+    assert!(
+        !got.starts_with(b"HTTP/"),
+        "plain HTTP to the TLS port got an HTTP answer: {:?}",
+        String::from_utf8_lossy(&got)
+    );
     // A real client still gets through.
     let r = fetch_one(
         addr,
