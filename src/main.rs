@@ -298,6 +298,28 @@ fn demo(listen: String) -> anyhow::Result<()> {
 fn serve_command(common: &Common) -> anyhow::Result<()> {
     let config = load(common)?;
     init_logging(&config.log_level);
+    // Certificates load before the store opens and anything is bound: a bad
+    // one fails start-up as a configuration error (64).
+    let tls_listener = match &config.tls {
+        Some(t) => {
+            let certs = Arc::new(Certs::load(&t.cert, &t.key)?);
+            let ktls = tls::ktls_mode(t.ktls);
+            tracing::info!(mode = ktls.mode, reason = ktls.reason, "kernel TLS");
+            Some((
+                t,
+                ktls,
+                Arc::new(TlsListener {
+                    certs,
+                    policy: Policy {
+                        require_tokens: t.require_tokens,
+                    },
+                    http2: config.http2,
+                    frame_bytes: t.frame_bytes,
+                }),
+            ))
+        }
+        None => None,
+    };
     let store = open_store(&config)?;
     tracing::info!(
         objects = store.len(),
@@ -318,27 +340,9 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
         boundary_salt: salt,
         metrics: Arc::new(Metrics::new(clock.now())),
     });
-    // Certificates load before anything is bound: a bad one fails start-up.
-    let tls_listener = match &config.tls {
-        Some(t) => {
-            let certs = Arc::new(Certs::load(&t.cert, &t.key)?);
-            let ktls = tls::ktls_mode(t.ktls);
-            tracing::info!(mode = ktls.mode, reason = ktls.reason, "kernel TLS");
-            shared.metrics.set_ktls(ktls.mode, ktls.reason);
-            Some((
-                t,
-                Arc::new(TlsListener {
-                    certs,
-                    policy: Policy {
-                        require_tokens: t.require_tokens,
-                    },
-                    http2: config.http2,
-                    frame_bytes: t.frame_bytes,
-                }),
-            ))
-        }
-        None => None,
-    };
+    if let Some((_, ktls, _)) = &tls_listener {
+        shared.metrics.set_ktls(ktls.mode, ktls.reason);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -354,7 +358,7 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
                 kind: plain.clone(),
             })
             .collect();
-        if let Some((t, tls_listener)) = &tls_listener {
+        if let Some((t, _, tls_listener)) = &tls_listener {
             for listener in serve::bind(&t.listen)? {
                 listeners.push(Listening {
                     listener,
@@ -364,10 +368,14 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
         }
         // SIGHUP reloads the certificate; without TLS it is logged and ignored
         // rather than left to its default action, which would kill eddy.
+        // Installed before the listening lines are printed, so that a SIGHUP
+        // right after start reloads instead of killing eddy.
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         tokio::spawn(reload_certs(
+            hup,
             tls_listener
                 .as_ref()
-                .map(|(t, l)| (l.certs.clone(), t.reload_check)),
+                .map(|(t, _, l)| (l.certs.clone(), t.reload_check)),
             shared.metrics.clone(),
         ));
         let admin_listener = config.admin_listen.map(admin::bind).transpose()?;
@@ -451,11 +459,10 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
 /// Reloads the certificate on SIGHUP, and whenever its files change. A bad
 /// new certificate is logged and the current one stays in use.
 async fn reload_certs(
+    mut hup: Option<tokio::signal::unix::Signal>,
     tls: Option<(Arc<Certs>, std::time::Duration)>,
     metrics: Arc<eddy::metrics::Metrics>,
 ) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = signal(SignalKind::hangup()).ok();
     if hup.is_none() {
         tracing::warn!("cannot watch SIGHUP; certificates reload on file change only");
     }

@@ -115,9 +115,12 @@ pub const KTLS: &str = "auto";
 /// subtitles); 100 bounds what one connection can make us hold.
 pub const H2_MAX_CONCURRENT_STREAMS: u32 = 100;
 
-/// Decoded size of one HTTP/2 header list (HPACK bomb bound): the same budget
-/// as an HTTP/1.1 request head.
-pub const H2_MAX_HEADER_LIST_BYTES: u32 = MAX_HEAD_BYTES as u32;
+/// Decoded size of one HTTP/2 header list that the protocol layer accepts
+/// (HPACK bomb bound, advertised in SETTINGS). Twice `MAX_HEAD_BYTES`, so that
+/// a head between the two is refused by eddy's own check of
+/// `limits.max_head_bytes`, with the same 431 as on the plain listener, and
+/// only larger ones by the HTTP/2 layer's bare 431.
+pub const H2_MAX_HEADER_LIST_BYTES: u32 = 2 * MAX_HEAD_BYTES as u32;
 
 /// Streams a client may reset before we even started on them (hyper's
 /// defence against CVE-2023-44487 "rapid reset"); over it, GOAWAY. 20 is

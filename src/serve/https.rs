@@ -130,7 +130,9 @@ pub async fn serve(
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(shared.limits.header_read_timeout)
-            .max_buf_size(shared.limits.max_head_bytes.max(8192))
+            // Twice the head limit: eddy's own check (and its 431 with the
+            // usual fields) decides; hyper's bare 431 only guards memory.
+            .max_buf_size((2 * shared.limits.max_head_bytes).max(8192))
             .max_headers(shared.limits.max_headers)
             .auto_date_header(false);
         let conn = builder.serve_connection(io, service);
@@ -261,7 +263,10 @@ fn handle(
     response(&plan, now, h2, body)
 }
 
-/// The checks hyper leaves to us: target length, and one Host in HTTP/1.1.
+/// The checks hyper leaves to us, so that a request refused here gets the
+/// same answer as on the plain listener: the head limits (`limits.*`, measured
+/// as the head would be written in HTTP/1.1; hyper's own, larger limits only
+/// guard memory), the target length, and one Host in HTTP/1.1.
 fn check_head<'r>(
     req: &'r Request<Incoming>,
     limits: &crate::config::Limits,
@@ -270,8 +275,20 @@ fn check_head<'r>(
     if target.len() > limits.max_target_bytes {
         return Err(ServeError::TargetTooLong);
     }
-    if req.version() == Version::HTTP_11
-        && req.headers().get_all(http::header::HOST).iter().count() != 1
+    let headers = req.headers();
+    if headers.len() > limits.max_headers {
+        return Err(ServeError::HeadTooLarge);
+    }
+    // "METHOD TARGET HTTP/1.1\r\n", "name: value\r\n" each, "\r\n".
+    let line = req.method().as_str().len() + 1 + target.len() + 11;
+    let fields: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if line + fields + 2 > limits.max_head_bytes {
+        return Err(ServeError::HeadTooLarge);
+    }
+    if req.version() == Version::HTTP_11 && headers.get_all(http::header::HOST).iter().count() != 1
     {
         return Err(ServeError::BadRequest(
             "HTTP/1.1 needs exactly one Host field",

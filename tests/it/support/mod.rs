@@ -165,6 +165,13 @@ impl Store {
         let p = self.config("eddy.toml", toml);
         Server::start(self, Some(&p))
     }
+
+    /// Starts the server with a config file holding `toml`, which names one TLS listener
+    /// (`[tls] listen = ["127.0.0.1:0"]`); waits for its plain and its `https://` line.
+    pub fn serve_tls(&self, toml: &str) -> Server {
+        let p = self.config("eddy.toml", toml);
+        Server::start_tls(self, &p, 1)
+    }
 }
 
 /// Runs `eddy ARGS..` to completion (with a generous timeout), capturing its output.
@@ -236,6 +243,10 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The admin listener, from the `eddy: admin on http://` line; `None` when it is off.
     pub admin: Option<SocketAddr>,
+    /// The TLS listeners, from the `eddy: listening on https://ADDR` lines (after the plain ones).
+    pub https_addrs: Vec<SocketAddr>,
+    /// The stdout lines printed up to the last listening line waited for, in order.
+    pub startup_lines: Vec<String>,
     pub stderr_path: PathBuf,
     _stdout_drain: Option<std::thread::JoinHandle<()>>,
 }
@@ -256,10 +267,29 @@ impl Server {
         Server::spawn(store.path(), &args, 1)
     }
 
+    /// Like [`Server::start`], also waiting for `https` TLS listening lines (the config file
+    /// names the TLS listeners; `--listen` only replaces the plain ones).
+    pub fn start_tls(store: &Store, config: &Path, https: usize) -> Server {
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            "--config".into(),
+            config.to_str().expect("utf-8").into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+        ];
+        args.extend(store.disk_args());
+        Server::spawn_tls(store.path(), &args, 1, https)
+    }
+
     /// Spawns `eddy ARGS` and waits for `listeners` listening lines on stdout. Unless ARGS name
     /// `--admin-listen`, `eddy serve` gets `--admin-listen 127.0.0.1:0`: tests run in parallel and
     /// the default admin port is a fixed one.
     pub fn spawn(dir: &Path, args: &[String], listeners: usize) -> Server {
+        Server::spawn_tls(dir, args, listeners, 0)
+    }
+
+    /// Like [`Server::spawn`], also waiting for `https` TLS (`https://`) listening lines.
+    pub fn spawn_tls(dir: &Path, args: &[String], listeners: usize, https: usize) -> Server {
         let mut args = args.to_vec();
         let names_admin = args
             .iter()
@@ -268,12 +298,17 @@ impl Server {
             args.push("--admin-listen".into());
             args.push("127.0.0.1:0".into());
         }
-        Server::spawn_as_is(dir, &args, listeners)
+        Server::spawn_raw(dir, &args, listeners, https)
     }
 
     /// Like [`Server::spawn`], but runs ARGS exactly as given (for a test of the config file's
     /// `admin.listen`; it must not name a fixed port).
     pub fn spawn_as_is(dir: &Path, args: &[String], listeners: usize) -> Server {
+        Server::spawn_raw(dir, args, listeners, 0)
+    }
+
+    /// Spawns `eddy ARGS` as given and waits for `listeners` plain and `https` TLS listening lines.
+    fn spawn_raw(dir: &Path, args: &[String], listeners: usize, https: usize) -> Server {
         let stderr_path = tempfile::Builder::new()
             .prefix("serve-stderr-")
             .suffix(".log")
@@ -309,13 +344,18 @@ impl Server {
         let deadline = Instant::now() + START_TIMEOUT;
         let mut addrs = Vec::new();
         let mut admin = None;
+        let mut https_addrs = Vec::new();
         let mut seen = Vec::new();
-        while addrs.len() < listeners {
+        while addrs.len() < listeners || https_addrs.len() < https {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(rest) = line.strip_prefix("eddy: listening on http://") {
                         addrs.push(rest.parse::<SocketAddr>().unwrap_or_else(|e| {
+                            panic!("bad address in listening line {line:?}: {e}")
+                        }));
+                    } else if let Some(rest) = line.strip_prefix("eddy: listening on https://") {
+                        https_addrs.push(rest.parse::<SocketAddr>().unwrap_or_else(|e| {
                             panic!("bad address in listening line {line:?}: {e}")
                         }));
                     }
@@ -332,7 +372,8 @@ impl Server {
                     let status = child.wait().ok();
                     let err = fs::read_to_string(&stderr_path).unwrap_or_default();
                     panic!(
-                        "eddy serve did not print {listeners} listening line(s) within {START_TIMEOUT:?} \
+                        "eddy serve did not print {listeners} http and {https} https listening \
+                         line(s) within {START_TIMEOUT:?} \
                          (exit: {status:?})\nargs: {args:?}\nstdout: {seen:?}\nstderr:\n{err}"
                     );
                 }
@@ -343,6 +384,8 @@ impl Server {
             addr: addrs[0],
             addrs,
             admin,
+            https_addrs,
+            startup_lines: seen,
             stderr_path,
             _stdout_drain: Some(drain),
         }
@@ -363,6 +406,14 @@ impl Server {
         let mut c = Conn::connect(self.admin_addr());
         c.send(&request_bytes(method, target, &[], true));
         c.read_response(method == "HEAD")
+    }
+
+    /// The first TLS listener; panics when the server was started without one.
+    pub fn https_addr(&self) -> SocketAddr {
+        *self
+            .https_addrs
+            .first()
+            .expect("no TLS listener: start the server with Server::start_tls")
     }
 
     /// Sends one request `METHOD TARGET HTTP/1.1` with `Host` and `Connection: close` plus `extra`
@@ -402,6 +453,24 @@ impl Server {
 
     pub fn stderr(&self) -> String {
         fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Polls stderr until `needle` occurs at least `count` times, for at most `within`;
+    /// panics naming `what` otherwise.
+    #[track_caller]
+    pub fn wait_stderr(&self, needle: &str, count: usize, within: Duration, what: &str) {
+        let deadline = Instant::now() + within;
+        loop {
+            let n = self.stderr().matches(needle).count();
+            if n >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: stderr has {n} of {count} {needle:?} after {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
