@@ -430,18 +430,7 @@ fn requests_bytes_and_token_refusals_are_counted() {
     let keys = "[[tokens.keys]]\nid = \"k1\"\nsecret_hex = \"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"\n";
     let server = store.serve_with(&format!("[serve]\nrequire_tokens = true\n{keys}"));
     let config = store.config("sign.toml", keys);
-    let out = run_eddy(&[
-        "token",
-        "sign",
-        "--config",
-        config.to_str().expect("utf-8"),
-        "--prefix",
-        "/t/",
-        "--ttl",
-        "1h",
-    ]);
-    assert!(out.status.success(), "{out:?}");
-    let query = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let query = token_sign(&config, &["--prefix", "/t/", "--ttl", "1h"]);
 
     assert_status(&server.get(&format!("/t/a.m4s?{query}"), &[]), 200);
     assert_status(

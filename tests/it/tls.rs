@@ -1352,27 +1352,6 @@ fn curl_over_h2_and_http11() {
 // Signed URLs
 // ---------------------------------------------------------------------------------------------
 
-/// Runs `eddy token sign --config CONFIG ARGS` and returns the query it prints.
-fn sign(config: &Path, args: &[&str]) -> String {
-    let mut all = vec![
-        "token",
-        "sign",
-        "--config",
-        config.to_str().expect("utf-8 path"),
-    ];
-    all.extend_from_slice(args);
-    let out = run_eddy(&all);
-    assert!(
-        out.status.success(),
-        "token sign failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_string()
-}
-
 #[test]
 fn tls_requires_tokens_by_default_and_the_plain_listener_does_not() {
     let store = Store::new();
@@ -1383,10 +1362,10 @@ fn tls_requires_tokens_by_default_and_the_plain_listener_does_not() {
     let config = store.config("eddy.toml", &files.toml("", &keys_toml()));
     let server = Server::start_tls(&store, &config, 1);
     let addr = server.https_addr();
-    let q = sign(&config, &["--prefix", "/seg/", "--ttl", "1h"]);
-    let other = sign(&config, &["--prefix", "/movie/other/", "--ttl", "1h"]);
+    let q = token_sign(&config, &["--prefix", "/seg/", "--ttl", "1h"]);
+    let other = token_sign(&config, &["--prefix", "/movie/other/", "--ttl", "1h"]);
     // Bound to the client's address: the TLS path checks the real peer (loopback).
-    let here = sign(
+    let here = token_sign(
         &config,
         &[
             "--prefix",
@@ -1397,7 +1376,7 @@ fn tls_requires_tokens_by_default_and_the_plain_listener_does_not() {
             "127.0.0.0/8",
         ],
     );
-    let elsewhere = sign(
+    let elsewhere = token_sign(
         &config,
         &[
             "--prefix",
@@ -1461,14 +1440,14 @@ fn custom_token_parameter_names_verify_and_the_default_names_are_refused() {
     );
     let config = store.config("eddy.toml", &files.toml("", &custom));
     let server = Server::start_tls(&store, &config, 1);
-    let q = sign(&config, &["--prefix", "/seg/", "--ttl", "1h"]);
+    let q = token_sign(&config, &["--prefix", "/seg/", "--ttl", "1h"]);
     let params: Vec<(&str, &str)> = q.split('&').filter_map(|kv| kv.split_once('=')).collect();
     let names: Vec<&str> = params.iter().map(|(k, _)| *k).collect();
     assert_eq!(names, ["exp", "sig"], "token sign output {q}");
     let renamed = format!("e={}&t={}", params[0].1, params[1].1);
     // The same key signing with the default names, from a config without the custom names.
     let default_config = store.config("default-names.toml", &keys_toml());
-    let dq = sign(&default_config, &["--prefix", "/seg/", "--ttl", "1h"]);
+    let dq = token_sign(&default_config, &["--prefix", "/seg/", "--ttl", "1h"]);
     assert!(dq.starts_with("e="), "{dq}");
     for proto in [Proto::H2, Proto::H1] {
         let rs = fetch(
@@ -2480,9 +2459,9 @@ fn tokens_cover_the_path_range_form() {
     let files = Files::new(&store, &id);
     let config = store.config("eddy.toml", &files.toml("", &keys_toml()));
     let server = Server::start_tls(&store, &config, 1);
-    let folder = sign(&config, &["--prefix", "/seg/", "--ttl", "1h"]);
-    let exact = sign(&config, &["--prefix", SEG, "--ttl", "1h"]);
-    let other = sign(&config, &["--prefix", "/seg/2.m4s", "--ttl", "1h"]);
+    let folder = token_sign(&config, &["--prefix", "/seg/", "--ttl", "1h"]);
+    let exact = token_sign(&config, &["--prefix", SEG, "--ttl", "1h"]);
+    let other = token_sign(&config, &["--prefix", "/seg/2.m4s", "--ttl", "1h"]);
     for proto in [Proto::H2, Proto::H1] {
         let rs = fetch(
             server.https_addr(),

@@ -175,6 +175,27 @@ impl Store {
 }
 
 /// Runs `eddy ARGS..` to completion (with a generous timeout), capturing its output.
+/// Runs `eddy token sign --config CONFIG ARGS` and returns the query string it prints.
+pub fn token_sign(config: &Path, args: &[&str]) -> String {
+    let mut all = vec![
+        "token",
+        "sign",
+        "--config",
+        config.to_str().expect("utf-8 path"),
+    ];
+    all.extend_from_slice(args);
+    let out = run_eddy(&all);
+    assert!(
+        out.status.success(),
+        "token sign failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
 pub fn run_eddy<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
     let child = Command::new(EDDY)
         .args(args)
