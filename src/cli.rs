@@ -27,6 +27,10 @@ pub struct Common {
     /// Disk root, one per drive; repeatable; replaces `store.disks`.
     #[arg(long = "disk", value_name = "DIR")]
     pub disks: Vec<PathBuf>,
+    /// Admin address (IP:PORT) for /metrics, /healthz and the status page, or
+    /// `off`; replaces `admin.listen`.
+    #[arg(long = "admin-listen", value_name = "ADDR")]
+    pub admin_listen: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

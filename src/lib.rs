@@ -5,14 +5,18 @@
 //! - [`clock`]: the one source of wall time, injected everywhere it matters.
 //! - [`store`]: content on N disks, placed by rendezvous hashing, installed atomically.
 //! - [`serve`]: listener → HTTP/1.1 head → route → store → plan → sendfile.
+//! - [`metrics`]: counters and gauges on atomics, rendered for Prometheus.
+//! - [`admin`]: the admin listener: `/metrics`, `/healthz`, the status page.
 //! - [`cli`]: the command-line surface of the `eddy` binary.
 //! - [`demo`]: sample content for `eddy demo`.
 //! - [`notify`]: systemd readiness and watchdog.
 
+pub mod admin;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod metrics;
 pub mod notify;
 pub mod serve;
 pub mod store;

@@ -9,9 +9,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser as _;
+use eddy::admin;
 use eddy::cli::{Cli, Command, Common, StoreCommand, TokenCommand};
 use eddy::clock::{Clock as _, SystemClock};
 use eddy::config::{self, defaults, Config, ConfigError, Overrides};
+use eddy::metrics::Metrics;
 use eddy::notify;
 use eddy::serve::answer::Policy;
 use eddy::serve::https::TlsListener;
@@ -67,6 +69,7 @@ fn load(common: &Common) -> Result<Config, ConfigError> {
     let overrides = Overrides {
         listen: common.listen.clone(),
         disks: common.disks.clone(),
+        admin_listen: common.admin_listen.clone(),
     };
     config::load(common.config.as_deref(), &overrides)
 }
@@ -130,6 +133,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             println!("limits        {:?}", config.limits);
             println!("log.level     {}", config.log_level);
+            match config.admin_listen {
+                Some(addr) => println!("admin.listen  {addr}"),
+                None => println!("admin.listen  off"),
+            }
             Ok(())
         }
         Command::Store(StoreCommand::Import { common, src }) => {
@@ -272,6 +279,7 @@ fn demo(listen: String) -> anyhow::Result<()> {
         config: None,
         listen: vec![listen.clone()],
         disks: disks.clone(),
+        admin_listen: None,
     };
     println!("eddy demo: try, in another terminal:");
     println!("  curl -sI http://{listen}/titles/81/video-1080.mp4");
@@ -290,6 +298,28 @@ fn demo(listen: String) -> anyhow::Result<()> {
 fn serve_command(common: &Common) -> anyhow::Result<()> {
     let config = load(common)?;
     init_logging(&config.log_level);
+    // Certificates load before the store opens and anything is bound: a bad
+    // one fails start-up as a configuration error (64).
+    let tls_listener = match &config.tls {
+        Some(t) => {
+            let certs = Arc::new(Certs::load(&t.cert, &t.key)?);
+            let ktls = tls::ktls_mode(t.ktls);
+            tracing::info!(mode = ktls.mode, reason = ktls.reason, "kernel TLS");
+            Some((
+                t,
+                ktls,
+                Arc::new(TlsListener {
+                    certs,
+                    policy: Policy {
+                        require_tokens: t.require_tokens,
+                    },
+                    http2: config.http2,
+                    frame_bytes: t.frame_bytes,
+                }),
+            ))
+        }
+        None => None,
+    };
     let store = open_store(&config)?;
     tracing::info!(
         objects = store.len(),
@@ -308,27 +338,11 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
         tokens: config.tokens.clone(),
         clock: Box::new(clock),
         boundary_salt: salt,
+        metrics: Arc::new(Metrics::new(clock.now())),
     });
-    // Certificates load before anything is bound: a bad one fails start-up.
-    let tls_listener = match &config.tls {
-        Some(t) => {
-            let certs = Arc::new(Certs::load(&t.cert, &t.key)?);
-            let ktls = tls::ktls_mode(t.ktls);
-            tracing::info!(mode = ktls.mode, reason = ktls.reason, "kernel TLS");
-            Some((
-                t,
-                Arc::new(TlsListener {
-                    certs,
-                    policy: Policy {
-                        require_tokens: t.require_tokens,
-                    },
-                    http2: config.http2,
-                    frame_bytes: t.frame_bytes,
-                }),
-            ))
-        }
-        None => None,
-    };
+    if let Some((_, ktls, _)) = &tls_listener {
+        shared.metrics.set_ktls(ktls.mode, ktls.reason);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -344,7 +358,7 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
                 kind: plain.clone(),
             })
             .collect();
-        if let Some((t, tls_listener)) = &tls_listener {
+        if let Some((t, _, tls_listener)) = &tls_listener {
             for listener in serve::bind(&t.listen)? {
                 listeners.push(Listening {
                     listener,
@@ -354,21 +368,38 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
         }
         // SIGHUP reloads the certificate; without TLS it is logged and ignored
         // rather than left to its default action, which would kill eddy.
+        // Installed before the listening lines are printed, so that a SIGHUP
+        // right after start reloads instead of killing eddy.
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         tokio::spawn(reload_certs(
-            tls_listener.as_ref().map(|(t, l)| (l.certs.clone(), t.reload_check)),
+            hup,
+            tls_listener
+                .as_ref()
+                .map(|(t, _, l)| (l.certs.clone(), t.reload_check)),
+            shared.metrics.clone(),
         ));
+        let admin_listener = config.admin_listen.map(admin::bind).transpose()?;
+        let admin_addr = admin_listener
+            .as_ref()
+            .map(tokio::net::TcpListener::local_addr)
+            .transpose()?;
+        let mut serving = Vec::new();
+        for l in &listeners {
+            let scheme = match l.kind {
+                Kind::Plain(_) => "http",
+                Kind::Tls(_) => "https",
+            };
+            serving.push(format!("{scheme}://{}", l.listener.local_addr()?));
+        }
         {
+            // The admin line comes first, so that whoever waits for the
+            // listening lines has seen it by then.
             let mut out = std::io::stdout().lock();
-            for l in &listeners {
-                let scheme = match l.kind {
-                    Kind::Plain(_) => "http",
-                    Kind::Tls(_) => "https",
-                };
-                writeln!(
-                    out,
-                    "eddy: listening on {scheme}://{}",
-                    l.listener.local_addr()?
-                )?;
+            if let Some(addr) = admin_addr {
+                writeln!(out, "eddy: admin on http://{addr}")?;
+            }
+            for url in &serving {
+                writeln!(out, "eddy: listening on {url}")?;
             }
             out.flush()?;
         }
@@ -385,11 +416,34 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
                 }
             });
         }
+        let health = admin::Health::default();
+        let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin_task = match (admin_listener, admin_addr) {
+            (Some(listener), Some(addr)) => {
+                tracing::info!(%addr, "admin listener on");
+                let state = Arc::new(admin::State::new(
+                    shared.clone(),
+                    health.clone(),
+                    serving,
+                    addr,
+                ));
+                Some(tokio::spawn(admin::run(listener, state, async {
+                    let _ = admin_stopped.await;
+                })))
+            }
+            _ => None,
+        };
         let cut = serve::run(listeners, shared, async {
             shutdown_signal().await;
+            health.begin_drain();
             notify::notify("STOPPING=1");
         })
         .await;
+        // The admin answers (503 on /healthz) until the drain is over.
+        let _ = admin_stop.send(());
+        if let Some(task) = admin_task {
+            let _ = task.await;
+        }
         if cut > 0 {
             tracing::warn!(
                 connections = cut,
@@ -404,9 +458,11 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
 
 /// Reloads the certificate on SIGHUP, and whenever its files change. A bad
 /// new certificate is logged and the current one stays in use.
-async fn reload_certs(tls: Option<(Arc<Certs>, std::time::Duration)>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = signal(SignalKind::hangup()).ok();
+async fn reload_certs(
+    mut hup: Option<tokio::signal::unix::Signal>,
+    tls: Option<(Arc<Certs>, std::time::Duration)>,
+    metrics: Arc<eddy::metrics::Metrics>,
+) {
     if hup.is_none() {
         tracing::warn!("cannot watch SIGHUP; certificates reload on file change only");
     }
@@ -428,8 +484,12 @@ async fn reload_certs(tls: Option<(Arc<Certs>, std::time::Duration)>) {
         };
         match certs.reload(forced) {
             Ok(tls::Reload::Unchanged) => {}
-            Ok(tls::Reload::Loaded) => tracing::info!("TLS certificate reloaded"),
+            Ok(tls::Reload::Loaded) => {
+                metrics.cert_reloaded(true);
+                tracing::info!("TLS certificate reloaded")
+            }
             Err(error) => {
+                metrics.cert_reloaded(false);
                 tracing::warn!(%error, "TLS certificate reload failed; keeping the current one")
             }
         }

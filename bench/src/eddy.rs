@@ -3,6 +3,9 @@
 //! on ephemeral loopback ports read back from its `eddy: listening on http://IP:PORT` (and `https://`) lines
 //! (docs/dev/serve-contract.md).
 //!
+//! eddy also opens its admin listener (metrics, health) on an ephemeral port (`--admin-listen 127.0.0.1:0`); its
+//! `eddy: admin on ...` line is not a serving listener and is passed over.
+//!
 //! The config holds the disks, `[limits] max_connections` for the instance of scenario (g), and a `[tls]` section
 //! with the bench's certificate when (d) or (e) runs. An eddy without TLS support refuses that section (it refuses
 //! unknown keys): `eddy check-config` tells before the start, and eddy then runs without it, and (d) and (e) are
@@ -265,8 +268,10 @@ pub fn start(eddy: &Path, o: &Options, run_dir: &Path) -> Result<Started> {
     }
     let log = run_dir.join(format!("{name}.log"));
     let stderr = File::create(&log).at("create", &log)?;
+    // The admin listener stays on, as in production, but on an ephemeral port: its default is fixed, and two
+    // instances (main and (g)) run at once.
     let mut child = Command::new(eddy)
-        .args(["serve", "--config"])
+        .args(["serve", "--admin-listen", "127.0.0.1:0", "--config"])
         .arg(&conf)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -115,9 +115,12 @@ pub const KTLS: &str = "auto";
 /// subtitles); 100 bounds what one connection can make us hold.
 pub const H2_MAX_CONCURRENT_STREAMS: u32 = 100;
 
-/// Decoded size of one HTTP/2 header list (HPACK bomb bound): the same budget
-/// as an HTTP/1.1 request head.
-pub const H2_MAX_HEADER_LIST_BYTES: u32 = MAX_HEAD_BYTES as u32;
+/// Decoded size of one HTTP/2 header list that the protocol layer accepts
+/// (HPACK bomb bound, advertised in SETTINGS). Twice `MAX_HEAD_BYTES`, so that
+/// a head between the two is refused by eddy's own check of
+/// `limits.max_head_bytes`, with the same 431 as on the plain listener, and
+/// only larger ones by the HTTP/2 layer's bare 431.
+pub const H2_MAX_HEADER_LIST_BYTES: u32 = 2 * MAX_HEAD_BYTES as u32;
 
 /// Streams a client may reset before we even started on them (hyper's
 /// defence against CVE-2023-44487 "rapid reset"); over it, GOAWAY. 20 is
@@ -141,6 +144,37 @@ pub const DISK_WINDOW: u64 = 2 * 1024 * 1024;
 /// in use). NVMe drives want tens of reads in flight to reach full speed;
 /// more only queues inside the kernel and costs threads.
 pub const DISK_READS_IN_FLIGHT: usize = 32;
+
+/// Where the admin listener (`/metrics`, `/healthz`, the status page) listens
+/// when neither config nor `--admin-listen` says: loopback, so that an operator
+/// gets metrics out of the box and nothing is exposed by accident. 9180 sits
+/// among the ports Prometheus exporters use and clear of `LISTEN`'s 8080.
+pub const ADMIN_LISTEN: &str = "127.0.0.1:9180";
+
+/// Concurrent admin connections. A Prometheus server or two and an operator's
+/// browser need a handful; 64 bounds what a misbehaving scraper can hold. Over
+/// it: the connection is closed at once (serving is never slowed for admin).
+pub const ADMIN_MAX_CONNECTIONS: usize = 64;
+
+/// From the admin connection's accept, or the end of its previous response, to
+/// the end of a request head. hyper starts this clock while it waits for a
+/// head, so it also bounds keep-alive idling. Scrapers send their head at once;
+/// 10 s matches `HEADER_READ_TIMEOUT` and stops slowloris on the admin port.
+pub const ADMIN_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest an admin connection may stay open, whatever it does. Answers
+/// are small (a few KiB), so this only cuts stalled readers and clients that
+/// keep a connection alive by asking again and again.
+pub const ADMIN_CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Bytes hyper may buffer for one admin request head. The admin routes take no
+/// query and no body; 16 KiB (hyper's floor is 8 KiB) is ample for a browser's
+/// headers and bounds memory per connection.
+pub const ADMIN_MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// Pause after a failed admin accept (EMFILE and friends) so that the loop
+/// backs off instead of spinning; the serve path waits the same 50 ms.
+pub const ADMIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Log level when none is configured.
 pub const LOG_LEVEL: &str = "info";

@@ -62,6 +62,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub tls: RawTls,
     #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
     pub http2: RawHttp2,
 }
 
@@ -150,11 +152,19 @@ pub struct RawLog {
     pub level: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: Option<String>,
+}
+
 /// Values given on the command line; each replaces the config file's.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub listen: Vec<String>,
     pub disks: Vec<PathBuf>,
+    /// `--admin-listen`: an address, or `off` / empty to disable.
+    pub admin_listen: Option<String>,
 }
 
 /// The checked configuration.
@@ -175,6 +185,8 @@ pub struct Config {
     pub limits: Limits,
     pub log_level: String,
     pub tokens: Tokens,
+    /// The admin listener (`/metrics`, `/healthz`, status page); `None` = off.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// Signed-URL settings shared by every listener (each listener says whether it
@@ -486,6 +498,14 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
             1_000_000,
         )? as u32,
     };
+    let mut serving = listen.clone();
+    if let Some(t) = &tls {
+        serving.extend(&t.listen);
+    }
+    let admin_listen = admin_listen(
+        overrides.admin_listen.clone().or(raw.admin.listen),
+        &serving,
+    )?;
     Ok(Config {
         listen,
         require_tokens,
@@ -497,7 +517,45 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
         limits,
         log_level,
         tokens,
+        admin_listen,
     })
+}
+
+/// The admin address: `off` or empty disables it; otherwise an `IP:PORT` that
+/// no serving listener uses, so admin routes are never reachable through a
+/// serving port (port 0 asks for an ephemeral port and never collides).
+fn admin_listen(
+    text: Option<String>,
+    serving: &[SocketAddr],
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let text = text.unwrap_or_else(|| defaults::ADMIN_LISTEN.to_owned());
+    let trimmed = text.trim();
+    if trimmed.is_empty() || trimmed.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let addr: SocketAddr = trimmed.parse().map_err(|_| {
+        invalid(
+            "admin.listen",
+            format!("{text:?}"),
+            "not an IP:PORT address (for example 127.0.0.1:9180), or \"off\"",
+        )
+    })?;
+    let overlaps = |s: &SocketAddr| {
+        addr.port() != 0
+            && s.port() == addr.port()
+            && s.is_ipv4() == addr.is_ipv4()
+            && (s.ip() == addr.ip() || s.ip().is_unspecified() || addr.ip().is_unspecified())
+    };
+    if let Some(s) = serving.iter().find(|s| overlaps(s)) {
+        return Err(invalid(
+            "admin.listen",
+            format!("{text:?}"),
+            format!(
+                "overlaps the serving listener {s} (serve.listen or tls.listen); the admin listener needs its own port"
+            ),
+        ));
+    }
+    Ok(Some(addr))
 }
 
 fn tokens(raw: RawTokens) -> Result<Tokens, ConfigError> {
@@ -726,6 +784,7 @@ mod tests {
         Overrides {
             listen: vec![],
             disks: vec!["/srv/d0".into()],
+            ..Overrides::default()
         }
     }
 
@@ -786,6 +845,7 @@ mod tests {
         let o = Overrides {
             listen: vec!["127.0.0.1:0".into()],
             disks: vec!["/b".into(), "/c".into()],
+            ..Overrides::default()
         };
         let c = resolve(raw, &o).expect("valid");
         assert_eq!(
@@ -793,6 +853,69 @@ mod tests {
             vec!["127.0.0.1:0".parse::<SocketAddr>().expect("addr")]
         );
         assert_eq!(c.disks, vec![PathBuf::from("/b"), PathBuf::from("/c")]);
+    }
+
+    fn admin(file: &str, flag: Option<&str>) -> Result<Option<SocketAddr>, String> {
+        let raw = parse_toml(file)?;
+        let o = Overrides {
+            admin_listen: flag.map(str::to_owned),
+            ..with_disk()
+        };
+        resolve(raw, &o)
+            .map(|c| c.admin_listen)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn admin_listen_defaults_to_loopback_and_can_be_turned_off() {
+        let addr = |s: &str| Some(s.parse::<SocketAddr>().expect("addr"));
+        assert_eq!(admin("", None), Ok(addr(defaults::ADMIN_LISTEN)));
+        assert_eq!(
+            admin("[admin]\nlisten = \"127.0.0.1:9999\"\n", None),
+            Ok(addr("127.0.0.1:9999"))
+        );
+        assert_eq!(admin("[admin]\nlisten = \"off\"\n", None), Ok(None));
+        assert_eq!(admin("[admin]\nlisten = \"\"\n", None), Ok(None));
+        assert_eq!(
+            admin("[admin]\nlisten = \"off\"\n", Some("[::1]:9180")),
+            Ok(addr("[::1]:9180"))
+        );
+        assert_eq!(
+            admin("[admin]\nlisten = \"127.0.0.1:9999\"\n", Some("off")),
+            Ok(None)
+        );
+        // Port 0 is an ephemeral port each: never the same socket.
+        assert_eq!(
+            admin("[serve]\nlisten = [\"127.0.0.1:0\"]\n", Some("127.0.0.1:0")),
+            Ok(addr("127.0.0.1:0"))
+        );
+    }
+
+    #[test]
+    fn admin_listen_errors_name_the_key() {
+        let e = admin("[admin]\nlisten = \"x\"\n", None).expect_err("bad address");
+        assert!(
+            e.contains("admin.listen = \"x\": not an IP:PORT address"),
+            "{e}"
+        );
+        let e = admin("", Some("localhost:9180")).expect_err("bad flag");
+        assert!(e.contains("admin.listen = \"localhost:9180\""), "{e}");
+        for (serve, admin_addr) in [
+            ("127.0.0.1:8080", "127.0.0.1:8080"),
+            ("0.0.0.0:8080", "127.0.0.1:8080"),
+            ("127.0.0.1:8080", "0.0.0.0:8080"),
+            ("[::]:8080", "[::1]:8080"),
+        ] {
+            let file = format!("[serve]\nlisten = [\"{serve}\"]\n");
+            let e = admin(&file, Some(admin_addr)).expect_err("overlap");
+            assert!(
+                e.contains("admin.listen") && e.contains("serve.listen"),
+                "{serve} vs {admin_addr}: {e}"
+            );
+        }
+        let file = "[serve]\nlisten = [\"127.0.0.1:8080\"]\n";
+        assert!(admin(file, Some("127.0.0.2:8080")).is_ok());
+        assert!(admin(file, Some("127.0.0.1:8081")).is_ok());
     }
 }
 
@@ -813,6 +936,7 @@ mod doc_tests {
             ("tokens.keys", "RawKey"),
             ("tls", "RawTls"),
             ("http2", "RawHttp2"),
+            ("admin", "RawAdmin"),
         ] {
             let start = source
                 .find(&format!("pub struct {strukt} {{"))

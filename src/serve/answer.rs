@@ -65,6 +65,7 @@ pub fn answer(
             match &err {
                 ServeError::Internal(why) => tracing::error!(%why, "request failed"),
                 ServeError::Forbidden(denied) => {
+                    shared.metrics.token_refused(*denied);
                     tracing::debug!(reason = denied.label(), %peer, "token refused")
                 }
                 _ => {}

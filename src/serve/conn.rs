@@ -20,6 +20,7 @@ use super::body::{self, WriteError};
 use super::http1::{self, Parsed, RequestHead};
 use super::respond::{self, Body, Method};
 use super::Shared;
+use crate::metrics::Transport;
 use crate::store::OpenObject;
 
 /// Starting size of a connection's read buffer; it grows up to the head limit.
@@ -73,7 +74,7 @@ async fn run(
                 Parsed::Invalid(err) => {
                     let plan = respond::error(&err);
                     let response_head = plan.head(shared.clock.now(), false, false);
-                    let _ = write_response(
+                    let written = write_response(
                         stream,
                         response_head,
                         &plan.body,
@@ -81,6 +82,7 @@ async fn run(
                         limits.send_timeout,
                     )
                     .await;
+                    count(shared, &plan, &plan.body, written.is_ok());
                     linger(stream, &buf, 0, limits.linger_timeout).await;
                     return End::Done;
                 }
@@ -151,6 +153,7 @@ async fn run(
             limits.send_timeout,
         )
         .await;
+        count(shared, &plan, body, result.is_ok());
         if let Err(e) = result {
             return End::Write(e);
         }
@@ -208,6 +211,16 @@ async fn stream_read(stream: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<u
     };
     buf.truncate(start + *result.as_ref().unwrap_or(&0));
     result
+}
+
+/// Counts a plain answer: its status, and its body bytes when it was all written.
+pub(super) fn count(shared: &Shared, plan: &respond::Plan, body: &Body, written: bool) {
+    let bytes = match body {
+        Body::Empty => 0,
+        _ if written => plan.content_length,
+        _ => 0,
+    };
+    shared.metrics.request(Transport::Http1, plan.status, bytes);
 }
 
 /// Writes a serialised response head, then `body` (file ranges from `object`).

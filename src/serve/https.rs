@@ -35,6 +35,7 @@ use super::tls::Certs;
 use super::{prefetch, Shared};
 use crate::config::defaults::DISK_WINDOW;
 use crate::config::Http2Limits;
+use crate::metrics::{Metrics, Transport};
 use crate::store::OpenObject;
 
 /// What every TLS connection of a listener shares.
@@ -64,21 +65,42 @@ pub async fn serve(
     let stream = match handshake {
         Ok(Ok(s)) => s,
         Ok(Err(error)) => {
+            shared.metrics.tls_handshake_failed();
             tracing::debug!(%error, %peer, "TLS handshake failed");
             return;
         }
         Err(_) => {
+            shared.metrics.tls_handshake_failed();
             tracing::debug!(%peer, "TLS handshake timed out");
             return;
         }
     };
-    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let session = stream.get_ref().1;
+    let h2 = session.alpn_protocol() == Some(b"h2");
+    let version = match session.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "1.2",
+        _ => "other",
+    };
+    let alpn = match session.alpn_protocol() {
+        Some(b"h2") => "h2",
+        Some(b"http/1.1") => "http/1.1",
+        Some(_) => "other",
+        None => "none",
+    };
+    shared.metrics.tls_handshake(version, alpn);
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched {
         inner: stream,
         activity: activity.clone(),
     });
-    let conn_state = Arc::new(ConnState::default());
+    let conn_state = Arc::new(ConnState {
+        completed: AtomicU32::new(0),
+        abandoned: AtomicU32::new(0),
+        flood: Notify::new(),
+        metrics: shared.metrics.clone(),
+        transport: if h2 { Transport::H2 } else { Transport::Https1 },
+    });
     let service = {
         let shared = shared.clone();
         let tls = tls.clone();
@@ -108,7 +130,9 @@ pub async fn serve(
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(shared.limits.header_read_timeout)
-            .max_buf_size(shared.limits.max_head_bytes.max(8192))
+            // Twice the head limit: eddy's own check (and its 431 with the
+            // usual fields) decides; hyper's bare 431 only guards memory.
+            .max_buf_size((2 * shared.limits.max_head_bytes).max(8192))
             .max_headers(shared.limits.max_headers)
             .auto_date_header(false);
         let conn = builder.serve_connection(io, service);
@@ -165,15 +189,20 @@ async fn drive<C, E>(
 }
 
 /// Per connection: responses completed and streams the client abandoned.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ConnState {
     completed: AtomicU32,
     abandoned: AtomicU32,
     flood: Notify,
+    metrics: Arc<Metrics>,
+    transport: Transport,
 }
 
 impl ConnState {
-    fn finished(&self, whole: bool) {
+    /// A response ended: counted by status and body bytes sent, and as whole
+    /// or abandoned for the reset-flood rule.
+    fn finished(&self, status: u16, sent: u64, whole: bool) {
+        self.metrics.request(self.transport, status, sent);
         if whole {
             self.completed.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -221,12 +250,12 @@ fn handle(
         }
     };
     let body = if head_only { &Body::Empty } else { &plan.body };
-    let body = match ResponseBody::new(body, object.as_ref(), tls.frame_bytes, state) {
+    let body = match ResponseBody::new(plan.status, body, object.as_ref(), tls.frame_bytes, state) {
         Ok(b) => b,
         Err(error) => {
             tracing::error!(%error, "cannot map an object for a TLS response");
             let plan = respond::error(&ServeError::Internal(error.to_string()));
-            let body = ResponseBody::new(&plan.body, None, tls.frame_bytes, state)
+            let body = ResponseBody::new(plan.status, &plan.body, None, tls.frame_bytes, state)
                 .unwrap_or_else(|_| ResponseBody::empty());
             return response(&plan, now, h2, body);
         }
@@ -234,7 +263,10 @@ fn handle(
     response(&plan, now, h2, body)
 }
 
-/// The checks hyper leaves to us: target length, and one Host in HTTP/1.1.
+/// The checks hyper leaves to us, so that a request refused here gets the
+/// same answer as on the plain listener: the head limits (`limits.*`, measured
+/// as the head would be written in HTTP/1.1; hyper's own, larger limits only
+/// guard memory), the target length, and one Host in HTTP/1.1.
 fn check_head<'r>(
     req: &'r Request<Incoming>,
     limits: &crate::config::Limits,
@@ -243,8 +275,20 @@ fn check_head<'r>(
     if target.len() > limits.max_target_bytes {
         return Err(ServeError::TargetTooLong);
     }
-    if req.version() == Version::HTTP_11
-        && req.headers().get_all(http::header::HOST).iter().count() != 1
+    let headers = req.headers();
+    if headers.len() > limits.max_headers {
+        return Err(ServeError::HeadTooLarge);
+    }
+    // "METHOD TARGET HTTP/1.1\r\n", "name: value\r\n" each, "\r\n".
+    let line = req.method().as_str().len() + 1 + target.len() + 11;
+    let fields: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if line + fields + 2 > limits.max_head_bytes {
+        return Err(ServeError::HeadTooLarge);
+    }
+    if req.version() == Version::HTTP_11 && headers.get_all(http::header::HOST).iter().count() != 1
     {
         return Err(ServeError::BadRequest(
             "HTTP/1.1 needs exactly one Host field",
@@ -303,7 +347,10 @@ pub struct ResponseBody {
     /// Object bytes known resident: `at..warm_end` of the front piece.
     warm_end: u64,
     warming: Option<Warming>,
+    /// Counted once, when the body ends or is dropped.
     state: Option<Arc<ConnState>>,
+    status: u16,
+    sent: u64,
 }
 
 impl std::fmt::Debug for ResponseBody {
@@ -325,10 +372,19 @@ impl ResponseBody {
             warm_end: 0,
             warming: None,
             state: None,
+            status: 0,
+            sent: 0,
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(state) = self.state.take() {
+            state.finished(self.status, self.sent, self.remaining == 0);
         }
     }
 
     fn new(
+        status: u16,
         body: &Body,
         object: Option<&Arc<OpenObject>>,
         frame: usize,
@@ -368,6 +424,8 @@ impl ResponseBody {
             warm_end: 0,
             warming: None,
             state: Some(state.clone()),
+            status,
+            sent: 0,
         })
     }
 }
@@ -418,10 +476,9 @@ impl HttpBody for ResponseBody {
             }
         };
         this.remaining -= chunk.len() as u64;
+        this.sent += chunk.len() as u64;
         if this.remaining == 0 {
-            if let Some(state) = this.state.take() {
-                state.finished(true);
-            }
+            this.finish();
         }
         Poll::Ready(Some(Ok(Frame::data(chunk))))
     }
@@ -437,10 +494,8 @@ impl HttpBody for ResponseBody {
 
 impl Drop for ResponseBody {
     fn drop(&mut self) {
-        // Still holding the state: dropped before its last byte went out.
-        if let Some(state) = self.state.take() {
-            state.finished(self.remaining == 0);
-        }
+        // Not yet counted: empty, or dropped before its last byte went out.
+        self.finish();
     }
 }
 

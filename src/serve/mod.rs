@@ -36,6 +36,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::clock::Clock;
 use crate::config::Limits;
+use crate::metrics::Listener;
 use crate::store::Store;
 
 /// Listen backlog: room for a burst of players reconnecting at once.
@@ -52,6 +53,8 @@ pub struct Shared {
     pub clock: Box<dyn Clock>,
     /// Mixed into multipart boundaries so that they differ between processes.
     pub boundary_salt: u64,
+    /// Counters and gauges, rendered by the admin listener.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Binds every address (before anything is served, so that a bad address fails
@@ -86,6 +89,16 @@ pub struct Listening {
 pub enum Kind {
     Plain(answer::Policy),
     Tls(Arc<https::TlsListener>),
+}
+
+impl Kind {
+    /// The metrics label of this kind of listener.
+    pub fn listener(&self) -> Listener {
+        match self {
+            Kind::Plain(_) => Listener::Plain,
+            Kind::Tls(_) => Listener::Tls,
+        }
+    }
 }
 
 /// Serves on `listeners` until `shutdown` resolves, then drains: stops
@@ -144,6 +157,7 @@ async fn accept_loop(
         };
         match slots.clone().try_acquire_owned() {
             Ok(permit) => {
+                let open = shared.metrics.track_connection(kind.listener());
                 let shared = shared.clone();
                 let drain = drain.clone();
                 let kind = kind.clone();
@@ -154,17 +168,21 @@ async fn accept_loop(
                         }
                         Kind::Tls(tls) => https::serve(stream, peer.ip(), shared, tls, drain).await,
                     }
+                    drop(open);
                     drop(permit);
                 });
             }
             // Over the cap a plain client gets a 503; a TLS client is closed
             // before the handshake, the cheapest refusal it understands.
-            Err(_) => match kind {
-                Kind::Plain(_) => {
-                    tokio::spawn(reject(stream, shared.clone()));
+            Err(_) => {
+                shared.metrics.connection_rejected(kind.listener());
+                match kind {
+                    Kind::Plain(_) => {
+                        tokio::spawn(reject(stream, shared.clone()));
+                    }
+                    Kind::Tls(_) => drop(stream),
                 }
-                Kind::Tls(_) => drop(stream),
-            },
+            }
         }
     }
 }
@@ -174,10 +192,11 @@ async fn accept_loop(
 async fn reject(stream: TcpStream, shared: Arc<Shared>) {
     let plan = respond::error(&respond::ServeError::Overloaded);
     let head = plan.head(shared.clock.now(), false, false);
-    if conn::write_response(&stream, head, &plan.body, None, Duration::from_secs(1))
+    let written = conn::write_response(&stream, head, &plan.body, None, Duration::from_secs(1))
         .await
-        .is_ok()
-    {
+        .is_ok();
+    conn::count(&shared, &plan, &plan.body, written);
+    if written {
         conn::linger(&stream, &[], 0, Duration::from_secs(1)).await;
     }
 }

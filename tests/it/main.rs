@@ -30,3 +30,9 @@ mod clients;
 
 /// Signed URLs: `eddy token sign` against `eddy serve` with tokens required.
 mod token;
+
+/// The admin listener: /metrics, /healthz, the status page, and its config.
+mod admin;
+/// The TLS listener: HTTP/2 and HTTP/1.1 parity with the plain listener, signed URLs, certificate
+/// reload, bad certificates, kTLS report, handshake/idle deadlines, HTTP/2 limits and rapid reset.
+mod tls;

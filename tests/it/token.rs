@@ -6,27 +6,6 @@ use crate::support::*;
 const SECRET: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 const TOKENS: &str = "[serve]\nrequire_tokens = true\n[[tokens.keys]]\nid = \"2026-11\"\nsecret_hex = \"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"\n";
 
-/// Runs `eddy token sign` and returns the query string it prints.
-fn sign(config: &std::path::Path, args: &[&str]) -> String {
-    let mut all = vec![
-        "token",
-        "sign",
-        "--config",
-        config.to_str().expect("utf-8 path"),
-    ];
-    all.extend_from_slice(args);
-    let out = run_eddy(&all);
-    assert!(
-        out.status.success(),
-        "token sign failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned()
-}
-
 fn setup() -> (Store, Server, std::path::PathBuf, Vec<u8>) {
     let store = Store::new();
     let body = gen_bytes(81, 70_000);
@@ -41,7 +20,7 @@ fn setup() -> (Store, Server, std::path::PathBuf, Vec<u8>) {
 #[test]
 fn a_signed_folder_serves_its_files_and_nothing_else() {
     let (_store, server, config, body) = setup();
-    let q = sign(&config, &["--prefix", "/titles/81/", "--ttl", "1h"]);
+    let q = token_sign(&config, &["--prefix", "/titles/81/", "--ttl", "1h"]);
     let r = server.get(&format!("/titles/81/video.mp4?{q}"), &[]);
     assert_status(&r, 200);
     assert_bytes_eq(&r.body, &body, "signed GET");
@@ -59,12 +38,12 @@ fn a_signed_folder_serves_its_files_and_nothing_else() {
 fn missing_expired_tampered_and_client_bound_tokens_are_refused() {
     let (_store, server, config, _body) = setup();
     assert_status(&server.get("/titles/81/video.mp4", &[]), 403);
-    let expired = sign(&config, &["--prefix", "/titles/81/", "--expiry", "1000"]);
+    let expired = token_sign(&config, &["--prefix", "/titles/81/", "--expiry", "1000"]);
     assert_status(
         &server.get(&format!("/titles/81/video.mp4?{expired}"), &[]),
         403,
     );
-    let good = sign(&config, &["--prefix", "/titles/81/", "--ttl", "1h"]);
+    let good = token_sign(&config, &["--prefix", "/titles/81/", "--ttl", "1h"]);
     let last = good.chars().last().unwrap_or('A');
     let tampered = format!(
         "{}{}",
@@ -76,7 +55,7 @@ fn missing_expired_tampered_and_client_bound_tokens_are_refused() {
         403,
     );
     // Bound to a block the loopback client is not in.
-    let elsewhere = sign(
+    let elsewhere = token_sign(
         &config,
         &[
             "--prefix",
@@ -91,7 +70,7 @@ fn missing_expired_tampered_and_client_bound_tokens_are_refused() {
         &server.get(&format!("/titles/81/video.mp4?{elsewhere}"), &[]),
         403,
     );
-    let here = sign(
+    let here = token_sign(
         &config,
         &[
             "--prefix",
@@ -118,7 +97,7 @@ fn refusals_reveal_nothing_about_the_store() {
     assert_status(&present, 403);
     assert_eq!(absent.body, present.body);
     // With a valid token, a missing object is an honest 404.
-    let q = sign(&config, &["--prefix", "/titles/81/", "--ttl", "1h"]);
+    let q = token_sign(&config, &["--prefix", "/titles/81/", "--ttl", "1h"]);
     assert_status(&server.get(&format!("/titles/81/nope.mp4?{q}"), &[]), 404);
 }
 

@@ -2,7 +2,8 @@
 //! generator, the `eddy` CLI, a served instance on an ephemeral loopback port, a raw HTTP/1.1 client
 //! and a multipart/byteranges parser.
 //!
-//! Nothing here sleeps to wait for readiness: the server is ready when it prints its listening line.
+//! Nothing here sleeps to wait for readiness: the server is ready when it prints its listening line
+//! (its admin line, when the admin listener is on, comes before it).
 
 #![allow(dead_code)]
 
@@ -164,9 +165,37 @@ impl Store {
         let p = self.config("eddy.toml", toml);
         Server::start(self, Some(&p))
     }
+
+    /// Starts the server with a config file holding `toml`, which names one TLS listener
+    /// (`[tls] listen = ["127.0.0.1:0"]`); waits for its plain and its `https://` line.
+    pub fn serve_tls(&self, toml: &str) -> Server {
+        let p = self.config("eddy.toml", toml);
+        Server::start_tls(self, &p, 1)
+    }
 }
 
 /// Runs `eddy ARGS..` to completion (with a generous timeout), capturing its output.
+/// Runs `eddy token sign --config CONFIG ARGS` and returns the query string it prints.
+pub fn token_sign(config: &Path, args: &[&str]) -> String {
+    let mut all = vec![
+        "token",
+        "sign",
+        "--config",
+        config.to_str().expect("utf-8 path"),
+    ];
+    all.extend_from_slice(args);
+    let out = run_eddy(&all);
+    assert!(
+        out.status.success(),
+        "token sign failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
 pub fn run_eddy<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
     let child = Command::new(EDDY)
         .args(args)
@@ -225,11 +254,20 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> 
 // Served instance
 // ---------------------------------------------------------------------------------------------
 
+/// The line `eddy serve` prints for its admin listener (before the listening lines).
+pub const ADMIN_PREFIX: &str = "eddy: admin on http://";
+
 /// A running `eddy serve`; killed on drop. Its stderr goes to a file shown when a test panics.
 pub struct Server {
     pub child: Option<Child>,
     pub addrs: Vec<SocketAddr>,
     pub addr: SocketAddr,
+    /// The admin listener, from the `eddy: admin on http://` line; `None` when it is off.
+    pub admin: Option<SocketAddr>,
+    /// The TLS listeners, from the `eddy: listening on https://ADDR` lines (after the plain ones).
+    pub https_addrs: Vec<SocketAddr>,
+    /// The stdout lines printed up to the last listening line waited for, in order.
+    pub startup_lines: Vec<String>,
     pub stderr_path: PathBuf,
     _stdout_drain: Option<std::thread::JoinHandle<()>>,
 }
@@ -244,12 +282,54 @@ impl Server {
         }
         args.push("--listen".into());
         args.push("127.0.0.1:0".into());
+        args.push("--admin-listen".into());
+        args.push("127.0.0.1:0".into());
         args.extend(store.disk_args());
         Server::spawn(store.path(), &args, 1)
     }
 
-    /// Spawns `eddy ARGS` and waits for `listeners` listening lines on stdout.
+    /// Like [`Server::start`], also waiting for `https` TLS listening lines (the config file
+    /// names the TLS listeners; `--listen` only replaces the plain ones).
+    pub fn start_tls(store: &Store, config: &Path, https: usize) -> Server {
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            "--config".into(),
+            config.to_str().expect("utf-8").into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+        ];
+        args.extend(store.disk_args());
+        Server::spawn_tls(store.path(), &args, 1, https)
+    }
+
+    /// Spawns `eddy ARGS` and waits for `listeners` listening lines on stdout. Unless ARGS name
+    /// `--admin-listen`, `eddy serve` gets `--admin-listen 127.0.0.1:0`: tests run in parallel and
+    /// the default admin port is a fixed one.
     pub fn spawn(dir: &Path, args: &[String], listeners: usize) -> Server {
+        Server::spawn_tls(dir, args, listeners, 0)
+    }
+
+    /// Like [`Server::spawn`], also waiting for `https` TLS (`https://`) listening lines.
+    pub fn spawn_tls(dir: &Path, args: &[String], listeners: usize, https: usize) -> Server {
+        let mut args = args.to_vec();
+        let names_admin = args
+            .iter()
+            .any(|a| a == "--admin-listen" || a.starts_with("--admin-listen="));
+        if args.first().map(String::as_str) == Some("serve") && !names_admin {
+            args.push("--admin-listen".into());
+            args.push("127.0.0.1:0".into());
+        }
+        Server::spawn_raw(dir, &args, listeners, https)
+    }
+
+    /// Like [`Server::spawn`], but runs ARGS exactly as given (for a test of the config file's
+    /// `admin.listen`; it must not name a fixed port).
+    pub fn spawn_as_is(dir: &Path, args: &[String], listeners: usize) -> Server {
+        Server::spawn_raw(dir, args, listeners, 0)
+    }
+
+    /// Spawns `eddy ARGS` as given and waits for `listeners` plain and `https` TLS listening lines.
+    fn spawn_raw(dir: &Path, args: &[String], listeners: usize, https: usize) -> Server {
         let stderr_path = tempfile::Builder::new()
             .prefix("serve-stderr-")
             .suffix(".log")
@@ -284,8 +364,10 @@ impl Server {
         });
         let deadline = Instant::now() + START_TIMEOUT;
         let mut addrs = Vec::new();
+        let mut admin = None;
+        let mut https_addrs = Vec::new();
         let mut seen = Vec::new();
-        while addrs.len() < listeners {
+        while addrs.len() < listeners || https_addrs.len() < https {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
@@ -293,6 +375,16 @@ impl Server {
                         addrs.push(rest.parse::<SocketAddr>().unwrap_or_else(|e| {
                             panic!("bad address in listening line {line:?}: {e}")
                         }));
+                    } else if let Some(rest) = line.strip_prefix("eddy: listening on https://") {
+                        https_addrs.push(rest.parse::<SocketAddr>().unwrap_or_else(|e| {
+                            panic!("bad address in listening line {line:?}: {e}")
+                        }));
+                    }
+                    if let Some(rest) = line.strip_prefix(ADMIN_PREFIX) {
+                        admin =
+                            Some(rest.parse::<SocketAddr>().unwrap_or_else(|e| {
+                                panic!("bad address in admin line {line:?}: {e}")
+                            }));
                     }
                     seen.push(line);
                 }
@@ -301,7 +393,8 @@ impl Server {
                     let status = child.wait().ok();
                     let err = fs::read_to_string(&stderr_path).unwrap_or_default();
                     panic!(
-                        "eddy serve did not print {listeners} listening line(s) within {START_TIMEOUT:?} \
+                        "eddy serve did not print {listeners} http and {https} https listening \
+                         line(s) within {START_TIMEOUT:?} \
                          (exit: {status:?})\nargs: {args:?}\nstdout: {seen:?}\nstderr:\n{err}"
                     );
                 }
@@ -311,6 +404,9 @@ impl Server {
             child: Some(child),
             addr: addrs[0],
             addrs,
+            admin,
+            https_addrs,
+            startup_lines: seen,
             stderr_path,
             _stdout_drain: Some(drain),
         }
@@ -318,6 +414,27 @@ impl Server {
 
     pub fn connect(&self) -> Conn {
         Conn::connect(self.addr)
+    }
+
+    /// The admin listener's address; panics when it is off.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+            .expect("this server printed no `eddy: admin on http://` line")
+    }
+
+    /// One request to the admin listener, as [`Server::request`] does to the serving one.
+    pub fn admin_request(&self, method: &str, target: &str) -> Response {
+        let mut c = Conn::connect(self.admin_addr());
+        c.send(&request_bytes(method, target, &[], true));
+        c.read_response(method == "HEAD")
+    }
+
+    /// The first TLS listener; panics when the server was started without one.
+    pub fn https_addr(&self) -> SocketAddr {
+        *self
+            .https_addrs
+            .first()
+            .expect("no TLS listener: start the server with Server::start_tls")
     }
 
     /// Sends one request `METHOD TARGET HTTP/1.1` with `Host` and `Connection: close` plus `extra`
@@ -357,6 +474,24 @@ impl Server {
 
     pub fn stderr(&self) -> String {
         fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Polls stderr until `needle` occurs at least `count` times, for at most `within`;
+    /// panics naming `what` otherwise.
+    #[track_caller]
+    pub fn wait_stderr(&self, needle: &str, count: usize, within: Duration, what: &str) {
+        let deadline = Instant::now() + within;
+        loop {
+            let n = self.stderr().matches(needle).count();
+            if n >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: stderr has {n} of {count} {needle:?} after {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 

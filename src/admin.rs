@@ -1,0 +1,512 @@
+//! The admin listener: what an operator and a Prometheus server ask of a box,
+//! on an address of its own (`admin.listen`, loopback by default).
+//!
+//! Endpoints (HTTP/1.1 via hyper; GET and HEAD):
+//! - `/metrics`: every [`Metrics`] family in the Prometheus text format 0.0.4,
+//!   with the store's per-disk figures read at scrape time.
+//! - `/healthz`: 200 `ok` while serving; 503 `draining` once the drain has
+//!   begun, so that whoever steers players stops sending them here.
+//! - `/`: a small HTML status page (version, uptime, listeners, disks, kTLS,
+//!   counters); every value HTML-escaped, no JavaScript, no external assets.
+//!
+//! Any other path is a 404; another method on one of these paths is a 405 with
+//! `Allow: GET, HEAD`.
+//!
+//! Owns: binding the admin socket, its accept loop and its own small limits
+//! (`config::defaults::ADMIN_*`), the drain flag behind `/healthz`
+//! ([`Health`]), and rendering the three answers. It must never serve store
+//! content, never be reachable through a serving listener (config refuses a
+//! shared port, and the serve path knows none of these routes), never change
+//! the server's state (it is read-only), and never hold up serving: it is
+//! capped, times out, and reads the store's figures off the event loop.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::Semaphore;
+
+use crate::config::defaults;
+use crate::metrics::{Listener, Metrics};
+use crate::serve::Shared;
+use crate::store::DiskStats;
+
+/// The media type of the text exposition format.
+const METRICS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The status page loads nothing: its only style is inline.
+const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'";
+
+// hyper panics on a buffer below its 8 KiB floor; refuse to build instead.
+const _: () = assert!(defaults::ADMIN_MAX_HEAD_BYTES >= 8192);
+
+/// Whether the server has begun to drain; `/healthz` answers from it. Cheap to
+/// clone; `main` begins the drain when the shutdown signal arrives.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    draining: Arc<AtomicBool>,
+}
+
+impl Health {
+    /// From now on `/healthz` answers 503 `draining`.
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+/// What the admin answers from.
+#[derive(Debug)]
+pub struct State {
+    /// The serve path's shared state: the store (for per-disk figures), the
+    /// clock (for uptime) and the metrics.
+    pub shared: Arc<Shared>,
+    pub health: Health,
+    /// The serving listeners as URLs (`http://203.0.113.7:80`), for the page.
+    pub serving: Vec<String>,
+    /// The admin listener's own bound address.
+    pub admin: SocketAddr,
+    /// One store walk at a time, however many scrapers ask at once: the walk
+    /// stats every object, on the disks that serve.
+    walk: tokio::sync::Mutex<()>,
+}
+
+impl State {
+    pub fn new(
+        shared: Arc<Shared>,
+        health: Health,
+        serving: Vec<String>,
+        admin: SocketAddr,
+    ) -> State {
+        State {
+            shared,
+            health,
+            serving,
+            admin,
+            walk: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+/// Binds the admin address (before anything is served, like the serving
+/// listeners, so that a taken port fails start-up). Must run inside the runtime.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot bind the admin listener {addr}: {e}"),
+        )
+    })?;
+    socket.listen(u32::try_from(defaults::ADMIN_MAX_CONNECTIONS).unwrap_or(u32::MAX))
+}
+
+/// Answers on `listener` until `shutdown` resolves. Connections over
+/// `ADMIN_MAX_CONNECTIONS` are closed at once.
+pub async fn run(
+    listener: TcpListener,
+    state: Arc<State>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let slots = Arc::new(Semaphore::new(defaults::ADMIN_MAX_CONNECTIONS));
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = &mut shutdown => return,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "admin accept failed");
+                tokio::time::sleep(defaults::ADMIN_ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::debug!("admin connection cap reached; closing a new connection");
+            drop(stream);
+            continue;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            connection(stream, state).await;
+            drop(permit);
+        });
+    }
+}
+
+/// One admin connection: keep-alive HTTP/1.1 under the admin limits.
+async fn connection(stream: TcpStream, state: Arc<State>) {
+    let service = hyper::service::service_fn(move |request| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(answer(&state, &request).await) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(defaults::ADMIN_HEADER_READ_TIMEOUT)
+        .max_buf_size(defaults::ADMIN_MAX_HEAD_BYTES);
+    let served = builder.serve_connection(TokioIo::new(stream), service);
+    match tokio::time::timeout(defaults::ADMIN_CONNECTION_LIFETIME, served).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "admin connection ended"),
+        Err(_) => tracing::debug!("admin connection reached its lifetime; closed"),
+    }
+}
+
+/// The three routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Metrics,
+    Health,
+    Status,
+}
+
+fn route(path: &str) -> Option<Route> {
+    match path {
+        "/metrics" => Some(Route::Metrics),
+        "/healthz" => Some(Route::Health),
+        "/" => Some(Route::Status),
+        _ => None,
+    }
+}
+
+async fn answer<B>(state: &Arc<State>, request: &Request<B>) -> Response<Full<Bytes>> {
+    let Some(route) = route(request.uri().path()) else {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    };
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    match route {
+        Route::Health if state.health.is_draining() => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+        }
+        Route::Health => text(StatusCode::OK, "ok\n"),
+        Route::Metrics => match disk_stats(state).await {
+            Some(disks) => respond(
+                StatusCode::OK,
+                METRICS_TYPE,
+                state.shared.metrics.render(&disks),
+            ),
+            None => text(StatusCode::INTERNAL_SERVER_ERROR, "store figures failed\n"),
+        },
+        Route::Status => match disk_stats(state).await {
+            Some(disks) => {
+                let page = status_page(&StatusView {
+                    metrics: &state.shared.metrics,
+                    draining: state.health.is_draining(),
+                    now: state.shared.clock.now(),
+                    serving: &state.serving,
+                    admin: state.admin,
+                    disks: &disks,
+                });
+                let mut r = respond(StatusCode::OK, "text/html; charset=utf-8", page);
+                r.headers_mut().insert(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(PAGE_CSP),
+                );
+                r
+            }
+            None => text(StatusCode::INTERNAL_SERVER_ERROR, "store figures failed\n"),
+        },
+    }
+}
+
+/// The store's per-disk figures, gathered on a blocking thread (one stat per
+/// object), one walk at a time. `None` only when that thread panicked.
+async fn disk_stats(state: &Arc<State>) -> Option<Vec<DiskStats>> {
+    let _one_walk = state.walk.lock().await;
+    let shared = state.shared.clone();
+    match tokio::task::spawn_blocking(move || shared.store.stats()).await {
+        Ok(stats) => Some(stats),
+        Err(e) => {
+            tracing::error!(error = %e, "reading the store's figures failed");
+            None
+        }
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    respond(status, "text/plain; charset=utf-8", body)
+}
+
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+/// Everything the status page shows.
+struct StatusView<'a> {
+    metrics: &'a Metrics,
+    draining: bool,
+    now: SystemTime,
+    serving: &'a [String],
+    admin: SocketAddr,
+    disks: &'a [DiskStats],
+}
+
+/// The status page (pure: values in, HTML out). Every value is escaped.
+fn status_page(v: &StatusView<'_>) -> String {
+    let m = v.metrics;
+    let now = v
+        .now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let up = Duration::from_secs(u64::try_from(now - m.started_unix()).unwrap_or(0));
+    let started = UNIX_EPOCH + Duration::from_secs(u64::try_from(m.started_unix()).unwrap_or(0));
+    let version = esc(m.version());
+
+    let mut h = String::with_capacity(8 * 1024);
+    h.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    let _ = writeln!(h, "<title>eddy {version}</title>");
+    h.push_str(
+        "<style>body{font-family:sans-serif;margin:1.5em;color:#222}\
+         table{border-collapse:collapse;margin-bottom:1em}\
+         th,td{border:1px solid #bbb;padding:.2em .6em;text-align:left}\
+         td.n{text-align:right;font-variant-numeric:tabular-nums}</style>\n</head>\n<body>\n",
+    );
+    let _ = writeln!(h, "<h1>eddy {version}</h1>");
+    let state = if v.draining { "draining" } else { "serving" };
+    let _ = writeln!(
+        h,
+        "<p>State: <strong>{state}</strong>. Up {}, since {}.</p>",
+        esc(&humantime::format_duration(up).to_string()),
+        esc(&httpdate::fmt_http_date(started)),
+    );
+
+    h.push_str("<h2>Listeners</h2>\n<table>\n<tr><th>role</th><th>address</th></tr>\n");
+    for url in v.serving {
+        let _ = writeln!(h, "<tr><td>serving</td><td>{}</td></tr>", esc(url));
+    }
+    let _ = writeln!(
+        h,
+        "<tr><td>admin</td><td>{}</td></tr>\n</table>",
+        esc(&format!("http://{}", v.admin))
+    );
+
+    h.push_str("<h2>Disks</h2>\n<table>\n<tr><th>root</th><th>objects</th><th>bytes</th></tr>\n");
+    for d in v.disks {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            esc(&d.root.to_string_lossy()),
+            d.objects,
+            bytes(d.bytes),
+        );
+    }
+    let _ = writeln!(
+        h,
+        "<tr><th>total</th><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>\n</table>",
+        v.disks.iter().map(|d| d.objects).sum::<u64>(),
+        bytes(v.disks.iter().map(|d| d.bytes).sum()),
+    );
+
+    let (mode, reason) = m.ktls();
+    let _ = writeln!(
+        h,
+        "<h2>TLS</h2>\n<p>kTLS: <strong>{}</strong> ({}).</p>",
+        esc(mode),
+        esc(reason)
+    );
+
+    h.push_str(
+        "<h2>Connections</h2>\n<table>\n\
+         <tr><th>listener</th><th>open</th><th>total</th><th>rejected (503)</th></tr>\n",
+    );
+    for l in Listener::ALL {
+        let c = m.connections(l);
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            esc(l.label()),
+            c.open,
+            c.total,
+            c.rejected
+        );
+    }
+    h.push_str("</table>\n");
+
+    h.push_str("<h2>Requests</h2>\n<table>\n<tr><th>status</th><th>responses</th></tr>\n");
+    for (status, n) in m.requests_by_status() {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td class=\"n\">{n}</td></tr>",
+            esc(status)
+        );
+    }
+    h.push_str("</table>\n<table>\n<tr><th>transport</th><th>body bytes sent</th></tr>\n");
+    for (t, n) in m.body_bytes() {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td class=\"n\">{}</td></tr>",
+            esc(t.label()),
+            bytes(n)
+        );
+    }
+    h.push_str("</table>\n");
+
+    h.push_str("<h2>Token refusals</h2>\n<table>\n<tr><th>reason</th><th>requests</th></tr>\n");
+    for (reason, n) in m.refusals() {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td class=\"n\">{n}</td></tr>",
+            esc(reason)
+        );
+    }
+    h.push_str("</table>\n");
+    h.push_str(
+        "<p>For machines: <a href=\"/metrics\">/metrics</a> (Prometheus), \
+         <a href=\"/healthz\">/healthz</a>.</p>\n</body>\n</html>\n",
+    );
+    h
+}
+
+/// `n` bytes, exact, with a binary-prefixed approximation for reading.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if n < 1024 {
+        return n.to_string();
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{n} ({value:.1} {})", UNITS[unit])
+}
+
+/// Text made safe for HTML element content and quoted attribute values.
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Transport;
+    use std::path::PathBuf;
+
+    #[test]
+    fn routes_are_exact() {
+        assert_eq!(route("/metrics"), Some(Route::Metrics));
+        assert_eq!(route("/healthz"), Some(Route::Health));
+        assert_eq!(route("/"), Some(Route::Status));
+        for other in [
+            "/metrics/",
+            "/Metrics",
+            "/healthz/x",
+            "//",
+            "/index.html",
+            "",
+        ] {
+            assert_eq!(route(other), None, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(
+            esc(r#"<a href="x">Tom & Jerry's</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;Tom &amp; Jerry&#39;s&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn bytes_read_well() {
+        assert_eq!(bytes(0), "0");
+        assert_eq!(bytes(1023), "1023");
+        assert_eq!(bytes(1536), "1536 (1.5 KiB)");
+        assert_eq!(bytes(3 << 30), "3221225472 (3.0 GiB)");
+        assert!(bytes(u64::MAX).ends_with("EiB)"));
+    }
+
+    #[test]
+    fn status_page_shows_everything_escaped() {
+        let started = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let m = Metrics::new(started);
+        m.request(Transport::Http1, 206, 4096);
+        m.connection_opened(Listener::Plain);
+        m.token_refused(crate::serve::token::Denied::Tampered);
+        m.set_ktls("userspace", "no_kernel_support");
+        let disks = vec![
+            DiskStats {
+                root: PathBuf::from("/srv/<script>alert(1)</script>"),
+                objects: 7,
+                bytes: 2048,
+            },
+            DiskStats {
+                root: PathBuf::from("/srv/d1"),
+                objects: 1,
+                bytes: 1,
+            },
+        ];
+        let page = status_page(&StatusView {
+            metrics: &m,
+            draining: true,
+            now: started + Duration::from_secs(3723),
+            serving: &["http://127.0.0.1:8080".to_owned()],
+            admin: "127.0.0.1:9180".parse().expect("addr"),
+            disks: &disks,
+        });
+        assert!(page.starts_with("<!DOCTYPE html>"));
+        assert!(page.contains(&format!("<h1>eddy {}</h1>", env!("CARGO_PKG_VERSION"))));
+        assert!(page.contains("<strong>draining</strong>"), "{page}");
+        assert!(page.contains("Up 1h 2m 3s"), "{page}");
+        assert!(page.contains("http://127.0.0.1:8080"));
+        assert!(page.contains("http://127.0.0.1:9180"));
+        assert!(page.contains("/srv/&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(!page.contains("<script"), "no script, escaped or not");
+        assert!(page.contains("<td class=\"n\">2048 (2.0 KiB)</td>"));
+        assert!(page.contains("<td class=\"n\">8</td>"), "total objects");
+        assert!(page.contains("kTLS: <strong>userspace</strong> (no_kernel_support)"));
+        assert!(page.contains("<tr><td>206</td><td class=\"n\">1</td></tr>"));
+        assert!(page.contains("<tr><td>tampered</td><td class=\"n\">1</td></tr>"));
+        assert!(page.contains("<tr><td>plain</td><td class=\"n\">1</td><td class=\"n\">1</td>"));
+        assert!(!page.contains("http-equiv") && !page.contains("src="));
+    }
+}
