@@ -5,10 +5,13 @@
 //! checked, the bound on entries (file descriptors), and expiry. An entry older
 //! than the validity interval is reopened, so a version installed by another
 //! process (`eddy store import` while serving) is served within that interval;
-//! installs in this process invalidate their key at once. It never opens files
-//! itself and never decides what is valid content: the store does both.
+//! installs in this process invalidate their key at once. When full, the
+//! oldest insertion makes room (FIFO, O(1) amortised: a working set larger than
+//! the cache must not turn every miss into a scan of the whole cache). It never
+//! opens files itself and never decides what is valid content: the store does
+//! both.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -20,10 +23,48 @@ struct Entry {
     checked: Instant,
 }
 
+/// The map, and the order in which entries went in. `order` may hold stale
+/// items (for keys since replaced or invalidated): an item is live only while
+/// the map holds that key with that `checked` time.
+#[derive(Debug, Default)]
+struct Entries {
+    map: HashMap<ObjectKey, Entry>,
+    order: VecDeque<(ObjectKey, Instant)>,
+}
+
+impl Entries {
+    fn is_live(&self, key: &ObjectKey, checked: Instant) -> bool {
+        self.map.get(key).is_some_and(|e| e.checked == checked)
+    }
+
+    /// Removes the oldest live entry.
+    fn evict_oldest(&mut self) {
+        while let Some((key, checked)) = self.order.pop_front() {
+            if self.is_live(&key, checked) {
+                self.map.remove(&key);
+                return;
+            }
+        }
+    }
+
+    /// Drops stale order items once they outnumber the entries, so that the
+    /// queue stays within twice the capacity (each item is dropped once: O(1)
+    /// amortised per insertion).
+    fn compact(&mut self) {
+        if self.order.len() > 2 * self.map.len().max(16) {
+            let order = std::mem::take(&mut self.order);
+            self.order = order
+                .into_iter()
+                .filter(|(k, c)| self.is_live(k, *c))
+                .collect();
+        }
+    }
+}
+
 /// The cache. `capacity` 0 turns it off.
 #[derive(Debug)]
 pub struct OpenCache {
-    entries: RwLock<HashMap<ObjectKey, Entry>>,
+    entries: RwLock<Entries>,
     capacity: usize,
     valid_for: Duration,
 }
@@ -31,7 +72,7 @@ pub struct OpenCache {
 impl OpenCache {
     pub fn new(capacity: usize, valid_for: Duration) -> Self {
         OpenCache {
-            entries: RwLock::new(HashMap::new()),
+            entries: RwLock::new(Entries::default()),
             capacity,
             valid_for,
         }
@@ -41,13 +82,12 @@ impl OpenCache {
     /// interval before `now`.
     pub fn get(&self, key: &ObjectKey, now: Instant) -> Option<Arc<OpenObject>> {
         let entries = self.entries.read().ok()?;
-        let entry = entries.get(key)?;
+        let entry = entries.map.get(key)?;
         (now.saturating_duration_since(entry.checked) < self.valid_for)
             .then(|| entry.object.clone())
     }
 
-    /// Remembers `object` for `key`. When full, expired entries are dropped
-    /// first; if it is still full the object is simply not cached.
+    /// Remembers `object` for `key`. When full, the oldest entry goes.
     pub fn put(&self, key: &ObjectKey, object: Arc<OpenObject>, now: Instant) {
         if self.capacity == 0 {
             return;
@@ -55,32 +95,32 @@ impl OpenCache {
         let Ok(mut entries) = self.entries.write() else {
             return;
         };
-        if entries.len() >= self.capacity && !entries.contains_key(key) {
-            let valid_for = self.valid_for;
-            entries.retain(|_, e| now.saturating_duration_since(e.checked) < valid_for);
-            if entries.len() >= self.capacity {
-                return;
+        if !entries.map.contains_key(key) {
+            while entries.map.len() >= self.capacity {
+                entries.evict_oldest();
             }
         }
-        entries.insert(
+        entries.map.insert(
             key.clone(),
             Entry {
                 object,
                 checked: now,
             },
         );
+        entries.order.push_back((key.clone(), now));
+        entries.compact();
     }
 
     /// Forgets `key` (after an install or eviction of it).
     pub fn invalidate(&self, key: &ObjectKey) {
         if let Ok(mut entries) = self.entries.write() {
-            entries.remove(key);
+            entries.map.remove(key);
         }
     }
 
     /// Number of cached objects.
     pub fn len(&self) -> usize {
-        self.entries.read().map_or(0, |e| e.len())
+        self.entries.read().map_or(0, |e| e.map.len())
     }
 
     /// True when nothing is cached.
@@ -122,21 +162,46 @@ mod tests {
     }
 
     #[test]
-    fn the_bound_holds_and_expired_entries_make_room() -> std::io::Result<()> {
+    fn the_bound_holds_and_the_oldest_entry_makes_room() -> std::io::Result<()> {
         let cache = OpenCache::new(2, Duration::from_secs(1));
         let t0 = Instant::now();
         cache.put(&key("a"), object()?, t0);
         cache.put(&key("b"), object()?, t0);
         cache.put(&key("c"), object()?, t0);
         assert_eq!(cache.len(), 2);
-        assert!(cache.get(&key("c"), t0).is_none());
-        let later = t0 + Duration::from_secs(2);
-        cache.put(&key("c"), object()?, later);
-        assert_eq!(cache.len(), 1);
-        assert!(cache.get(&key("c"), later).is_some());
+        assert!(cache.get(&key("a"), t0).is_none(), "the oldest went");
+        assert!(cache.get(&key("b"), t0).is_some());
+        assert!(cache.get(&key("c"), t0).is_some());
+        // Putting a cached key again replaces it without evicting another.
+        let t1 = t0 + Duration::from_millis(10);
+        cache.put(&key("b"), object()?, t1);
+        assert_eq!(cache.len(), 2);
+        assert!(cache.get(&key("c"), t1).is_some());
+        // b was re-put after c, so c is now the oldest; an invalidated key's
+        // stale order item is skipped.
+        cache.invalidate(&key("c"));
+        cache.put(&key("d"), object()?, t1);
+        cache.put(&key("e"), object()?, t1);
+        assert!(cache.get(&key("b"), t1).is_none());
+        assert!(cache.get(&key("d"), t1).is_some() && cache.get(&key("e"), t1).is_some());
         let off = OpenCache::new(0, Duration::from_secs(1));
         off.put(&key("a"), object()?, t0);
         assert!(off.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn the_order_queue_stays_bounded_under_reputs() -> std::io::Result<()> {
+        let cache = OpenCache::new(8, Duration::from_secs(1));
+        let t0 = Instant::now();
+        let obj = object()?;
+        for i in 0..10_000u64 {
+            let k = key(&format!("k{}", i % 5));
+            cache.put(&k, obj.clone(), t0 + Duration::from_micros(i));
+            let entries = cache.entries.read().expect("lock");
+            assert!(entries.order.len() <= 2 * entries.map.len().max(16) + 1);
+        }
+        assert_eq!(cache.len(), 5);
         Ok(())
     }
 }
