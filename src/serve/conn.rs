@@ -102,17 +102,15 @@ async fn run(
                     d
                 }
             };
-            if buf.capacity() == buf.len() {
-                // One byte past the limit lets the parser tell "too large" from
-                // "complete"; the parser refuses a full buffer, so this always grows.
-                let want = (buf.capacity() * 2)
-                    .max(INITIAL_READ_BUFFER)
-                    .min(limits.max_head_bytes + 1);
-                buf.reserve_exact(want - buf.len());
-            }
             let was_empty = buf.is_empty();
             let read = tokio::select! {
-                r = timeout_at(deadline, stream_read(stream, &mut buf)) => r,
+                r = timeout_at(deadline, async {
+                    // An idle connection holds no read buffer: it is made
+                    // once the next request's bytes are ready to read.
+                    stream.readable().await?;
+                    make_room(&mut buf, limits.max_head_bytes);
+                    stream_read(stream, &mut buf).await
+                }) => r,
                 _ = drain.changed(), if was_empty => return End::Done,
             };
             match read {
@@ -171,6 +169,23 @@ async fn run(
             return End::Done;
         }
         buf.drain(..head.len);
+        if buf.is_empty() {
+            // Free it while the connection idles (see `make_room`).
+            buf = Vec::new();
+        }
+    }
+}
+
+/// Makes sure `buf` has spare room: it starts at [`INITIAL_READ_BUFFER`] and
+/// doubles up to one byte past the head limit, which lets the parser tell "too
+/// large" from "complete" (the parser refuses a full buffer, so this always
+/// grows when it is called with a full one).
+fn make_room(buf: &mut Vec<u8>, max_head_bytes: usize) {
+    if buf.capacity() == buf.len() {
+        let want = (buf.capacity() * 2)
+            .max(INITIAL_READ_BUFFER)
+            .min(max_head_bytes + 1);
+        buf.reserve_exact(want - buf.len());
     }
 }
 
