@@ -128,14 +128,15 @@ impl OpenObject {
         Ok(self.mapping.get_or_init(|| made).clone())
     }
 
-    /// Whether bytes `first..first + len` are all in the page cache, so that
-    /// sending them cannot wait for a disk. Says yes when it cannot tell.
+    /// Whether bytes `first..first + len` are in the page cache (sampled, see
+    /// [`mapped::resident_sampled`]), so that sending them need not wait for a
+    /// disk. Says yes when it cannot tell.
     pub fn is_resident(&self, first: u64, len: u64) -> bool {
         let (Ok(first), Ok(len)) = (usize::try_from(first), usize::try_from(len)) else {
             return true;
         };
         match self.bytes() {
-            Ok(map) => mapped::resident(&map, first, len),
+            Ok(map) => mapped::resident_sampled(&map, first, len),
             Err(_) => true,
         }
     }
