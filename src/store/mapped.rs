@@ -38,22 +38,16 @@ pub fn map(file: &std::fs::File, len: u64) -> std::io::Result<Bytes> {
     Ok(Bytes::from_owner(map))
 }
 
-/// Pages of a range that [`resident_sampled`] looks at.
-const SAMPLES: usize = 4;
-
-/// Whether `map[offset..offset + len]` looks resident, judged by at most
-/// [`SAMPLES`] pages spread over it (first, last and between). mincore costs a
-/// page-cache lookup per page: over a whole 2 MiB window it was 17% of eddy's
-/// CPU in bench (a). Pages come in and go out in readahead-sized runs, so a
-/// cold window has cold samples; a miss between samples costs one blocking
-/// read, not a wrong byte.
+/// Whether `map[offset..offset + len]` looks resident, judged by its first
+/// byte's page in one mincore call. mincore costs a page-cache lookup per page
+/// (on pages not mapped in our page tables, which is all of them: bodies go
+/// out by sendfile): over a whole 2 MiB window it was 17% of eddy's CPU in
+/// bench (a), four one-page calls per response cost 20% more CPU per request
+/// in (c), and even 16 pages were 12%. Pages come in and go out in
+/// readahead-sized runs, so a cold window starts cold; a cold page further in
+/// costs one blocking read, never a wrong byte.
 pub fn resident_sampled(map: &Bytes, offset: usize, len: usize) -> bool {
-    let page = page_size();
-    if len <= SAMPLES * page {
-        return resident(map, offset, len);
-    }
-    let last = len - 1;
-    (0..SAMPLES).all(|i| resident(map, offset + last * i / (SAMPLES - 1), 1))
+    resident(map, offset, len.min(1))
 }
 
 /// Whether every page of `map[offset..offset + len]` is in the page cache. On
