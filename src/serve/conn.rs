@@ -74,16 +74,16 @@ async fn run(
                 Parsed::Invalid(err) => {
                     let plan = respond::error(&err);
                     let response_head = plan.head(shared.clock.now(), false, false);
-                    let written = write_response(
+                    let written = Box::pin(write_response(
                         stream,
                         response_head,
                         &plan.body,
                         None,
                         limits.send_timeout,
-                    )
+                    ))
                     .await;
                     count(shared, &plan, &plan.body, written.is_ok());
-                    linger(stream, &buf, 0, limits.linger_timeout).await;
+                    Box::pin(linger(stream, &buf, 0, limits.linger_timeout)).await;
                     return End::Done;
                 }
                 Parsed::Partial => {}
@@ -147,25 +147,28 @@ async fn run(
         // 3. Carry it out.
         let response_head = plan.head(now, keep_alive && !plan.close, head.http10);
         let body = if head_only { &Body::Empty } else { &plan.body };
-        let result = write_response(
+        // Boxed, here and for linger: the connection's future then holds a
+        // pointer, not the writers' state, through its idle wait (a spawned
+        // task is as large as its future; see `serve::accept_loop`).
+        let result = Box::pin(write_response(
             stream,
             response_head,
             body,
             object.as_ref(),
             limits.send_timeout,
-        )
+        ))
         .await;
         count(shared, &plan, body, result.is_ok());
         if let Err(e) = result {
             return End::Write(e);
         }
         if has_body {
-            linger(
+            Box::pin(linger(
                 stream,
                 &buf[head.len..],
                 discard_budget(&head, shared),
                 limits.linger_timeout,
-            )
+            ))
             .await;
             return End::Done;
         }

@@ -160,17 +160,25 @@ async fn accept_loop(
                 let open = shared.metrics.track_connection(kind.listener());
                 let shared = shared.clone();
                 let drain = drain.clone();
-                let kind = kind.clone();
-                tokio::spawn(async move {
-                    match kind {
-                        Kind::Plain(policy) => {
-                            conn::serve(stream, peer.ip(), shared, policy, drain).await
-                        }
-                        Kind::Tls(tls) => https::serve(stream, peer.ip(), shared, tls, drain).await,
+                // One task type per transport: a task's size is its future's,
+                // and the TLS future (hyper, rustls) is five times the plain
+                // one, which every idle plain connection would otherwise pay.
+                match &kind {
+                    Kind::Plain(policy) => {
+                        let policy = *policy;
+                        tokio::spawn(async move {
+                            conn::serve(stream, peer.ip(), shared, policy, drain).await;
+                            drop((open, permit));
+                        });
                     }
-                    drop(open);
-                    drop(permit);
-                });
+                    Kind::Tls(tls) => {
+                        let tls = tls.clone();
+                        tokio::spawn(async move {
+                            https::serve(stream, peer.ip(), shared, tls, drain).await;
+                            drop((open, permit));
+                        });
+                    }
+                }
             }
             // Over the cap a plain client gets a 503; a TLS client is closed
             // before the handshake, the cheapest refusal it understands.
