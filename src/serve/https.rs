@@ -130,10 +130,10 @@ pub async fn serve(
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(shared.limits.header_read_timeout)
-            // Twice the head limit: eddy's own check (and its 431 with the
+            // Twice the head limits: eddy's own check (and its 431 with the
             // usual fields) decides; hyper's bare 431 only guards memory.
             .max_buf_size((2 * shared.limits.max_head_bytes).max(8192))
-            .max_headers(shared.limits.max_headers)
+            .max_headers(2 * shared.limits.max_headers)
             .auto_date_header(false);
         let conn = builder.serve_connection(io, service);
         drive(conn, &activity, &conn_state, idle, &mut drain, |c| {
