@@ -286,6 +286,11 @@ fn demo(listen: String) -> anyhow::Result<()> {
     println!("  curl -s -r 1048576-2097151 http://{listen}/titles/81/video-1080.mp4 | wc -c");
     println!("  curl -s -H 'Range: bytes=0-99,-100' http://{listen}/titles/81/audio-en.m4a | head -c 300");
     println!("  curl -s http://{listen}/titles/81/hls/index.m3u8");
+    println!("  curl -s http://{listen}/titles/81/video-1080.mp4/range/0-1048575 | wc -c   # Open Connect range form");
+    println!(
+        "  curl -s http://{}/metrics | grep eddy_requests_total   # admin listener",
+        defaults::ADMIN_LISTEN
+    );
     println!(
         "eddy demo: Ctrl-C stops the server and removes {}",
         work.display()
