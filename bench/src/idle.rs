@@ -247,22 +247,7 @@ async fn drive(p: &Params<'_>, file: Arc<File>) -> Result<(Outcome, IdleStats)> 
     drop(senders);
     conns.shutdown().await;
 
-    latencies.sort_unstable();
-    let pct = |q: f64| -> u64 {
-        if latencies.is_empty() {
-            return 0;
-        }
-        let i = ((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1;
-        latencies[i]
-    };
-    o.p50_us = pct(0.50);
-    o.p99_us = pct(0.99);
-    o.max_us = latencies.last().copied().unwrap_or(0);
-    o.mean_us = if latencies.is_empty() {
-        0
-    } else {
-        latencies.iter().sum::<u64>() / latencies.len() as u64
-    };
+    o.set_latencies(latencies);
     Ok((o, stats))
 }
 

@@ -48,6 +48,29 @@ pub struct Outcome {
     pub body_error: Option<String>,
 }
 
+impl Outcome {
+    /// Sets p50, p99, max and mean from per-request latencies in microseconds
+    /// (nearest-rank percentiles; all zero when there are none).
+    pub fn set_latencies(&mut self, mut latencies: Vec<u64>) {
+        latencies.sort_unstable();
+        let pct = |p: f64| -> u64 {
+            if latencies.is_empty() {
+                return 0;
+            }
+            let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+            latencies[i]
+        };
+        self.p50_us = pct(0.50);
+        self.p99_us = pct(0.99);
+        self.max_us = latencies.last().copied().unwrap_or(0);
+        self.mean_us = if latencies.is_empty() {
+            0
+        } else {
+            latencies.iter().sum::<u64>() / latencies.len() as u64
+        };
+    }
+}
+
 /// What the load closure of [`run`] returns: the outcome and what the load generator adds to it.
 #[derive(Debug, Clone, Default)]
 pub struct Loaded {
