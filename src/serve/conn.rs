@@ -58,7 +58,9 @@ async fn run(
     policy: Policy,
     drain: &mut watch::Receiver<bool>,
 ) -> End {
-    let limits = shared.limits;
+    // Borrowed, not copied: the connection's future holds what lives across
+    // its idle wait, and a copy of every limit is 150 bytes of it.
+    let limits = &shared.limits;
     let mut buf: Vec<u8> = Vec::new();
     // Requests answered since the last read from the socket (pipelining depth).
     let mut answered_from_buffer = 0usize;
@@ -69,7 +71,7 @@ async fn run(
         // so a connection that never sends a byte is closed too.
         let mut head_deadline = first_request.then(|| Instant::now() + limits.header_read_timeout);
         let head = loop {
-            match http1::parse(&buf, &limits) {
+            match http1::parse(&buf, limits) {
                 Parsed::Complete(head) => break head,
                 Parsed::Invalid(err) => {
                     let plan = respond::error(&err);
