@@ -2,7 +2,6 @@
 //! serving one; `admin.listen` and `--admin-listen` (off, bad values, a taken port).
 
 use crate::support::*;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Every metric family `/metrics` declares, present from the start.
@@ -405,14 +404,7 @@ fn taken_admin_port_fails_start_up() {
         taken.to_string(),
     ];
     args.extend(store.disk_args());
-    let child = Command::new(EDDY)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let o = wait_output(child, Duration::from_secs(20));
+    let o = run_eddy_within(&args, Duration::from_secs(20));
     assert_eq!(o.status.code(), Some(74), "{o:?}");
     assert!(!String::from_utf8_lossy(&o.stdout).contains("listening"));
     assert!(

@@ -3,7 +3,6 @@
 //! several listeners and bad setups.
 
 use crate::support::*;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn s(v: &str) -> String {
@@ -367,15 +366,16 @@ fn serve_bad_config_before_binding() {
         "bad.toml",
         &format!("{}[limits]\nmax_ranges = 0\n", disks_toml(&store)),
     );
-    let child = Command::new(EDDY)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&p)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let o = wait_output(child, Duration::from_secs(20));
+    let o = run_eddy_within(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            p.to_str().expect("utf-8"),
+        ],
+        Duration::from_secs(20),
+    );
     assert_eq!(o.status.code(), Some(64), "{}", stderr_of(&o));
     assert!(stderr_of(&o).contains("max_ranges"));
     assert!(!String::from_utf8_lossy(&o.stdout).contains("listening"));
@@ -483,14 +483,7 @@ fn listen_on_taken_port_fails() {
     let taken = blocker.local_addr().expect("addr");
     let mut args = vec![s("serve"), s("--listen"), taken.to_string()];
     args.extend(store.disk_args());
-    let child = Command::new(EDDY)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let o = wait_output(child, Duration::from_secs(20));
+    let o = run_eddy_within(&args, Duration::from_secs(20));
     assert!(!o.status.success(), "serve on a taken port must fail");
     assert!(!String::from_utf8_lossy(&o.stdout).contains("listening"));
 }

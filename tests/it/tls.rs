@@ -1516,14 +1516,7 @@ fn serve_expecting_exit(store: &Store, config: &Path) -> std::process::Output {
         "127.0.0.1:0".into(),
     ];
     args.extend(store.disk_args());
-    let child = Command::new(EDDY)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn eddy serve");
-    wait_output(child, Duration::from_secs(20))
+    run_eddy_within(&args, Duration::from_secs(20))
 }
 
 fn check_config(config: &Path) -> std::process::Output {

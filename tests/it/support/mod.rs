@@ -197,6 +197,12 @@ pub fn token_sign(config: &Path, args: &[&str]) -> String {
 }
 
 pub fn run_eddy<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
+    run_eddy_within(args, Duration::from_secs(60))
+}
+
+/// Runs `eddy ARGS` to its exit, killing it after `timeout` (for a command,
+/// such as a `serve` that must fail at start, that should end quickly).
+pub fn run_eddy_within<S: AsRef<std::ffi::OsStr>>(args: &[S], timeout: Duration) -> Output {
     let child = Command::new(EDDY)
         .args(args)
         .stdin(Stdio::null())
@@ -204,7 +210,7 @@ pub fn run_eddy<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn eddy");
-    wait_output(child, Duration::from_secs(60))
+    wait_output(child, timeout)
 }
 
 /// Waits for a child with piped stdout/stderr, killing it after `timeout`.
