@@ -27,6 +27,7 @@
 //! | `eddy_tls_cert_reloads_total` | counter | `result` |
 //! | `eddy_tls_cert_not_after_seconds` | gauge (absent until a certificate is loaded) | |
 //! | `eddy_ktls_info` | gauge (1) | `mode`, `reason` |
+//! | `eddy_disk_wait_windows_total` | counter | |
 //! | `eddy_store_objects` | gauge | `disk` |
 //! | `eddy_store_bytes` | gauge | `disk` |
 
@@ -187,6 +188,7 @@ pub struct Metrics {
     /// `[ok, failed]`.
     cert_reloads: [AtomicU64; 2],
     cert_not_after: AtomicI64,
+    cold_windows: AtomicU64,
     /// Set at start-up and on a kTLS fallback, never per request: a lock is fine.
     ktls: Mutex<(&'static str, &'static str)>,
 }
@@ -213,6 +215,7 @@ impl Metrics {
             handshake_failures: AtomicU64::new(0),
             cert_reloads: [const { AtomicU64::new(0) }; 2],
             cert_not_after: AtomicI64::new(UNSET),
+            cold_windows: AtomicU64::new(0),
             ktls: Mutex::new(KTLS_DEFAULT),
         }
     }
@@ -226,6 +229,12 @@ impl Metrics {
         let t = transport.slot();
         self.requests[t][status_slot(status)].fetch_add(1, Relaxed);
         self.body_bytes[t].fetch_add(body_bytes, Relaxed);
+    }
+
+    /// A body window was sent or read off the event loop because it may need
+    /// the disk (`serve::prefetch`).
+    pub fn cold_window(&self) {
+        self.cold_windows.fetch_add(1, Relaxed);
     }
 
     /// A request refused by the signed-URL check.
@@ -501,6 +510,17 @@ impl Metrics {
         out.sample("eddy_ktls_info", &[("mode", mode), ("reason", reason)], 1);
 
         out.family(
+            "eddy_disk_wait_windows_total",
+            "counter",
+            "Body windows (up to 2 MiB) sent or read on the blocking pool because they may need a disk read; a rising rate means the page cache does not hold what clients ask for.",
+        );
+        out.sample(
+            "eddy_disk_wait_windows_total",
+            &[],
+            self.cold_windows.load(Relaxed),
+        );
+
+        out.family(
             "eddy_store_objects",
             "gauge",
             "Objects in the store's index, by disk root.",
@@ -588,7 +608,7 @@ mod tests {
     use std::path::PathBuf;
     use std::time::Duration;
 
-    const FAMILIES: [&str; 15] = [
+    const FAMILIES: [&str; 16] = [
         "eddy_build_info",
         "eddy_start_time_seconds",
         "eddy_requests_total",
@@ -602,6 +622,7 @@ mod tests {
         "eddy_tls_cert_reloads_total",
         "eddy_tls_cert_not_after_seconds",
         "eddy_ktls_info",
+        "eddy_disk_wait_windows_total",
         "eddy_store_objects",
         "eddy_store_bytes",
     ];

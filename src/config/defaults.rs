@@ -144,9 +144,19 @@ pub const H2_MAX_CLIENT_RESETS: u32 = 100;
 pub const DISK_WINDOW: u64 = 2 * 1024 * 1024;
 
 /// Cold windows being read from disk at once, process-wide (blocking threads
-/// in use). NVMe drives want tens of reads in flight to reach full speed;
-/// more only queues inside the kernel and costs threads.
+/// in use, each in a sendfile or a read). NVMe drives want tens of reads in
+/// flight to reach full speed; more only queues inside the kernel and costs
+/// threads. nginx's `aio threads` pool has 32 threads too.
 pub const DISK_READS_IN_FLIGHT: usize = 32;
+
+/// Once a window of an object is found cold, all of its windows are sent off
+/// the event loop for this long. A file that is warming up is partly in memory,
+/// so a one-page check passes while later pages of the same window still need
+/// the disk; a full check of every window costs more than the send itself.
+/// Sending a warm window off the loop costs a thread hop (microseconds); a
+/// cold one on the loop stalls every connection of that thread for
+/// milliseconds. Two seconds outlasts the warm-up of the windows being read.
+pub const COLD_MEMORY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Where the admin listener (`/metrics`, `/healthz`, the status page) listens
 /// when neither config nor `--admin-listen` says: loopback, so that an operator

@@ -4,8 +4,9 @@
 //! through user space.
 //!
 //! Owns: the zero-copy write loops, offsets as u64 end to end (files over 4 GiB),
-//! the 0x7ffff000-byte cap of one sendfile call, sending in windows that
-//! `prefetch` has made resident, and the send deadline. It must
+//! the 0x7ffff000-byte cap of one sendfile call, sending in windows (each on
+//! the event loop or, when `prefetch` says it may need the disk, from the
+//! blocking pool), and the send deadline. It must
 //! never decide what to send (that is `respond`). It contains no `unsafe`: the
 //! system calls go through `nix`'s safe wrappers.
 
@@ -15,7 +16,6 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nix::errno::Errno;
 use nix::sys::socket::MsgFlags;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -23,6 +23,7 @@ use tokio::net::TcpStream;
 use super::prefetch;
 use super::range::ByteRange;
 use crate::config::defaults::{DISK_WINDOW, SENDFILE_MAX_CHUNK};
+use crate::metrics::Metrics;
 use crate::store::OpenObject;
 
 /// Why a write stopped.
@@ -66,42 +67,49 @@ pub async fn send_all(
 }
 
 /// Sends `range` of the object with sendfile(2), looping until every byte is
-/// out. Each window of [`DISK_WINDOW`] bytes is made resident first (off the
-/// event loop when it is not), so sendfile never waits for a disk.
+/// out, in windows of [`DISK_WINDOW`] bytes. A window that may need the disk
+/// (`prefetch::may_block`) is sent from the blocking pool, so sendfile on the
+/// event loop never waits for a disk.
 pub async fn send_file(
     stream: &TcpStream,
     object: &Arc<OpenObject>,
     range: ByteRange,
     stall: Duration,
+    metrics: &Metrics,
 ) -> Result<(), WriteError> {
     let file: &File = &object.file;
     let mut offset =
         i64::try_from(range.first).map_err(|_| io::Error::other("offset beyond i64"))?;
     let mut remaining = range.len();
-    // Bytes from `offset` on known to be resident.
-    let mut warm: u64 = 0;
+    // Bytes from `offset` on that the current window still holds, and whether
+    // they go out from the blocking pool.
+    let mut window: u64 = 0;
+    let mut cold = false;
     while remaining > 0 {
-        if warm == 0 {
-            warm = remaining.min(DISK_WINDOW);
-            prefetch::ensure_resident(object, offset as u64, warm).await;
+        if window == 0 {
+            window = remaining.min(DISK_WINDOW);
+            cold = prefetch::may_block(object, offset as u64, window, metrics);
         }
         wait_writable(stream, stall).await?;
-        let count = usize::try_from(warm)
+        let count = usize::try_from(window)
             .unwrap_or(usize::MAX)
             .min(SENDFILE_MAX_CHUNK);
-        let sent = stream.try_io(Interest::WRITABLE, || {
-            nix::sys::sendfile::sendfile64(stream, file, Some(&mut offset), count).map_err(|e| {
-                match e {
-                    Errno::EAGAIN => io::Error::from(io::ErrorKind::WouldBlock),
-                    other => io::Error::from(other),
-                }
+        let sent = if cold {
+            prefetch::sendfile_off_loop(stream, object, offset as u64, count).await
+        } else {
+            stream.try_io(Interest::WRITABLE, || {
+                nix::sys::sendfile::sendfile64(stream, file, Some(&mut offset), count)
+                    .map_err(io::Error::from)
             })
-        });
+        };
         match sent {
             Ok(0) => return Err(WriteError::ShortFile),
             Ok(n) => {
+                if cold {
+                    offset += n as i64;
+                }
                 remaining -= n as u64;
-                warm -= n as u64;
+                window -= n as u64;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

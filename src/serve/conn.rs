@@ -20,7 +20,7 @@ use super::body::{self, WriteError};
 use super::http1::{self, Parsed, RequestHead};
 use super::respond::{self, Body, Method};
 use super::Shared;
-use crate::metrics::Transport;
+use crate::metrics::{Metrics, Transport};
 use crate::store::OpenObject;
 
 /// Starting size of a connection's read buffer; it grows up to the head limit.
@@ -82,6 +82,7 @@ async fn run(
                         &plan.body,
                         None,
                         limits.send_timeout,
+                        &shared.metrics,
                     ))
                     .await;
                     count(shared, &plan, &plan.body, written.is_ok());
@@ -158,6 +159,7 @@ async fn run(
             body,
             object.as_ref(),
             limits.send_timeout,
+            &shared.metrics,
         ))
         .await;
         count(shared, &plan, body, result.is_ok());
@@ -287,6 +289,7 @@ pub(super) async fn write_response(
     body: &Body,
     object: Option<&Arc<OpenObject>>,
     stall: Duration,
+    metrics: &Metrics,
 ) -> Result<(), WriteError> {
     match (body, object) {
         (Body::Empty, _) => body::send_all(stream, &head, false, stall).await,
@@ -296,13 +299,13 @@ pub(super) async fn write_response(
         }
         (Body::File(range), Some(obj)) => {
             body::send_all(stream, &head, true, stall).await?;
-            body::send_file(stream, obj, *range, stall).await
+            body::send_file(stream, obj, *range, stall, metrics).await
         }
         (Body::Multipart { parts, trailer }, Some(obj)) => {
             body::send_all(stream, &head, true, stall).await?;
             for (part_head, range) in parts {
                 body::send_all(stream, part_head, true, stall).await?;
-                body::send_file(stream, obj, *range, stall).await?;
+                body::send_file(stream, obj, *range, stall, metrics).await?;
             }
             body::send_all(stream, trailer, false, stall).await
         }

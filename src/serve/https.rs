@@ -446,24 +446,23 @@ impl HttpBody for ResponseBody {
                 _ => return Poll::Ready(None),
             },
             Some(Piece::Mapped { bytes, at }) => {
-                if *at >= this.warm_end {
-                    // The next window must be in memory before rustls reads it.
-                    if this.warming.is_none() {
-                        let window = (bytes.len() as u64).min(DISK_WINDOW);
-                        this.warm_end = *at + window;
-                        if let Some(object) = this.object.clone() {
-                            let first = *at;
-                            this.warming = Some(Box::pin(async move {
-                                prefetch::ensure_resident(&object, first, window).await
-                            }));
-                        }
+                // The next window must be in memory before rustls reads it; a
+                // window being read is waited for on every poll until it is.
+                if this.warming.is_none() && *at >= this.warm_end {
+                    let window = (bytes.len() as u64).min(DISK_WINDOW);
+                    this.warm_end = *at + window;
+                    if let (Some(object), Some(state)) = (this.object.clone(), this.state.clone()) {
+                        let first = *at;
+                        this.warming = Some(Box::pin(async move {
+                            prefetch::ensure_resident(&object, first, window, &state.metrics).await
+                        }));
                     }
-                    if let Some(warming) = this.warming.as_mut() {
-                        if warming.as_mut().poll(cx).is_pending() {
-                            return Poll::Pending;
-                        }
-                        this.warming = None;
+                }
+                if let Some(warming) = this.warming.as_mut() {
+                    if warming.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
                     }
+                    this.warming = None;
                 }
                 let take = (this.warm_end - *at).min(this.frame as u64) as usize;
                 let chunk = bytes.split_to(take.min(bytes.len()));

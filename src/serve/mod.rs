@@ -200,9 +200,16 @@ async fn accept_loop(
 async fn reject(stream: TcpStream, shared: Arc<Shared>) {
     let plan = respond::error(&respond::ServeError::Overloaded);
     let head = plan.head(shared.clock.now(), false, false);
-    let written = conn::write_response(&stream, head, &plan.body, None, Duration::from_secs(1))
-        .await
-        .is_ok();
+    let written = conn::write_response(
+        &stream,
+        head,
+        &plan.body,
+        None,
+        Duration::from_secs(1),
+        &shared.metrics,
+    )
+    .await
+    .is_ok();
     conn::count(&shared, &plan, &plan.body, written);
     if written {
         conn::linger(&stream, &[], 0, Duration::from_secs(1)).await;

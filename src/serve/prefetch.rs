@@ -1,18 +1,32 @@
 //! Keeping disk reads off the event loop.
 //!
-//! Owns: the decision, for each window of a body about to be sent, whether its
-//! pages are already in memory (`OpenObject::is_resident`, a `mincore`), and if
-//! not, reading them in on tokio's blocking pool, at most
-//! [`DISK_READS_IN_FLIGHT`] at once, before the event loop's sendfile (plain)
-//! or rustls (TLS) touches them. Without it, a page-cache miss blocks the
+//! Owns: the decision, for each window of a body about to be sent, whether
+//! sending it may have to wait for a disk, and the off-loop ways of sending or
+//! loading such a window on tokio's blocking pool, at most
+//! [`DISK_READS_IN_FLIGHT`] at once. Without it, a page-cache miss blocks the
 //! worker thread inside sendfile or a page fault, and every connection on that
-//! thread waits for the disk. It must not send anything or decide what to send.
+//! thread waits for the disk. It must not decide what to send.
+//!
+//! The decision: a window whose first page is not in memory (one-page
+//! `mincore`) is cold, and so is every window of an object found cold in the
+//! last [`COLD_MEMORY`]. The second rule is what keeps the event loop free
+//! while a file warms up: its windows are then partly in memory, so the first
+//! page says "resident" while later pages still need the disk, and checking
+//! every page of every window costs more than the send (`mincore` of 512 pages
+//! is about 50 µs). A warm object never pays more than the one-page check.
 
+use std::io;
+use std::os::fd::AsFd;
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use tokio::io::Interest;
+use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-use crate::config::defaults::DISK_READS_IN_FLIGHT;
+use crate::config::defaults::{COLD_MEMORY, DISK_READS_IN_FLIGHT};
+use crate::metrics::Metrics;
 use crate::store::OpenObject;
 
 fn permits() -> &'static Semaphore {
@@ -20,11 +34,83 @@ fn permits() -> &'static Semaphore {
     READS.get_or_init(|| Semaphore::new(DISK_READS_IN_FLIGHT))
 }
 
+/// The serving clock of cold marks: milliseconds since the first call, plus
+/// one so that 0 stays "never".
+fn clock() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = EPOCH.get_or_init(Instant::now);
+    u64::try_from(epoch.elapsed().as_millis())
+        .unwrap_or(u64::MAX - 1)
+        .saturating_add(1)
+}
+
+/// Whether a mark made at `last_cold` (0: never) still counts at `now`.
+fn recently_cold(last_cold: u64, now: u64, memory: Duration) -> bool {
+    let memory = u64::try_from(memory.as_millis()).unwrap_or(u64::MAX);
+    last_cold != 0 && now.saturating_sub(last_cold) < memory
+}
+
+/// Whether sending bytes `first..first + len` of `object` may have to wait for
+/// a disk (see the module doc). Marks the object when it finds a cold page,
+/// and counts each window it sends off the event loop.
+pub fn may_block(object: &OpenObject, first: u64, len: u64, metrics: &Metrics) -> bool {
+    let now = clock();
+    if !recently_cold(object.last_cold(), now, COLD_MEMORY) {
+        if object.is_resident(first, len) {
+            return false;
+        }
+        object.note_cold(now);
+    }
+    metrics.cold_window();
+    true
+}
+
+/// Sends up to `count` bytes of `object` from `offset` with sendfile(2) on the
+/// blocking pool, so that the page-cache misses it meets block a pool thread
+/// rather than the event loop. Returns the bytes sent, or `WouldBlock` when the
+/// socket has no room; the caller waits for it as for any send.
+///
+/// The pool thread sends on its own duplicate of the socket's descriptor: if
+/// the connection is dropped while the call runs, the number can never come to
+/// name another connection's socket.
+pub async fn sendfile_off_loop(
+    stream: &TcpStream,
+    object: &Arc<OpenObject>,
+    offset: u64,
+    count: usize,
+) -> io::Result<usize> {
+    // A pool call that meets a full socket leaves tokio believing the socket
+    // writable; asking the kernel here, inside `try_io`, clears that belief
+    // when it is wrong, so the caller's wait is a real one.
+    stream.try_io(Interest::WRITABLE, || {
+        let mut fds = [PollFd::new(stream.as_fd(), PollFlags::POLLOUT)];
+        match nix::poll::poll(&mut fds, PollTimeout::ZERO) {
+            Ok(0) => Err(io::ErrorKind::WouldBlock.into()),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    })?;
+    let mut at = i64::try_from(offset).map_err(|_| io::Error::other("offset beyond i64"))?;
+    let socket = stream.as_fd().try_clone_to_owned()?;
+    let object = object.clone();
+    let _permit = permits()
+        .acquire()
+        .await
+        .map_err(|_| io::Error::other("the disk read permits are gone"))?;
+    tokio::task::spawn_blocking(move || {
+        nix::sys::sendfile::sendfile64(&socket, &object.file, Some(&mut at), count)
+            .map_err(io::Error::from)
+    })
+    .await
+    .map_err(io::Error::other)?
+}
+
 /// Makes bytes `first..first + len` of `object` resident, reading them on the
-/// blocking pool if any page is missing. A read error is left for the send to
-/// meet (and report) on its own.
-pub async fn ensure_resident(object: &Arc<OpenObject>, first: u64, len: u64) {
-    if object.is_resident(first, len) {
+/// blocking pool if sending them may block. For transports that read object
+/// bytes from memory (TLS) rather than with sendfile. A read error is left for
+/// the send to meet (and report) on its own.
+pub async fn ensure_resident(object: &Arc<OpenObject>, first: u64, len: u64, metrics: &Metrics) {
+    if !may_block(object, first, len, metrics) {
         return;
     }
     let Ok(_permit) = permits().acquire().await else {
@@ -34,5 +120,28 @@ pub async fn ensure_resident(object: &Arc<OpenObject>, first: u64, len: u64) {
     let loaded = tokio::task::spawn_blocking(move || object.load(first, len)).await;
     if let Ok(Err(error)) = loaded {
         tracing::warn!(%error, "reading a cold window failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cold_mark_counts_for_its_memory_and_no_longer() {
+        let memory = Duration::from_secs(2);
+        assert!(!recently_cold(0, 5, memory), "0 means never");
+        assert!(recently_cold(1000, 1000, memory));
+        assert!(recently_cold(1000, 2999, memory));
+        assert!(!recently_cold(1000, 3000, memory));
+        assert!(
+            recently_cold(1000, 999, memory),
+            "a mark from a racing thread"
+        );
+    }
+
+    #[test]
+    fn the_clock_never_reads_never() {
+        assert!(clock() >= 1);
     }
 }

@@ -104,6 +104,10 @@ pub struct OpenObject {
     /// The file mapped into memory, made on first use by a transport that
     /// needs it and kept while the object stays open (see [`mapped`]).
     mapping: std::sync::OnceLock<bytes::Bytes>,
+    /// When a window of this object was last found not in memory, on the
+    /// serving clock of `serve::prefetch` (0: never). The store only keeps
+    /// the value; what it means for sending is decided there.
+    last_cold: std::sync::atomic::AtomicU64,
 }
 
 impl OpenObject {
@@ -115,7 +119,19 @@ impl OpenObject {
             modified,
             etag,
             mapping: std::sync::OnceLock::new(),
+            last_cold: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Records that a window was found cold at `now` (serving clock).
+    pub fn note_cold(&self, now: u64) {
+        self.last_cold
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// When a window was last found cold (0: never).
+    pub fn last_cold(&self) -> u64 {
+        self.last_cold.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The whole object as shared bytes over a read-only map (made once).

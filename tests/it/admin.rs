@@ -5,7 +5,7 @@ use crate::support::*;
 use std::time::{Duration, Instant};
 
 /// Every metric family `/metrics` declares, present from the start.
-const FAMILIES: [&str; 15] = [
+const FAMILIES: [&str; 16] = [
     "eddy_build_info",
     "eddy_start_time_seconds",
     "eddy_requests_total",
@@ -19,6 +19,7 @@ const FAMILIES: [&str; 15] = [
     "eddy_tls_cert_reloads_total",
     "eddy_tls_cert_not_after_seconds",
     "eddy_ktls_info",
+    "eddy_disk_wait_windows_total",
     "eddy_store_objects",
     "eddy_store_bytes",
 ];
@@ -32,24 +33,6 @@ fn s(x: &str) -> String {
 
 fn body(r: &Response) -> String {
     String::from_utf8_lossy(&r.body).into_owned()
-}
-
-fn scrape(server: &Server) -> String {
-    let r = server.admin_request("GET", "/metrics");
-    assert_status(&r, 200);
-    body(&r)
-}
-
-/// The value of the sample `series` (name plus labels exactly as rendered).
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map(|v| v.parse().expect("numeric sample"))
-}
-
-#[track_caller]
-fn must_sample(text: &str, series: &str) -> f64 {
-    sample(text, series).unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
 }
 
 /// A store of three objects spread over the three disks, served with an admin listener.

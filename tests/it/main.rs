@@ -19,6 +19,9 @@ mod http1;
 /// Path safety: traversal and encoding tricks never reach a byte outside the store.
 mod paths;
 
+/// Cold objects: bodies sent off the event loop while the page cache has none of their pages.
+mod cold;
+
 /// A sparse file over 4 GiB: ranges around 2^31 and 2^32, long responses, sparse import.
 mod bigfile;
 

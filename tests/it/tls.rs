@@ -162,6 +162,11 @@ struct Fx {
 fn fx(tls_keys: &str, rest: &str) -> Fx {
     let store = Store::new();
     let obj = objects(&store);
+    fx_with_objects(store, obj, tls_keys, rest)
+}
+
+/// [`fx`] on a store already holding the test objects.
+fn fx_with_objects(store: Store, obj: Objects, tls_keys: &str, rest: &str) -> Fx {
     let id = Identity::new("eddy test A");
     let files = Files::new(&store, &id);
     let server = store.serve_tls(&files.toml(&format!("require_tokens = false\n{tls_keys}"), rest));
@@ -1217,6 +1222,40 @@ fn small_frame_bytes_still_deliver_exact_bytes() {
         );
         assert_bytes_eq(&rs[2].body, &f.obj.movie[16384..=1_048_576], "path range");
     }
+}
+
+#[test]
+fn cold_windows_are_read_off_the_event_loop_and_arrive_exact() {
+    let store = Store::on_disk();
+    let obj = objects(&store);
+    store.evict();
+    let f = fx_with_objects(store, obj, "frame_bytes = 65536\n", "");
+    let reqs = [
+        req("GET", MOVIE, &[]),
+        req("GET", MOVIE, &["Range: bytes=2097151-2200000,2900000-"]),
+    ];
+    for proto in [Proto::H2, Proto::H1] {
+        let rs = fetch(
+            f.server.https_addr(),
+            &client(&f.id, proto.alpn()),
+            proto,
+            &reqs,
+        );
+        assert_bytes_eq(&rs[0].body, &f.obj.movie, "whole cold movie");
+        let parts = parse_multipart(rs[1].must("content-type"), &rs[1].body);
+        assert_eq!(parts.len(), 2);
+        assert_bytes_eq(
+            &parts[0].body,
+            &f.obj.movie[2_097_151..=2_200_000],
+            "part 1",
+        );
+        assert_bytes_eq(&parts[1].body, &f.obj.movie[2_900_000..], "part 2");
+    }
+    let waits = must_sample(&scrape(&f.server), "eddy_disk_wait_windows_total");
+    assert!(
+        waits >= 1.0,
+        "no window was read off the event loop ({waits})"
+    );
 }
 
 #[test]

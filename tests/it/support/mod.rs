@@ -62,9 +62,19 @@ pub const SECRET: &[u8] = b"EDDY-TEST-SECRET-7f3a9c1e-do-not-serve\n";
 
 impl Store {
     pub fn new() -> Store {
+        Store::in_dir(&std::env::temp_dir())
+    }
+
+    /// A store under cargo's target directory, which is on a disk filesystem wherever the build
+    /// is (a tmpfs /tmp keeps every page in memory, so nothing there can be made cold).
+    pub fn on_disk() -> Store {
+        Store::in_dir(Path::new(env!("CARGO_TARGET_TMPDIR")))
+    }
+
+    fn in_dir(dir: &Path) -> Store {
         let tmp = tempfile::Builder::new()
             .prefix("eddy-it-")
-            .tempdir()
+            .tempdir_in(dir)
             .expect("create temp dir");
         let src = tmp.path().join("src");
         fs::create_dir_all(&src).expect("mkdir src");
@@ -128,6 +138,32 @@ impl Store {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// Drops every stored object's pages from the page cache (`posix_fadvise(DONTNEED)`), so that
+    /// serving them reads the disk. Pages a process has mapped stay: call it before serving.
+    pub fn evict(&self) {
+        fn walk(dir: &Path) {
+            for entry in fs::read_dir(dir).expect("read a store directory").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path);
+                } else {
+                    let f = File::open(&path).expect("open a stored object");
+                    f.sync_all().expect("fsync before evicting");
+                    nix::fcntl::posix_fadvise(
+                        &f,
+                        0,
+                        0,
+                        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+                    )
+                    .expect("posix_fadvise(DONTNEED)");
+                }
+            }
+        }
+        for d in &self.disks {
+            walk(d);
+        }
     }
 
     /// `eddy store ls --disk ..`; panics unless it exits 0. Returns stdout.
@@ -609,6 +645,26 @@ impl Response {
 }
 
 /// Asserts status, with the whole response head in the message.
+#[track_caller]
+/// `GET /metrics` on the admin listener: its text, after checking it answered 200.
+pub fn scrape(server: &Server) -> String {
+    let r = server.admin_request("GET", "/metrics");
+    assert_status(&r, 200);
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+/// The value of the sample `series` (name plus labels exactly as rendered).
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.parse().expect("numeric sample"))
+}
+
+#[track_caller]
+pub fn must_sample(text: &str, series: &str) -> f64 {
+    sample(text, series).unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
+}
+
 #[track_caller]
 pub fn assert_status(r: &Response, status: u16) {
     assert_eq!(r.status, status, "unexpected status: {}", r.describe());
