@@ -7,13 +7,15 @@
 //! worker thread inside sendfile or a page fault, and every connection on that
 //! thread waits for the disk. It must not decide what to send.
 //!
-//! The decision: a window whose first page is not in memory (one-page
-//! `mincore`) is cold, and so is every window of an object found cold in the
-//! last [`COLD_MEMORY`]. The second rule is what keeps the event loop free
-//! while a file warms up: its windows are then partly in memory, so the first
-//! page says "resident" while later pages still need the disk, and checking
-//! every page of every window costs more than the send (`mincore` of 512 pages
-//! is about 50 µs). A warm object never pays more than the one-page check.
+//! The decision: the kernel counts how many pages of the window are cached
+//! (`cachestat`, Linux 6.5+, about 1 µs for a 2 MiB window held in the large
+//! folios that readahead makes), and a window with any page missing is cold.
+//! Checking only the first page would not do: a file that is warming up is
+//! partly in memory, so its first page says "resident" while later pages
+//! still need the disk. On kernels without `cachestat`, a window is judged by
+//! its first page (one-page `mincore`), and once a cold window is found, the
+//! object's windows are checked page by page with `mincore` (about 50 µs for
+//! 2 MiB) for the next [`COLD_MEMORY`].
 
 use std::io;
 use std::os::fd::AsFd;
@@ -55,12 +57,17 @@ fn recently_cold(last_cold: u64, now: u64, memory: Duration) -> bool {
 /// and counts each window it sends off the event loop.
 pub fn may_block(object: &OpenObject, first: u64, len: u64, metrics: &Metrics) -> bool {
     let now = clock();
-    if !recently_cold(object.last_cold(), now, COLD_MEMORY) {
-        if object.is_resident(first, len) {
-            return false;
+    let resident = match object.is_all_resident_counted(first, len) {
+        Some(all) => all,
+        None if recently_cold(object.last_cold(), now, COLD_MEMORY) => {
+            object.is_all_resident_mapped(first, len)
         }
-        object.note_cold(now);
+        None => object.is_resident(first, len),
+    };
+    if resident {
+        return false;
     }
+    object.note_cold(now);
     metrics.cold_window();
     true
 }

@@ -6,7 +6,8 @@
 //! (`mincore`), so that the serve path can read cold parts on a blocking
 //! thread instead of stalling its event loop.
 //!
-//! Owns: the only `unsafe` code in eddy, the `mmap` and `mincore` calls, and
+//! Owns: the `unsafe` `mmap` and `mincore` calls (the only other `unsafe` is
+//! `page_cache`'s `cachestat`), and
 //! the argument for why each is sound. It must never map a file that eddy
 //! itself might truncate or write in place, and never hand out a mutable view.
 
@@ -77,7 +78,7 @@ pub fn resident(map: &Bytes, offset: usize, len: usize) -> bool {
     rc != 0 || pages.iter().all(|p| p & 1 == 1)
 }
 
-fn page_size() -> usize {
+pub fn page_size() -> usize {
     match nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE) {
         Ok(Some(n)) if n > 0 => n as usize,
         _ => 4096,
