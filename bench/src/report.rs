@@ -55,6 +55,11 @@ pub struct RunRecord {
     pub client_cores: f64,
     /// Server cores per 10 Gbit/s of raw throughput (None when nothing moved).
     pub server_cores_per_10gbps: Option<f64>,
+    /// Server plus client cores per 10 Gbit/s. On loopback the kernel's work of moving a byte is
+    /// charged to whichever side's context runs it (the sender's sendfile, or the receiver's ACK
+    /// processing pushing queued segments), and on a saturated machine that split shifts between
+    /// servers; the sum does not.
+    pub pair_cores_per_10gbps: Option<f64>,
     pub server_rss_mib: f64,
     /// Peak of the summed RssAnon: VmRSS less the file pages the server maps.
     pub server_rss_anon_mib: f64,
@@ -107,6 +112,8 @@ impl RunRecord {
             server_cores: s.server_cores,
             client_cores: s.client_cores,
             server_cores_per_10gbps: (raw_gbps > 0.0).then(|| s.server_cores / (raw_gbps / 10.0)),
+            pair_cores_per_10gbps: (raw_gbps > 0.0)
+                .then(|| (s.server_cores + s.client_cores) / (raw_gbps / 10.0)),
             server_rss_mib: s.server_rss_kib as f64 / 1024.0,
             server_rss_anon_mib: s.server_rss_anon_kib as f64 / 1024.0,
             other_cores: s.other_cores,
@@ -159,6 +166,7 @@ pub struct ServerSummary {
     pub server_cores: f64,
     pub client_cores: f64,
     pub server_cores_per_10gbps: Option<f64>,
+    pub pair_cores_per_10gbps: Option<f64>,
     pub server_rss_mib: f64,
     pub server_rss_anon_mib: f64,
     /// (g): medians of the idle connections open, the server's RSS before and with them, and KiB per connection.
@@ -195,6 +203,7 @@ pub struct Ratios {
     pub p99_ms: Option<f64>,
     pub server_cores: Option<f64>,
     pub server_cores_per_10gbps: Option<f64>,
+    pub pair_cores_per_10gbps: Option<f64>,
     pub server_rss_mib: Option<f64>,
     pub server_rss_anon_mib: Option<f64>,
 }
@@ -298,12 +307,8 @@ fn summarize_server(runs: &[&RunRecord]) -> ServerSummary {
         p99_ms: m(|r| r.p99_ms),
         server_cores: m(|r| r.server_cores),
         client_cores: m(|r| r.client_cores),
-        server_cores_per_10gbps: median(
-            &runs
-                .iter()
-                .filter_map(|r| r.server_cores_per_10gbps)
-                .collect::<Vec<_>>(),
-        ),
+        server_cores_per_10gbps: median_of(runs, |r| r.server_cores_per_10gbps),
+        pair_cores_per_10gbps: median_of(runs, |r| r.pair_cores_per_10gbps),
         server_rss_mib: m(|r| r.server_rss_mib),
         server_rss_anon_mib: m(|r| r.server_rss_anon_mib),
         idle_open: idle(|i| f64::from(i.connections_open)),
@@ -377,6 +382,10 @@ pub fn summarize(scenarios: &[Scenario], runs: &[RunRecord]) -> Vec<ScenarioSumm
                         es.server_cores_per_10gbps,
                         ns.server_cores_per_10gbps,
                     ),
+                    pair_cores_per_10gbps: opt_ratio(
+                        es.pair_cores_per_10gbps,
+                        ns.pair_cores_per_10gbps,
+                    ),
                     server_rss_mib: ratio(es.server_rss_mib, ns.server_rss_mib),
                     server_rss_anon_mib: ratio(es.server_rss_anon_mib, ns.server_rss_anon_mib),
                 },
@@ -385,6 +394,11 @@ pub fn summarize(scenarios: &[Scenario], runs: &[RunRecord]) -> Vec<ScenarioSumm
             }
         })
         .collect()
+}
+
+/// The median of a figure that some runs lack.
+fn median_of(runs: &[&RunRecord], f: impl Fn(&RunRecord) -> Option<f64>) -> Option<f64> {
+    median(&runs.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
 }
 
 fn fmt_opt(v: Option<f64>, prec: usize) -> String {
@@ -422,11 +436,11 @@ pub fn table(report: &Report) -> String {
         );
         let _ = writeln!(
             t,
-            "    {:<26}{:>12}{:>12}{:>13}",
+            "    {:<32}{:>12}{:>12}{:>13}",
             "", "nginx", "eddy", "eddy/nginx"
         );
         let row = |t: &mut String, label: &str, a: String, b: String, q: String| {
-            let _ = writeln!(t, "    {label:<26}{a:>12}{b:>12}{q:>13}");
+            let _ = writeln!(t, "    {label:<32}{a:>12}{b:>12}{q:>13}");
         };
         let rounds: Vec<String> = r
             .per_round_req_s
@@ -442,7 +456,7 @@ pub fn table(report: &Report) -> String {
         );
         let _ = writeln!(
             t,
-            "    {:<26}{:>37}",
+            "    {:<32}{:>37}",
             "  req/s ratio per round",
             rounds.join(" ")
         );
@@ -480,6 +494,13 @@ pub fn table(report: &Report) -> String {
             fmt_opt(n.server_cores_per_10gbps, 3),
             fmt_opt(e.server_cores_per_10gbps, 3),
             fmt_opt(r.server_cores_per_10gbps, 3),
+        );
+        row(
+            &mut t,
+            "server+client cores / 10 Gbit/s",
+            fmt_opt(n.pair_cores_per_10gbps, 3),
+            fmt_opt(e.pair_cores_per_10gbps, 3),
+            fmt_opt(r.pair_cores_per_10gbps, 3),
         );
         row(
             &mut t,
