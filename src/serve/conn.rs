@@ -74,19 +74,8 @@ async fn run(
             match http1::parse(&buf, limits) {
                 Parsed::Complete(head) => break head,
                 Parsed::Invalid(err) => {
-                    let plan = respond::error(&err);
-                    let response_head = plan.head(shared.clock.now(), false, false);
-                    let written = Box::pin(write_response(
-                        stream,
-                        response_head,
-                        &plan.body,
-                        None,
-                        limits.send_timeout,
-                        &shared.metrics,
-                    ))
-                    .await;
-                    count(shared, &plan, &plan.body, written.is_ok());
-                    Box::pin(linger(stream, &buf, 0, limits.linger_timeout)).await;
+                    // Boxed for the same reason as `answer_one`.
+                    Box::pin(refuse(stream, shared, &err, &buf)).await;
                     return End::Done;
                 }
                 Parsed::Partial => {}
@@ -110,12 +99,11 @@ async fn run(
                 r = timeout_at(deadline, async {
                     // An idle connection holds no read buffer: it is made
                     // once the next request's bytes are ready to read.
-                    stream.readable().await?;
-                    if buf.is_empty() {
-                        read_fresh(stream, &mut buf).await
-                    } else {
-                        make_room(&mut buf, limits.max_head_bytes);
-                        stream_read(stream, &mut buf).await
+                    loop {
+                        stream.readable().await?;
+                        if let Some(n) = read_now(stream, &mut buf, limits.max_head_bytes)? {
+                            break Ok::<usize, std::io::Error>(n);
+                        }
                     }
                 }) => r,
                 _ = drain.changed(), if was_empty => return End::Done,
@@ -129,62 +117,104 @@ async fn run(
         };
         first_request = false;
         answered_from_buffer += 1;
-
-        // 2. Plan the answer.
-        let head_only = Method::parse(&head.method) == Method::Head;
-        let has_body = head.body.has_body();
-        let more_queued = buf.len() > head.len;
-        let too_deep = answered_from_buffer >= limits.max_pipeline_depth && more_queued;
-        let draining = *drain.borrow();
-        // One instant per request: token expiry, the If-Range age rule and the
-        // Date header all see the same time.
-        let now = shared.clock.now();
-        let ask = Ask {
-            method: &head.method,
-            target: &head.target,
-            fields: &head.fields,
-        };
-        let Answer { plan, object } = answer::answer(shared, policy, peer, &ask, now);
-        let keep_alive = head.keep_alive && !plan.close && !has_body && !too_deep && !draining;
-
-        // 3. Carry it out.
-        let response_head = plan.head(now, keep_alive && !plan.close, head.http10);
-        let body = if head_only { &Body::Empty } else { &plan.body };
-        // Boxed, here and for linger: the connection's future then holds a
-        // pointer, not the writers' state, through its idle wait (a spawned
-        // task is as large as its future; see `serve::accept_loop`).
-        let result = Box::pin(write_response(
-            stream,
-            response_head,
-            body,
-            object.as_ref(),
-            limits.send_timeout,
-            &shared.metrics,
+        let consumed = head.len;
+        let too_deep = answered_from_buffer >= limits.max_pipeline_depth && buf.len() > consumed;
+        // Boxed: a request's state (its head, plan and writers) lives only
+        // while it is answered, and the connection's future holds a pointer
+        // to it, not its bytes, through the idle wait between requests.
+        if let Some(end) = Box::pin(answer_one(
+            stream, peer, shared, policy, head, &buf, too_deep, drain,
         ))
-        .await;
-        count(shared, &plan, body, result.is_ok());
-        if let Err(e) = result {
-            return End::Write(e);
+        .await
+        {
+            return end;
         }
-        if has_body {
-            Box::pin(linger(
-                stream,
-                &buf[head.len..],
-                discard_budget(&head, shared),
-                limits.linger_timeout,
-            ))
-            .await;
-            return End::Done;
-        }
-        if !keep_alive {
-            return End::Done;
-        }
-        buf.drain(..head.len);
+        buf.drain(..consumed);
         if buf.is_empty() {
             // Free it while the connection idles (see `make_room`).
             buf = Vec::new();
         }
     }
+}
+
+/// Answers a request head that cannot be served (the error says how), then
+/// closes with a lingering close.
+async fn refuse(stream: &TcpStream, shared: &Shared, err: &respond::ServeError, buf: &[u8]) {
+    let limits = &shared.limits;
+    let plan = respond::error(err);
+    let response_head = plan.head(shared.clock.now(), false, false);
+    let written = write_response(
+        stream,
+        response_head,
+        &plan.body,
+        None,
+        limits.send_timeout,
+        &shared.metrics,
+    )
+    .await;
+    count(shared, &plan, &plan.body, written.is_ok());
+    linger(stream, buf, 0, limits.linger_timeout).await;
+}
+
+/// Plans and writes the answer to one parsed request: `None` when the
+/// connection stays open for the next one.
+#[allow(clippy::too_many_arguments)]
+async fn answer_one(
+    stream: &TcpStream,
+    peer: IpAddr,
+    shared: &Shared,
+    policy: Policy,
+    head: RequestHead,
+    buf: &[u8],
+    too_deep: bool,
+    drain: &watch::Receiver<bool>,
+) -> Option<End> {
+    let limits = &shared.limits;
+    // 2. Plan the answer.
+    let head_only = Method::parse(&head.method) == Method::Head;
+    let has_body = head.body.has_body();
+    let draining = *drain.borrow();
+    // One instant per request: token expiry, the If-Range age rule and the
+    // Date header all see the same time.
+    let now = shared.clock.now();
+    let ask = Ask {
+        method: &head.method,
+        target: &head.target,
+        fields: &head.fields,
+    };
+    let Answer { plan, object } = answer::answer(shared, policy, peer, &ask, now);
+    let keep_alive = head.keep_alive && !plan.close && !has_body && !too_deep && !draining;
+
+    // 3. Carry it out.
+    let response_head = plan.head(now, keep_alive && !plan.close, head.http10);
+    let body = if head_only { &Body::Empty } else { &plan.body };
+    let result = write_response(
+        stream,
+        response_head,
+        body,
+        object.as_ref(),
+        limits.send_timeout,
+        &shared.metrics,
+    )
+    .await;
+    count(shared, &plan, body, result.is_ok());
+    if let Err(e) = result {
+        return Some(End::Write(e));
+    }
+    if has_body {
+        linger(
+            stream,
+            &buf[head.len..],
+            discard_budget(&head, shared),
+            limits.linger_timeout,
+        )
+        .await;
+        return Some(End::Done);
+    }
+    if !keep_alive {
+        return Some(End::Done);
+    }
+    None
 }
 
 /// Makes sure `buf` has spare room: it starts at [`INITIAL_READ_BUFFER`] and
@@ -200,76 +230,66 @@ fn make_room(buf: &mut Vec<u8>, max_head_bytes: usize) {
     }
 }
 
-/// The first read of a request, into an empty `buf`: received on the stack
-/// and copied into a buffer of exactly the size read, so that ten thousand
-/// connections that each send a 200-byte request hold 200 bytes each, not
-/// [`INITIAL_READ_BUFFER`] (which the allocator would keep after they are
-/// freed). Same readiness handling as [`stream_read`].
-async fn read_fresh(stream: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
-    let fd = std::os::fd::AsRawFd::as_raw_fd(stream);
-    loop {
-        stream.readable().await?;
-        let mut got = 0;
-        let attempt = stream.try_io(tokio::io::Interest::READABLE, || {
-            // Lives only inside this closure, never across an await, so it
-            // is on the thread's stack and not in the connection's future.
-            let mut scratch = [0u8; INITIAL_READ_BUFFER];
-            let n = nix::sys::socket::recv(fd, &mut scratch, nix::sys::socket::MsgFlags::empty())?;
-            buf.extend_from_slice(&scratch[..n]);
-            got = n;
-            if n > 0 && n < scratch.len() {
-                // Drained: clear readiness, but keep the bytes (see `got`).
-                return Err(std::io::ErrorKind::WouldBlock.into());
-            }
-            Ok(n)
-        });
-        match attempt {
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && got > 0 => return Ok(got),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Reads into the spare capacity of `buf`.
+/// One read of request bytes into `buf`, if the socket has any: `Ok(None)`
+/// when it has none, and tokio's cached readiness is then cleared, so that
+/// the caller's next wait is for a real event.
 ///
-/// A read that fills less than the spare room has drained the socket, so the
-/// readiness tokio caches is cleared right there (inside `try_io`, which only
-/// clears it if no new event arrived meanwhile). Without that, the next request
-/// would begin with a recv that can only say EAGAIN: one wasted system call per
-/// request, which nginx avoids the same way.
-async fn stream_read(stream: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
-    let start = buf.len();
-    let spare = buf.capacity() - start;
-    buf.resize(start + spare, 0);
+/// Into an empty `buf`, the bytes are received on the stack and copied into a
+/// buffer of exactly the size read, so that ten thousand connections that each
+/// send a 200-byte request hold 200 bytes each, not [`INITIAL_READ_BUFFER`]
+/// (which the allocator would keep after they are freed). A partial head is
+/// continued in the spare room of `buf`, grown by [`make_room`].
+///
+/// A read that fills less than the room offered has drained the socket, so the
+/// readiness is cleared right there (inside `try_io`, which only clears it if
+/// no new event arrived meanwhile). Without that, the next request would begin
+/// with a recv that can only say EAGAIN: one wasted system call per request,
+/// which nginx avoids the same way. Synchronous, so that the connection's
+/// future holds no read state across its idle wait.
+fn read_now(
+    stream: &TcpStream,
+    buf: &mut Vec<u8>,
+    max_head_bytes: usize,
+) -> std::io::Result<Option<usize>> {
+    use nix::sys::socket::{recv, MsgFlags};
     let fd = std::os::fd::AsRawFd::as_raw_fd(stream);
-    let result = loop {
-        if let Err(e) = stream.readable().await {
-            break Err(e);
+    let mut got = None;
+    let attempt = stream.try_io(tokio::io::Interest::READABLE, || {
+        let (n, room) = if buf.is_empty() {
+            // Lives only inside this closure, never across an await.
+            let mut scratch = [0u8; INITIAL_READ_BUFFER];
+            let n = recv(fd, &mut scratch, MsgFlags::empty())?;
+            buf.extend_from_slice(&scratch[..n]);
+            (n, scratch.len())
+        } else {
+            make_room(buf, max_head_bytes);
+            let start = buf.len();
+            let room = buf.capacity() - start;
+            buf.resize(start + room, 0);
+            let received = recv(fd, &mut buf[start..], MsgFlags::empty());
+            buf.truncate(start + *received.as_ref().unwrap_or(&0));
+            (received?, room)
+        };
+        got = Some(n);
+        if n > 0 && n < room {
+            // Drained: clear readiness, but keep the bytes (see `got`).
+            return Err(std::io::ErrorKind::WouldBlock.into());
         }
-        let mut got = None;
-        let attempt = stream.try_io(tokio::io::Interest::READABLE, || {
-            let n =
-                nix::sys::socket::recv(fd, &mut buf[start..], nix::sys::socket::MsgFlags::empty())?;
-            got = Some(n);
-            if n > 0 && n < spare {
-                // Drained: clear readiness, but keep the bytes (see `got`).
-                return Err(std::io::ErrorKind::WouldBlock.into());
-            }
-            Ok(n)
-        });
-        match (attempt, got) {
-            (Ok(n), _) => break Ok(n),
-            (Err(e), Some(n)) if e.kind() == std::io::ErrorKind::WouldBlock => break Ok(n),
-            (Err(e), _) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            (Err(e), _) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            (Err(e), _) => break Err(e),
+        Ok(n)
+    });
+    match (attempt, got) {
+        (Ok(n), _) => Ok(Some(n)),
+        (Err(e), Some(n)) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(Some(n)),
+        (Err(e), _)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+            ) =>
+        {
+            Ok(None)
         }
-    };
-    buf.truncate(start + *result.as_ref().unwrap_or(&0));
-    result
+        (Err(e), _) => Err(e),
+    }
 }
 
 /// Counts a plain answer: its status, and its body bytes when it was all written.
