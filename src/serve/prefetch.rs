@@ -112,10 +112,11 @@ pub async fn sendfile_off_loop(
     .map_err(io::Error::other)?
 }
 
-/// Makes bytes `first..first + len` of `object` resident, reading them on the
-/// blocking pool if sending them may block. For transports that read object
-/// bytes from memory (TLS) rather than with sendfile. A read error is left for
-/// the send to meet (and report) on its own.
+/// Makes bytes `first..first + len` of `object` resident, faulting them in on
+/// the blocking pool if sending them may block. For transports that read
+/// object bytes from memory (TLS) rather than with sendfile. A failure to map
+/// the object is logged and left for the send to meet; a drive read error
+/// raises SIGBUS (see `OpenObject::load`).
 pub async fn ensure_resident(object: &Arc<OpenObject>, first: u64, len: u64, metrics: &Metrics) {
     if !may_block(object, first, len, metrics) {
         return;
