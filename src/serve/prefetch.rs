@@ -62,7 +62,8 @@ pub fn may_block(object: &OpenObject, first: u64, len: u64, metrics: &Metrics) -
         None if recently_cold(object.last_cold(), now, COLD_MEMORY) => {
             object.is_all_resident_mapped(first, len)
         }
-        None => object.is_resident(first, len),
+        // The first page only.
+        None => object.is_all_resident_mapped(first, len.min(1)),
     };
     if resident {
         return false;

@@ -39,18 +39,6 @@ pub fn map(file: &std::fs::File, len: u64) -> std::io::Result<Bytes> {
     Ok(Bytes::from_owner(map))
 }
 
-/// Whether `map[offset..offset + len]` looks resident, judged by its first
-/// byte's page in one mincore call. mincore costs a page-cache lookup per page
-/// (on pages not mapped in our page tables, which is all of them: bodies go
-/// out by sendfile): over a whole 2 MiB window it was 17% of eddy's CPU in
-/// bench (a), four one-page calls per response cost 20% more CPU per request
-/// in (c), and even 16 pages were 12%. Pages come in and go out in
-/// readahead-sized runs, so a cold window starts cold; a cold page further in
-/// costs one blocking read, never a wrong byte.
-pub fn resident_sampled(map: &Bytes, offset: usize, len: usize) -> bool {
-    resident(map, offset, len.min(1))
-}
-
 /// Whether every page of `map[offset..offset + len]` is in the page cache. On
 /// any doubt (an error from the kernel, a range outside the map) it says yes,
 /// which only means the caller reads as it would without this check.
@@ -141,12 +129,8 @@ mod tests {
         let mut buf = vec![0u8; 1 << 20];
         std::os::unix::fs::FileExt::read_exact_at(&f, &mut buf, 1 << 20).expect("read");
         assert!(resident(&bytes, 1 << 20, 1 << 20));
-        // Sampling sees the same.
-        assert!(resident_sampled(&bytes, 1 << 20, 1 << 20));
-        assert_eq!(
-            resident_sampled(&bytes, 0, 1 << 20),
-            resident(&bytes, 0, 1 << 20)
-        );
+        // So does its first page alone.
+        assert!(resident(&bytes, 1 << 20, 1));
         // Out-of-map or empty ranges are never called cold.
         assert!(resident(&bytes, data.len(), 1));
         assert!(resident(&bytes, 0, 0));
