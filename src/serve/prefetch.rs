@@ -56,10 +56,9 @@ fn recently_cold(last_cold: u64, now: u64, memory: Duration) -> bool {
 /// a disk (see the module doc). Marks the object when it finds a cold page,
 /// and counts each window it sends off the event loop.
 pub fn may_block(object: &OpenObject, first: u64, len: u64, metrics: &Metrics) -> bool {
-    let now = clock();
     let resident = match object.is_all_resident_counted(first, len) {
         Some(all) => all,
-        None if recently_cold(object.last_cold(), now, COLD_MEMORY) => {
+        None if recently_cold(object.last_cold(), clock(), COLD_MEMORY) => {
             object.is_all_resident_mapped(first, len)
         }
         // The first page only.
@@ -68,7 +67,7 @@ pub fn may_block(object: &OpenObject, first: u64, len: u64, metrics: &Metrics) -
     if resident {
         return false;
     }
-    object.note_cold(now);
+    object.note_cold(clock());
     metrics.cold_window();
     true
 }
