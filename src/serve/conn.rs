@@ -118,14 +118,15 @@ async fn run(
         first_request = false;
         answered_from_buffer += 1;
         let consumed = head.len;
-        let too_deep = answered_from_buffer >= limits.max_pipeline_depth && buf.len() > consumed;
+        // The last answer on this connection: the pipelining depth is reached
+        // with more requests queued, or the server is draining.
+        let last = (answered_from_buffer >= limits.max_pipeline_depth && buf.len() > consumed)
+            || *drain.borrow();
         // Boxed: a request's state (its head, plan and writers) lives only
         // while it is answered, and the connection's future holds a pointer
         // to it, not its bytes, through the idle wait between requests.
-        if let Some(end) = Box::pin(answer_one(
-            stream, peer, shared, policy, head, &buf, too_deep, drain,
-        ))
-        .await
+        if let Some(end) =
+            Box::pin(answer_one(stream, peer, shared, policy, head, &buf, last)).await
         {
             return end;
         }
@@ -156,9 +157,9 @@ async fn refuse(stream: &TcpStream, shared: &Shared, err: &respond::ServeError, 
     linger(stream, buf, 0, limits.linger_timeout).await;
 }
 
-/// Plans and writes the answer to one parsed request: `None` when the
-/// connection stays open for the next one.
-#[allow(clippy::too_many_arguments)]
+/// Plans and writes the answer to one parsed request (`last`: the connection
+/// closes after it whatever the request says): `None` when the connection
+/// stays open for the next one.
 async fn answer_one(
     stream: &TcpStream,
     peer: IpAddr,
@@ -166,14 +167,12 @@ async fn answer_one(
     policy: Policy,
     head: RequestHead,
     buf: &[u8],
-    too_deep: bool,
-    drain: &watch::Receiver<bool>,
+    last: bool,
 ) -> Option<End> {
     let limits = &shared.limits;
     // 2. Plan the answer.
     let head_only = Method::parse(&head.method) == Method::Head;
     let has_body = head.body.has_body();
-    let draining = *drain.borrow();
     // One instant per request: token expiry, the If-Range age rule and the
     // Date header all see the same time.
     let now = shared.clock.now();
@@ -183,7 +182,7 @@ async fn answer_one(
         fields: &head.fields,
     };
     let Answer { plan, object } = answer::answer(shared, policy, peer, &ask, now);
-    let keep_alive = head.keep_alive && !plan.close && !has_body && !too_deep && !draining;
+    let keep_alive = head.keep_alive && !plan.close && !has_body && !last;
 
     // 3. Carry it out.
     let response_head = plan.head(now, keep_alive && !plan.close, head.http10);
