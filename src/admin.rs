@@ -471,7 +471,7 @@ mod tests {
         let m = Metrics::new(started);
         m.request(Transport::Http1, 206, 4096);
         m.connection_opened(Listener::Plain);
-        m.token_refused(crate::serve::token::Denied::Tampered);
+        m.token_refused(eddy_proto::token::Denied::Tampered);
         m.set_ktls("userspace", "no_kernel_support");
         let disks = vec![
             DiskStats {

@@ -204,7 +204,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .into());
             }
             let client = match client {
-                Some(text) => Some(eddy::serve::token::Cidr::parse(&text).ok_or_else(|| {
+                Some(text) => Some(eddy_proto::token::Cidr::parse(&text).ok_or_else(|| {
                     ConfigError::Invalid {
                         key: "--client",
                         value: text.clone(),
@@ -225,14 +225,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 (None, None) => unreachable!("clap requires --ttl or --expiry"),
             };
-            let grant = eddy::serve::token::Grant {
+            let grant = eddy_proto::token::Grant {
                 prefix,
                 expiry,
                 client,
             };
             println!(
                 "{}",
-                eddy::serve::token::sign(signing, &grant, &tokens.names)
+                eddy_proto::token::sign(signing, &grant, &tokens.names)
             );
             Ok(())
         }

@@ -36,8 +36,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::serve::token::Denied;
 use crate::store::DiskStats;
+use eddy_proto::token::Denied;
 
 /// How a request reached eddy (the `transport` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -94,10 +94,10 @@ pub const PLAIN_REQUIRE_TOKENS: bool = false;
 pub const TLS_REQUIRE_TOKENS: bool = true;
 
 /// Query parameter carrying a signed URL's unix expiry (Open Connect style).
-pub const TOKEN_EXPIRY_PARAM: &str = "e";
+pub const TOKEN_EXPIRY_PARAM: &str = eddy_proto::token::DEFAULT_EXPIRY_PARAM;
 
 /// Query parameter carrying the token itself.
-pub const TOKEN_PARAM: &str = "t";
+pub const TOKEN_PARAM: &str = eddy_proto::token::DEFAULT_TOKEN_PARAM;
 
 /// How often the TLS certificate and key files are checked for a change (a
 /// `stat` of each). SIGHUP reloads at once; polling covers a renewal tool

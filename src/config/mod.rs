@@ -194,9 +194,9 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Tokens {
     /// Verification keys; the first one signs (`eddy token sign`).
-    pub keys: Vec<crate::serve::token::SigningKey>,
+    pub keys: Vec<eddy_proto::token::SigningKey>,
     /// The query parameter names.
-    pub names: crate::serve::token::ParamNames,
+    pub names: eddy_proto::token::ParamNames,
 }
 
 /// Whether to hand TLS records to the kernel.
@@ -559,7 +559,7 @@ fn admin_listen(
 }
 
 fn tokens(raw: RawTokens) -> Result<Tokens, ConfigError> {
-    let mut keys: Vec<crate::serve::token::SigningKey> = Vec::new();
+    let mut keys: Vec<eddy_proto::token::SigningKey> = Vec::new();
     for k in raw.keys.unwrap_or_default() {
         let id_ok = (1..=32).contains(&k.id.len())
             && k.id
@@ -589,7 +589,7 @@ fn tokens(raw: RawTokens) -> Result<Tokens, ConfigError> {
                     "must be hex, at least 32 digits (16 bytes)",
                 )
             })?;
-        keys.push(crate::serve::token::SigningKey { id: k.id, secret });
+        keys.push(eddy_proto::token::SigningKey { id: k.id, secret });
     }
     let expiry = param_name(
         "tokens.expiry_param",
@@ -606,7 +606,7 @@ fn tokens(raw: RawTokens) -> Result<Tokens, ConfigError> {
     }
     Ok(Tokens {
         keys,
-        names: crate::serve::token::ParamNames { expiry, token },
+        names: eddy_proto::token::ParamNames { expiry, token },
     })
 }
 

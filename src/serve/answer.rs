@@ -16,9 +16,9 @@ use super::fields::Fields;
 use super::range::RangeLimits;
 use super::respond::{self, Method, ObjectMeta, Plan, RequestFacts, ServeError};
 use super::route;
-use super::token;
 use super::Shared;
 use crate::store::{OpenObject, StoreError};
+use eddy_proto::token;
 
 static BOUNDARY_SEQ: AtomicU64 = AtomicU64::new(0);
 

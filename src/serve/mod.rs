@@ -25,7 +25,6 @@ pub mod range;
 pub mod respond;
 pub mod route;
 pub mod tls;
-pub mod token;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

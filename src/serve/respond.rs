@@ -50,7 +50,7 @@ pub enum ServeError {
     #[error("no such object")]
     NotFound,
     #[error("refused: {0}")]
-    Forbidden(#[from] super::token::Denied),
+    Forbidden(#[from] eddy_proto::token::Denied),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("method not implemented")]

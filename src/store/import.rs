@@ -21,7 +21,9 @@ use nix::unistd::Whence;
 use sha2::{Digest, Sha256};
 use xattr::FileExt as _;
 
-use super::{placement, ObjectKey, Store, StoreError, DIGEST_XATTR, OBJECTS_DIR, STAGING_DIR};
+use eddy_proto::rendezvous as placement;
+
+use super::{ObjectKey, Store, StoreError, DIGEST_XATTR, OBJECTS_DIR, STAGING_DIR};
 
 /// Size of the copy buffer: large enough for few system calls, small enough to stay in cache.
 const COPY_BUFFER: usize = 1 << 20;

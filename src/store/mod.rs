@@ -13,11 +13,9 @@
 //! `objects/` directory, so even a symlink planted later cannot lead outside.
 
 pub mod import;
-pub mod key;
 pub mod mapped;
 pub mod open_cache;
 pub mod page_cache;
-pub mod placement;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -30,7 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
 
-pub use key::{KeyError, ObjectKey};
+pub use eddy_proto::key::{KeyError, ObjectKey};
 
 /// Name of the directory below a disk root that holds visible objects.
 pub const OBJECTS_DIR: &str = "objects";
@@ -429,20 +427,16 @@ impl Store {
 /// modification time and inode: installs always make a new inode, so that tag
 /// still changes with every new version.
 pub fn etag(digest: Option<&[u8]>, meta: &std::fs::Metadata) -> String {
-    match digest {
-        Some(hex) if hex.len() >= 32 && hex.iter().all(u8::is_ascii_hexdigit) => {
-            String::from_utf8_lossy(&hex[..32]).into_owned()
-        }
-        _ => {
-            let nanos = meta
-                .modified()
-                .ok()
-                .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
-                .unwrap_or(Duration::ZERO)
-                .as_nanos();
-            format!("{:x}-{nanos:x}-{:x}", meta.len(), meta.ino())
-        }
+    if let Some(tag) = digest.and_then(eddy_proto::digest::etag_from_record) {
+        return tag;
     }
+    let nanos = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
+        .unwrap_or(Duration::ZERO)
+        .as_nanos();
+    format!("{:x}-{nanos:x}-{:x}", meta.len(), meta.ino())
 }
 
 /// Walks `dir` below `base`, collecting the keys of regular files. Symlinks and

@@ -37,11 +37,18 @@ pub struct ParamNames {
 impl Default for ParamNames {
     fn default() -> Self {
         ParamNames {
-            expiry: crate::config::defaults::TOKEN_EXPIRY_PARAM.to_owned(),
-            token: crate::config::defaults::TOKEN_PARAM.to_owned(),
+            expiry: DEFAULT_EXPIRY_PARAM.to_owned(),
+            token: DEFAULT_TOKEN_PARAM.to_owned(),
         }
     }
 }
+
+/// The default name of the query parameter carrying a signed URL's unix
+/// expiry (Open Connect style); `config::defaults` takes it from here.
+pub const DEFAULT_EXPIRY_PARAM: &str = "e";
+
+/// The default name of the query parameter carrying the token itself.
+pub const DEFAULT_TOKEN_PARAM: &str = "t";
 
 /// Domain separation for version 1 of the token.
 const CONTEXT: &str = "eddy-url-v1";

@@ -1,9 +1,12 @@
-//! Placement: which disk an object belongs on, by rendezvous (highest random
-//! weight) hashing of its key over the disks' identities.
+//! Rendezvous (highest random weight) hashing: which of several places (the
+//! disks in a box, later the appliances in a site) an object belongs on, by
+//! its key and the places' identities.
 //!
-//! Owns: the stable hash and the choice. Adding or losing a disk moves only the
-//! objects that disk wins or held. It is pure: it never looks at a filesystem,
-//! and lookups never depend on it (the index records where each object really is).
+//! Owns: the stable hash, the first choice and the full order of preference
+//! (the fill falls back down it when a disk is full or lost). Adding or losing
+//! a place moves only the objects that place wins or held. It is pure: it never
+//! looks at a filesystem, and lookups never depend on it (the store's index
+//! records where each object really is).
 
 /// A stable 64-bit hash (FNV-1a followed by a SplitMix64 finaliser). It must never
 /// change: it decides where existing content lives.
@@ -36,6 +39,19 @@ pub fn place(key: &str, disk_ids: &[&str]) -> Option<usize> {
         }
     }
     best.map(|(_, i)| i)
+}
+
+/// Every index of `ids`, best first: the order in which `key` prefers them.
+/// The first is [`place`]'s choice; losing it promotes the second, and so on.
+pub fn rank(key: &str, ids: &[&str]) -> Vec<usize> {
+    let mut scored: Vec<(u64, usize)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (stable_hash(&[id.as_bytes(), key.as_bytes()]), i))
+        .collect();
+    // Highest score first; ties to the lower index, as in `place`.
+    scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    scored.into_iter().map(|(_, i)| i).collect()
 }
 
 #[cfg(test)]
@@ -90,6 +106,17 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn rank_starts_with_place_and_names_every_id_once(key in "[a-z0-9/]{1,30}", n in 0usize..6) {
+            let ids: Vec<String> = (0..n).map(|i| format!("/srv/d{i}")).collect();
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let order = rank(&key, &refs);
+            prop_assert_eq!(order.first().copied(), place(&key, &refs));
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            prop_assert_eq!(sorted, (0..n).collect::<Vec<_>>());
+        }
+
         #[test]
         fn adding_a_disk_moves_objects_only_onto_it(key in "[a-z0-9/]{1,30}") {
             let three = ["a", "b", "c"];
