@@ -1,6 +1,21 @@
-//! eddy-fill: the fill pipeline (manifest → plan → download → verify → install →
-//! evict) and the control-plane wire types.
+//! eddy-fill: how an appliance fills itself from its control plane.
 //!
-//! It knows nothing about serving and depends on no other eddy crate. Nothing is
-//! here yet: the fill issues build it. The store side of installs already exists
-//! (`eddy::store::import`), and this crate will drive it through a trait.
+//! Owns: the fill window ([`window`]), the plan ([`plan`]: pure), the rate
+//! cap ([`rate`]: pure, on an injected clock), the HTTP(S) client
+//! ([`client`]), resumable verified downloads ([`download`]), the progress
+//! counters ([`progress`]), the driver that ties them together on a thread
+//! of its own ([`run`]), and the trait the store implements ([`target`]).
+//! It depends on `eddy-proto` and on no other eddy crate: it never imports
+//! anything from the serving crate, and serving never waits on it.
+
+pub mod client;
+pub mod download;
+pub mod plan;
+pub mod progress;
+pub mod rate;
+pub mod run;
+pub mod target;
+pub mod window;
+
+pub use run::{start, Clocks, Handle, Settings};
+pub use target::Target;

@@ -13,6 +13,7 @@ pub mod digest;
 pub mod key;
 pub mod manifest;
 pub mod rendezvous;
+pub mod report;
 pub mod token;
 pub mod wire;
 
