@@ -9,15 +9,21 @@
 //! - `/`: a small HTML status page (version, uptime, listeners, disks, kTLS,
 //!   counters); every value HTML-escaped, no JavaScript, no external assets.
 //!
+//! - `/fill/status`: the fill's progress as JSON (`eddy_proto::report::FillStatus`).
+//! - `POST /fill/now`: start a fill now, even outside the window (`eddy fill
+//!   now`). The one mutating endpoint: it needs `Authorization: Bearer
+//!   <admin.token>`, and is refused (403) when no token is configured.
+//!
 //! Any other path is a 404; another method on one of these paths is a 405 with
-//! `Allow: GET, HEAD`.
+//! `Allow: GET, HEAD` (or `POST` for `/fill/now`).
 //!
 //! Owns: binding the admin socket, its accept loop and its own small limits
 //! (`config::defaults::ADMIN_*`), the drain flag behind `/healthz`
 //! ([`Health`]), and rendering the three answers. It must never serve store
 //! content, never be reachable through a serving listener (config refuses a
 //! shared port, and the serve path knows none of these routes), never change
-//! the server's state (it is read-only), and never hold up serving: it is
+//! the server's state without the admin token (only `POST /fill/now` does,
+//! and it only asks the fill to run), and never hold up serving: it is
 //! capped, times out, and reads the store's figures off the event loop.
 
 use std::convert::Infallible;
@@ -80,6 +86,10 @@ pub struct State {
     /// One store walk at a time, however many scrapers ask at once: the walk
     /// stats every object, on the disks that serve.
     walk: tokio::sync::Mutex<()>,
+    /// The running fill, if one is configured.
+    pub fill: Option<Arc<eddy_fill::Handle>>,
+    /// The bearer token of the mutating endpoints (`admin.token`).
+    pub token: Option<String>,
 }
 
 impl State {
@@ -95,7 +105,20 @@ impl State {
             serving,
             admin,
             walk: tokio::sync::Mutex::new(()),
+            fill: None,
+            token: None,
         }
+    }
+
+    /// With the fill's handle and the admin token.
+    pub fn with_control(
+        mut self,
+        fill: Option<Arc<eddy_fill::Handle>>,
+        token: Option<String>,
+    ) -> State {
+        self.fill = fill;
+        self.token = token;
+        self
     }
 }
 
@@ -177,6 +200,8 @@ enum Route {
     Metrics,
     Health,
     Status,
+    FillStatus,
+    FillNow,
 }
 
 fn route(path: &str) -> Option<Route> {
@@ -184,7 +209,78 @@ fn route(path: &str) -> Option<Route> {
         "/metrics" => Some(Route::Metrics),
         "/healthz" => Some(Route::Health),
         "/" => Some(Route::Status),
+        "/fill/status" => Some(Route::FillStatus),
+        "/fill/now" => Some(Route::FillNow),
         _ => None,
+    }
+}
+
+/// Whether `request` carries the admin token (compared in constant time).
+fn authorized<B>(state: &State, request: &Request<B>) -> bool {
+    let Some(token) = &state.token else {
+        return false;
+    };
+    let Some(given) = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let (a, b) = (token.as_bytes(), given.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn fill_now<B>(state: &State, request: &Request<B>) -> Response<Full<Bytes>> {
+    if request.method() != Method::POST {
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return r;
+    }
+    if state.token.is_none() {
+        return text(
+            StatusCode::FORBIDDEN,
+            "mutating admin endpoints are off: set admin.token (or EDDY_ADMIN_TOKEN)\n",
+        );
+    }
+    if !authorized(state, request) {
+        let mut r = text(
+            StatusCode::UNAUTHORIZED,
+            "a valid admin token is required\n",
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
+    }
+    match &state.fill {
+        Some(fill) => {
+            fill.fill_now();
+            text(StatusCode::ACCEPTED, "fill started\n")
+        }
+        None => text(
+            StatusCode::CONFLICT,
+            "no fill is configured (fill.manifest_url)\n",
+        ),
+    }
+}
+
+fn fill_status(state: &State) -> Response<Full<Bytes>> {
+    let status = match &state.fill {
+        Some(fill) => fill.progress.snapshot(),
+        None => eddy_proto::report::FillStatus {
+            version: eddy_proto::manifest::VERSION.to_owned(),
+            state: "stopped".to_owned(),
+            ..Default::default()
+        },
+    };
+    match serde_json::to_vec_pretty(&status) {
+        Ok(body) => respond(StatusCode::OK, "application/json", body),
+        Err(_) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot encode the fill status\n",
+        ),
     }
 }
 
@@ -192,6 +288,9 @@ async fn answer<B>(state: &Arc<State>, request: &Request<B>) -> Response<Full<By
     let Some(route) = route(request.uri().path()) else {
         return text(StatusCode::NOT_FOUND, "not found\n");
     };
+    if route == Route::FillNow {
+        return fill_now(state, request);
+    }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         r.headers_mut()
@@ -203,12 +302,16 @@ async fn answer<B>(state: &Arc<State>, request: &Request<B>) -> Response<Full<By
             text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
         }
         Route::Health => text(StatusCode::OK, "ok\n"),
+        Route::FillStatus => fill_status(state),
+        Route::FillNow => fill_now(state, request),
         Route::Metrics => match disk_stats(state).await {
-            Some(disks) => respond(
-                StatusCode::OK,
-                METRICS_TYPE,
-                state.shared.metrics.render(&disks),
-            ),
+            Some(disks) => {
+                let mut body = state.shared.metrics.render(&disks);
+                if let Some(fill) = &state.fill {
+                    crate::metrics::render_fill(&mut body, &fill.progress);
+                }
+                respond(StatusCode::OK, METRICS_TYPE, body)
+            }
             None => text(StatusCode::INTERNAL_SERVER_ERROR, "store figures failed\n"),
         },
         Route::Status => match disk_stats(state).await {

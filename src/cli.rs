@@ -31,6 +31,27 @@ pub struct Common {
     /// `off`; replaces `admin.listen`.
     #[arg(long = "admin-listen", value_name = "ADDR")]
     pub admin_listen: Option<String>,
+    /// Fill from this control-plane manifest URL (`fill.manifest_url`); turns the fill on.
+    #[arg(long = "fill-manifest", value_name = "URL")]
+    pub fill_manifest: Option<String>,
+    /// A control-plane public key `ed25519:…` (`fill.keys`); repeatable.
+    #[arg(long = "fill-key", value_name = "KEY")]
+    pub fill_keys: Vec<String>,
+    /// `HH:MM-HH:MM` local time, or `always` (`fill.window`).
+    #[arg(long = "fill-window", value_name = "WINDOW")]
+    pub fill_window: Option<String>,
+    /// This appliance's id in manifests (`fill.appliance`; default: the host name).
+    #[arg(long = "fill-appliance", value_name = "ID")]
+    pub fill_appliance: Option<String>,
+    /// Allow a plain http:// manifest URL (`fill.insecure_plain_http`): tests and the demo only.
+    #[arg(long = "fill-insecure-plain-http")]
+    pub fill_insecure_plain_http: bool,
+    /// Fill rate cap in Mbit/s, 0 = none (`fill.max_rate_mbps`).
+    #[arg(long = "fill-max-rate-mbps", value_name = "MBPS")]
+    pub fill_max_rate_mbps: Option<i64>,
+    /// How often the manifest is fetched, for example `30s` (`fill.poll_interval`).
+    #[arg(long = "fill-poll", value_name = "DURATION")]
+    pub fill_poll: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,8 +73,25 @@ pub enum Command {
     /// Signed URLs.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The fill from the control plane, through the admin listener.
+    #[command(subcommand)]
+    Fill(FillCommand),
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FillCommand {
+    /// Start a fill now, even outside the window (needs `admin.token` or EDDY_ADMIN_TOKEN).
+    Now(Common),
+    /// Show the fill's progress: a live bar on a terminal until the run ends, or JSON.
+    Status {
+        #[command(flatten)]
+        common: Common,
+        /// Print the status once as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

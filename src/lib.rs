@@ -10,10 +10,12 @@
 //! - [`cli`]: the command-line surface of the `eddy` binary.
 //! - [`demo`]: sample content for `eddy demo`.
 //! - [`notify`]: systemd readiness and watchdog.
+//! - [`cmd`]: subcommand glue; [`cmd::fill`] starts the fill (`eddy-fill`) over the store.
 
 pub mod admin;
 pub mod cli;
 pub mod clock;
+pub mod cmd;
 pub mod config;
 pub mod demo;
 pub mod metrics;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser as _;
 use eddy::admin;
-use eddy::cli::{Cli, Command, Common, StoreCommand, TokenCommand};
+use eddy::cli::{Cli, Command, Common, FillCommand, StoreCommand, TokenCommand};
 use eddy::clock::{Clock as _, SystemClock};
 use eddy::config::{self, defaults, Config, ConfigError, Overrides};
 use eddy::metrics::Metrics;
@@ -70,6 +70,13 @@ fn load(common: &Common) -> Result<Config, ConfigError> {
         listen: common.listen.clone(),
         disks: common.disks.clone(),
         admin_listen: common.admin_listen.clone(),
+        fill_manifest: common.fill_manifest.clone(),
+        fill_keys: common.fill_keys.clone(),
+        fill_window: common.fill_window.clone(),
+        fill_appliance: common.fill_appliance.clone(),
+        fill_insecure_plain_http: common.fill_insecure_plain_http,
+        fill_max_rate_mbps: common.fill_max_rate_mbps,
+        fill_poll: common.fill_poll.clone(),
     };
     config::load(common.config.as_deref(), &overrides)
 }
@@ -173,6 +180,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(common) => serve_command(&common),
+        Command::Fill(FillCommand::Now(common)) => Ok(eddy::cmd::fill::now(&load(&common)?)?),
+        Command::Fill(FillCommand::Status { common, json }) => {
+            Ok(eddy::cmd::fill::status(&load(&common)?, json)?)
+        }
         Command::Demo { listen } => demo(listen),
         Command::Token(TokenCommand::Sign {
             config,
@@ -280,6 +291,7 @@ fn demo(listen: String) -> anyhow::Result<()> {
         listen: vec![listen.clone()],
         disks: disks.clone(),
         admin_listen: None,
+        ..Common::default()
     };
     println!("eddy demo: try, in another terminal:");
     println!("  curl -sI http://{listen}/titles/81/video-1080.mp4");
@@ -337,8 +349,9 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
+    let store = Arc::new(store);
     let shared = Arc::new(Shared {
-        store,
+        store: store.clone(),
         limits: config.limits,
         tokens: config.tokens.clone(),
         clock: Box::new(clock),
@@ -348,6 +361,11 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
     if let Some((_, ktls, _)) = &tls_listener {
         shared.metrics.set_ktls(ktls.mode, ktls.reason);
     }
+    // The fill runs on a thread of its own, never on a serving thread.
+    let fill = match &config.fill {
+        Some(f) => Some(Arc::new(eddy::cmd::fill::start(f, store.clone())?)),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -426,12 +444,10 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
         let admin_task = match (admin_listener, admin_addr) {
             (Some(listener), Some(addr)) => {
                 tracing::info!(%addr, "admin listener on");
-                let state = Arc::new(admin::State::new(
-                    shared.clone(),
-                    health.clone(),
-                    serving,
-                    addr,
-                ));
+                let state = Arc::new(
+                    admin::State::new(shared.clone(), health.clone(), serving, addr)
+                        .with_control(fill.clone(), config.admin_token.clone()),
+                );
                 Some(tokio::spawn(admin::run(listener, state, async {
                     let _ = admin_stopped.await;
                 })))
@@ -446,6 +462,9 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
         .await;
         // The admin answers (503 on /healthz) until the drain is over.
         let _ = admin_stop.send(());
+        if let Some(f) = &fill {
+            f.stop();
+        }
         if let Some(task) = admin_task {
             let _ = task.await;
         }

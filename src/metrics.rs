@@ -602,6 +602,109 @@ fn escape_help(help: &str) -> String {
     help.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
+/// Appends the fill's families (`eddy_fill_*`) from its progress counters.
+pub fn render_fill(body: &mut String, p: &eddy_fill::progress::Progress) {
+    use eddy_fill::progress::ErrorKind;
+    let s = p.snapshot();
+    let mut out = Exposition::default();
+    out.family("eddy_fill_state", "gauge", "The fill's state (1 for the current one): idle, waiting (work outside the window), filling.");
+    for state in ["idle", "waiting", "filling"] {
+        out.sample(
+            "eddy_fill_state",
+            &[("state", state)],
+            u8::from(s.state == state),
+        );
+    }
+    out.family(
+        "eddy_fill_generation",
+        "gauge",
+        "The generation of the manifest held (0: none yet).",
+    );
+    out.sample("eddy_fill_generation", &[], s.generation.unwrap_or(0));
+    out.family("eddy_fill_runs_total", "counter", "Fill runs started.");
+    out.sample("eddy_fill_runs_total", &[], s.runs);
+    out.family(
+        "eddy_fill_objects_planned",
+        "gauge",
+        "Objects to download in the current or last run.",
+    );
+    out.sample("eddy_fill_objects_planned", &[], s.objects_planned);
+    out.family(
+        "eddy_fill_objects_done",
+        "gauge",
+        "Objects installed in the current or last run.",
+    );
+    out.sample("eddy_fill_objects_done", &[], s.objects_done);
+    out.family(
+        "eddy_fill_bytes_planned",
+        "gauge",
+        "Bytes to download in the current or last run (staged bytes excluded).",
+    );
+    out.sample("eddy_fill_bytes_planned", &[], s.bytes_planned);
+    out.family(
+        "eddy_fill_bytes_done",
+        "gauge",
+        "Bytes downloaded in the current or last run.",
+    );
+    out.sample("eddy_fill_bytes_done", &[], s.bytes_done);
+    out.family(
+        "eddy_fill_downloaded_bytes_total",
+        "counter",
+        "Bytes received from fill sources, retries and rejected bytes included.",
+    );
+    out.sample("eddy_fill_downloaded_bytes_total", &[], s.bytes_downloaded);
+    out.family(
+        "eddy_fill_installed_objects_total",
+        "counter",
+        "Objects installed by the fill.",
+    );
+    out.sample(
+        "eddy_fill_installed_objects_total",
+        &[],
+        p.installs.load(Relaxed),
+    );
+    out.family(
+        "eddy_fill_evicted_objects_total",
+        "counter",
+        "Objects evicted because the manifest dropped them.",
+    );
+    out.sample("eddy_fill_evicted_objects_total", &[], s.objects_evicted);
+    out.family(
+        "eddy_fill_skipped_objects",
+        "gauge",
+        "Manifest objects left out of the current or last run for lack of room.",
+    );
+    out.sample("eddy_fill_skipped_objects", &[], s.objects_skipped);
+    out.family(
+        "eddy_fill_rate_bytes_per_second",
+        "gauge",
+        "Download rate of the current or last run.",
+    );
+    out.sample("eddy_fill_rate_bytes_per_second", &[], s.rate_bytes_per_sec);
+    out.family("eddy_fill_errors_total", "counter", "Fill errors by kind: network, status, corrupt (hash mismatch), io, disk_full, manifest, exhausted.");
+    for k in ErrorKind::ALL {
+        out.sample(
+            "eddy_fill_errors_total",
+            &[("kind", k.label())],
+            p.errors(k),
+        );
+    }
+    out.family(
+        "eddy_fill_manifest_refused_total",
+        "counter",
+        "Manifests refused, by reason; nothing changes on disk for any of them.",
+    );
+    let refusals = p.refusals();
+    for reason in eddy_proto::manifest::Refusal::LABELS {
+        out.sample(
+            "eddy_fill_manifest_refused_total",
+            &[("reason", reason)],
+            refusals.get(reason).copied().unwrap_or(0),
+        );
+    }
+    body.push_str(&out.text);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -88,10 +88,16 @@ impl Handle {
         self.kick.notify_one();
     }
 
-    /// Stops the fill (parts are kept) and waits for its thread.
-    pub fn stop(mut self) {
+    /// Asks the fill to stop: downloads stop at their next chunk and keep
+    /// their parts. Does not wait.
+    pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
         self.kick.notify_one();
+    }
+
+    /// Stops the fill and waits for its thread to end.
+    pub fn stop_and_wait(mut self) {
+        self.stop();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

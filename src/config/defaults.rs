@@ -198,3 +198,50 @@ pub const EXIT_USAGE: u8 = 64;
 
 /// The most one sendfile(2) call moves on Linux (0x7ffff000 bytes); we loop.
 pub const SENDFILE_MAX_CHUNK: usize = 0x7fff_f000;
+
+/// The fill window, appliance-local time: Open Connect fills storage
+/// appliances from 02:00 to 14:00, the ISP's off-peak hours (field notes §2).
+/// A manifest's `fill_start` moves the start so a whole site starts together.
+pub const FILL_WINDOW: &str = "02:00-14:00";
+
+/// How often the manifest is fetched. Cheap (one signed JSON), and a new
+/// manifest inside the window starts another fill within this delay.
+pub const FILL_POLL: Duration = Duration::from_secs(300);
+
+/// Downloads at once: enough to fill a 1.2 Gbit/s cap from sources that are
+/// each slower, few enough not to thrash a disk with interleaved writes.
+pub const FILL_PARALLEL: usize = 4;
+
+/// The fill rate cap in Mbit/s: Open Connect's 1.2 Gbit/s per storage
+/// appliance (field notes §2), the inbound capacity an ISP plans for.
+pub const FILL_MAX_RATE_MBPS: u64 = 1200;
+
+/// MiB kept free on every disk: room for the filesystem's own needs and a
+/// fill that is planned while serving logs are written.
+pub const FILL_RESERVE_MIB: u64 = 1024;
+
+/// Connecting to a source or the control plane.
+pub const FILL_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// No byte from a source for this long: the attempt fails and the next
+/// source is tried (a stalled source never holds a download).
+pub const FILL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The first retry backoff; doubled each round with jitter.
+pub const FILL_RETRY_BASE: Duration = Duration::from_secs(1);
+
+/// The longest retry backoff.
+pub const FILL_RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// Rounds over all of an object's sources before it is left for the next run.
+pub const FILL_RETRY_ROUNDS: usize = 4;
+
+/// The largest manifest read: about 300,000 objects of 200 bytes each.
+pub const FILL_MAX_MANIFEST_BYTES: usize = 64 << 20;
+
+/// Trusted roots for an https control plane or source when `fill.ca_file`
+/// is not set: Debian's system bundle.
+pub const FILL_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The shortest admin token accepted: 128 bits of base64 or hex.
+pub const ADMIN_TOKEN_MIN_BYTES: usize = 16;

@@ -7,6 +7,9 @@
 //! sockets or disks: checking that a disk exists belongs to the store.
 
 pub mod defaults;
+mod fill;
+
+pub use fill::Fill;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -33,7 +36,7 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(
+pub(crate) fn invalid(
     key: &'static str,
     value: impl std::fmt::Display,
     reason: impl Into<String>,
@@ -65,6 +68,28 @@ pub struct RawConfig {
     pub admin: RawAdmin,
     #[serde(default)]
     pub http2: RawHttp2,
+    #[serde(default)]
+    pub fill: RawFill,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFill {
+    pub manifest_url: Option<String>,
+    pub appliance: Option<String>,
+    pub keys: Option<Vec<String>>,
+    pub window: Option<String>,
+    pub poll_interval: Option<String>,
+    pub parallel: Option<i64>,
+    pub max_rate_mbps: Option<i64>,
+    pub reserve_mib: Option<i64>,
+    pub connect_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub retry_base: Option<String>,
+    pub retry_max: Option<String>,
+    pub retry_rounds: Option<i64>,
+    pub ca_file: Option<PathBuf>,
+    pub insecure_plain_http: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,6 +181,7 @@ pub struct RawLog {
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     pub listen: Option<String>,
+    pub token: Option<String>,
 }
 
 /// Values given on the command line; each replaces the config file's.
@@ -165,6 +191,15 @@ pub struct Overrides {
     pub disks: Vec<PathBuf>,
     /// `--admin-listen`: an address, or `off` / empty to disable.
     pub admin_listen: Option<String>,
+    /// `--fill-manifest`, `--fill-key`, `--fill-window`, `--fill-appliance`,
+    /// `--fill-insecure-plain-http`, `--fill-max-rate-mbps`, `--fill-poll`.
+    pub fill_manifest: Option<String>,
+    pub fill_keys: Vec<String>,
+    pub fill_window: Option<String>,
+    pub fill_appliance: Option<String>,
+    pub fill_insecure_plain_http: bool,
+    pub fill_max_rate_mbps: Option<i64>,
+    pub fill_poll: Option<String>,
 }
 
 /// The checked configuration.
@@ -187,6 +222,11 @@ pub struct Config {
     pub tokens: Tokens,
     /// The admin listener (`/metrics`, `/healthz`, status page); `None` = off.
     pub admin_listen: Option<SocketAddr>,
+    /// The bearer token of the admin listener's mutating endpoints (`POST
+    /// /fill/now`); `None` = those endpoints are refused.
+    pub admin_token: Option<String>,
+    /// The fill from a control plane; `None` = off (content by `store import`).
+    pub fill: Option<Fill>,
 }
 
 /// Signed-URL settings shared by every listener (each listener says whether it
@@ -506,6 +546,8 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
         overrides.admin_listen.clone().or(raw.admin.listen),
         &serving,
     )?;
+    let admin_token = admin_token(raw.admin.token)?;
+    let fill = fill::resolve(raw.fill, overrides)?;
     Ok(Config {
         listen,
         require_tokens,
@@ -518,7 +560,33 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
         log_level,
         tokens,
         admin_listen,
+        admin_token,
+        fill,
     })
+}
+
+/// The admin token: from `admin.token`, or the environment variable
+/// `EDDY_ADMIN_TOKEN` (which keeps it out of a file), at least
+/// [`defaults::ADMIN_TOKEN_MIN_BYTES`] long.
+fn admin_token(raw: Option<String>) -> Result<Option<String>, ConfigError> {
+    let token = std::env::var("EDDY_ADMIN_TOKEN").ok().or(raw);
+    match token {
+        None => Ok(None),
+        Some(t)
+            if t.len() >= defaults::ADMIN_TOKEN_MIN_BYTES
+                && t.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            Ok(Some(t))
+        }
+        Some(t) => Err(invalid(
+            "admin.token",
+            format!("({} characters)", t.len()),
+            format!(
+                "must be at least {} visible ASCII characters (for example 32 hex digits)",
+                defaults::ADMIN_TOKEN_MIN_BYTES
+            ),
+        )),
+    }
 }
 
 /// The admin address: `off` or empty disables it; otherwise an `IP:PORT` that
@@ -734,7 +802,7 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-fn count(
+pub(crate) fn count(
     key: &'static str,
     value: Option<i64>,
     default: usize,
@@ -748,7 +816,7 @@ fn count(
     }
 }
 
-fn duration(
+pub(crate) fn duration(
     key: &'static str,
     value: Option<String>,
     default: Duration,
@@ -937,6 +1005,7 @@ mod doc_tests {
             ("tls", "RawTls"),
             ("http2", "RawHttp2"),
             ("admin", "RawAdmin"),
+            ("fill", "RawFill"),
         ] {
             let start = source
                 .find(&format!("pub struct {strukt} {{"))

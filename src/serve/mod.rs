@@ -44,7 +44,7 @@ const LISTEN_BACKLOG: u32 = 4096;
 /// What every connection reads: the store, the limits, the clock.
 #[derive(Debug)]
 pub struct Shared {
-    pub store: Store,
+    pub store: Arc<Store>,
     pub limits: Limits,
     /// Signing keys and parameter names (whether a listener requires tokens
     /// is its [`answer::Policy`]).

@@ -1,29 +1,28 @@
-//! Installing objects into the store: `eddy store import SRC` today, the fill
-//! pipeline's install step later.
+//! `eddy store import SRC`: an operator's tree copied into the store.
 //!
-//! Owns: the atomic install sequence (copy into `staging/`, keep holes, record
-//! the SHA-256 of the content in an xattr, set the source's modification time, fsync, rename into `objects/`, fsync the
-//! directories) and walking an import source. A crash at any instant leaves
-//! either the old object or the new one visible, never a partial file; at worst
-//! a stray file in `staging/`. It must never write below `objects/` except by
-//! `rename`, and never follow symlinks in a source tree.
+//! Owns: walking the source (the walk of [`super::tree`], shared with the
+//! index scan), copying each file into `staging/` with its holes kept while
+//! hashing it, and handing it to [`super::install::publish`], the one install
+//! sequence the fill uses too. A crash at any instant leaves either the old
+//! object or the new one visible, never a partial file; at worst an
+//! `import-*.part` file in `staging/`, removed once its process is gone. It
+//! must never write below `objects/` except through `publish`, and never
+//! follow symlinks in a source tree.
 
-use std::fs::{File, FileTimes, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
-
-use nix::errno::Errno;
-use nix::unistd::Whence;
-use sha2::{Digest, Sha256};
-use xattr::FileExt as _;
 
 use eddy_proto::rendezvous as placement;
+use eddy_proto::Digest;
+use nix::errno::Errno;
+use nix::unistd::Whence;
+use sha2::{Digest as _, Sha256};
 
-use super::{ObjectKey, Store, StoreError, DIGEST_XATTR, OBJECTS_DIR, STAGING_DIR};
+use super::{install, tree, ObjectKey, Store, StoreError, OBJECTS_DIR, STAGING_DIR};
 
 /// Size of the copy buffer: large enough for few system calls, small enough to stay in cache.
 const COPY_BUFFER: usize = 1 << 20;
@@ -50,50 +49,20 @@ pub fn prepare_disks(roots: &[PathBuf]) -> Result<(), StoreError> {
 
 /// Imports every regular file below `src` (key = relative path).
 pub fn import_tree(store: &Store, src: &Path) -> Result<ImportReport, StoreError> {
-    let mut files = Vec::new();
-    let mut report = ImportReport::default();
-    walk(src, src, &mut files, &mut report.skipped)?;
-    files.sort();
-    for (key, path) in files {
+    let found = tree::walk(src)?;
+    if let Some((path, reason)) = found.invalid.into_iter().next() {
+        return Err(StoreError::BadKey { path, reason });
+    }
+    let mut report = ImportReport {
+        skipped: found.other,
+        ..ImportReport::default()
+    };
+    for (key, path) in found.files {
         let len = install_file(store, &key, &path)?;
         report.objects += 1;
         report.bytes += len;
     }
     Ok(report)
-}
-
-fn walk(
-    base: &Path,
-    dir: &Path,
-    out: &mut Vec<(ObjectKey, PathBuf)>,
-    skipped: &mut Vec<PathBuf>,
-) -> Result<(), StoreError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| StoreError::io(dir, e))?;
-        let path = entry.path();
-        let file_type = entry.file_type().map_err(|e| StoreError::io(&path, e))?;
-        if file_type.is_dir() {
-            walk(base, &path, out, skipped)?;
-        } else if file_type.is_file() {
-            let rel = path.strip_prefix(base).unwrap_or(&path);
-            let name = rel
-                .to_str()
-                .ok_or_else(|| StoreError::BadKey {
-                    path: path.clone(),
-                    reason: "the name is not UTF-8".into(),
-                })?
-                .replace(std::path::MAIN_SEPARATOR, "/");
-            let key = ObjectKey::parse(&name).map_err(|e| StoreError::BadKey {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
-            out.push((key, path));
-        } else {
-            skipped.push(path);
-        }
-    }
-    Ok(())
 }
 
 static STAGING_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -111,39 +80,26 @@ pub fn install_file(store: &Store, key: &ObjectKey, src: &Path) -> Result<u64, S
     let meta = source.metadata().map_err(|e| StoreError::io(src, e))?;
     let modified = meta.modified().map_err(|e| StoreError::io(src, e))?;
 
-    let staging = disk.root.join(STAGING_DIR).join(format!(
-        "{}-{}.part",
-        std::process::id(),
-        STAGING_SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = write_staged(&source, meta.len(), modified, &staging)
-        .and_then(|()| publish(&disk.root, key, &staging));
-    if result.is_err() {
-        // Best effort: the staged copy is garbage now; a leftover is harmless.
-        let _ = std::fs::remove_file(&staging);
-    }
-    result?;
-    // An older copy on another disk (placement moved) is now shadowed: remove it.
-    for (i, other) in store.disks.iter().enumerate() {
-        if i != disk_index {
-            let stale = other.root.join(OBJECTS_DIR).join(key.as_str());
-            match std::fs::remove_file(&stale) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(StoreError::io(&stale, e)),
-            }
+    let staging =
+        install::import_part_path(&disk.root, STAGING_SEQ.fetch_add(1, Ordering::Relaxed));
+    let result = write_staged(&source, meta.len(), &staging).and_then(|digest| {
+        install::publish(&disk.root, key, &staging, &digest, Some(modified))
+            .map(|len| (len, digest))
+    });
+    let (len, digest) = match result {
+        Ok(done) => done,
+        Err(e) => {
+            // Best effort: the staged copy is garbage now; a leftover is harmless.
+            let _ = std::fs::remove_file(&staging);
+            return Err(e);
         }
-    }
-    store.insert(key.clone(), disk_index);
-    Ok(meta.len())
+    };
+    store.commit(disk_index, key, len, digest)?;
+    Ok(len)
 }
 
-fn write_staged(
-    source: &File,
-    len: u64,
-    modified: SystemTime,
-    staging: &Path,
-) -> Result<(), StoreError> {
+/// Copies `source` into a new staged file and returns the content digest.
+fn write_staged(source: &File, len: u64, staging: &Path) -> Result<Digest, StoreError> {
     let dest = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -151,32 +107,7 @@ fn write_staged(
         .map_err(|e| StoreError::io(staging, e))?;
     let digest = copy_and_hash(source, &dest, len).map_err(|e| StoreError::io(staging, e))?;
     dest.set_len(len).map_err(|e| StoreError::io(staging, e))?;
-    // The digest travels with the inode, so it can never describe other bytes.
-    if let Err(e) = dest.set_xattr(DIGEST_XATTR, hex(&digest).as_bytes()) {
-        tracing::warn!(path = %staging.display(), error = %e, "cannot store the content digest (no user xattrs on this filesystem?); the ETag falls back to size, time and inode");
-    }
-    dest.set_times(FileTimes::new().set_modified(modified))
-        .map_err(|e| StoreError::io(staging, e))?;
-    dest.sync_all().map_err(|e| StoreError::io(staging, e))
-}
-
-fn publish(root: &Path, key: &ObjectKey, staging: &Path) -> Result<(), StoreError> {
-    let objects = root.join(OBJECTS_DIR);
-    let target = objects.join(key.as_str());
-    let parent = target.parent().unwrap_or(&objects).to_owned();
-    std::fs::create_dir_all(&parent).map_err(|e| StoreError::io(&parent, e))?;
-    std::fs::rename(staging, &target).map_err(|e| StoreError::io(&target, e))?;
-    // Make the rename and any new directories durable, innermost first.
-    let mut dir = Some(parent.as_path());
-    while let Some(d) = dir {
-        let handle = File::open(d).map_err(|e| StoreError::io(d, e))?;
-        handle.sync_all().map_err(|e| StoreError::io(d, e))?;
-        if d == objects {
-            break;
-        }
-        dir = d.parent();
-    }
-    Ok(())
+    Ok(Digest(digest))
 }
 
 /// Copies `src` into `dst` at the same offsets and returns the SHA-256 of the
@@ -227,11 +158,6 @@ fn hash_zeros(hasher: &mut Sha256, zeros: &[u8], mut n: u64) {
         hasher.update(&zeros[..take]);
         n -= take as u64;
     }
-}
-
-/// Lowercase hex.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

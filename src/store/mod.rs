@@ -13,9 +13,11 @@
 //! `objects/` directory, so even a symlink planted later cannot lead outside.
 
 pub mod import;
+pub mod install;
 pub mod mapped;
 pub mod open_cache;
 pub mod page_cache;
+pub mod tree;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -29,6 +31,7 @@ use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
 
 pub use eddy_proto::key::{KeyError, ObjectKey};
+use eddy_proto::Digest;
 
 /// Name of the directory below a disk root that holds visible objects.
 pub const OBJECTS_DIR: &str = "objects";
@@ -192,11 +195,14 @@ impl OpenObject {
     }
 }
 
-/// Where an indexed object lives.
+/// Where an indexed object lives, and what it is: its length and verified
+/// content digest as recorded when it was installed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
     /// Index into [`Store::disks`].
     pub disk: usize,
+    pub len: u64,
+    pub digest: Digest,
 }
 
 /// The store: disks plus the index of what they hold.
@@ -233,6 +239,7 @@ pub struct Listed {
     pub key: ObjectKey,
     pub len: u64,
     pub disk_root: PathBuf,
+    pub digest: Digest,
 }
 
 impl Store {
@@ -262,16 +269,34 @@ impl Store {
                 .join("; ");
             return Err(StoreError::NoUsableDisk(why));
         }
-        let mut index = HashMap::new();
+        let mut index: HashMap<ObjectKey, Location> = HashMap::new();
         for (i, disk) in disks.iter().enumerate() {
             let base = disk.root.join(OBJECTS_DIR);
-            let mut found = Vec::new();
-            if let Err(e) = scan(&base, &base, &mut found) {
-                skipped.push(e);
-                continue;
+            let found = match tree::walk(&base) {
+                Ok(found) => found,
+                Err(e) => {
+                    skipped.push(e);
+                    continue;
+                }
+            };
+            for (path, reason) in &found.invalid {
+                tracing::warn!(path = %path.display(), %reason, "skipping a file whose name is not a valid object key");
             }
-            for key in found {
-                index.entry(key).or_insert(Location { disk: i });
+            for path in &found.other {
+                tracing::warn!(path = %path.display(), "skipping a non-regular file in the store");
+            }
+            for (key, path) in found.files {
+                let Some(loc) = verified_location(i, &path) else {
+                    continue;
+                };
+                if let Some(held) = index.get(&key) {
+                    // Two copies (a crash between an install and the removal
+                    // of the copy it replaced): the fill's next install of the
+                    // key removes the other; until then the first disk wins.
+                    tracing::warn!(key = %key, first = held.disk, other = i, "an object is on two disks; serving the first");
+                    continue;
+                }
+                index.insert(key, loc);
             }
         }
         Ok((
@@ -356,33 +381,27 @@ impl Store {
 
     /// Every indexed object with its size, sorted by key.
     pub fn list(&self) -> Vec<Listed> {
-        let entries: Vec<(ObjectKey, Location)> = match self.index.read() {
-            Ok(index) => index.iter().map(|(k, l)| (k.clone(), l.clone())).collect(),
+        let mut rows: Vec<Listed> = match self.index.read() {
+            Ok(index) => index
+                .iter()
+                .filter_map(|(k, l)| {
+                    Some(Listed {
+                        key: k.clone(),
+                        len: l.len,
+                        disk_root: self.disks.get(l.disk)?.root.clone(),
+                        digest: l.digest,
+                    })
+                })
+                .collect(),
             Err(_) => return Vec::new(),
         };
-        let mut rows: Vec<Listed> = entries
-            .into_iter()
-            .filter_map(|(key, loc)| {
-                let disk = self.disks.get(loc.disk)?;
-                let meta =
-                    std::fs::symlink_metadata(disk.root.join(OBJECTS_DIR).join(key.as_str()))
-                        .ok()?;
-                Some(Listed {
-                    key,
-                    len: meta.len(),
-                    disk_root: disk.root.clone(),
-                })
-            })
-            .collect();
         rows.sort_by(|a, b| a.key.cmp(&b.key));
         rows
     }
 
-    /// Objects and bytes per usable disk, in configuration order. Read-only: it
-    /// copies the index, then stats each object (one `lstat` per object, outside
-    /// the index lock), so it costs O(objects) and callers on the event loop run
-    /// it with `spawn_blocking`. An object that vanished since the index was
-    /// built still counts as an object, with no bytes.
+    /// Objects and bytes per usable disk, in configuration order, from the
+    /// index (lengths are recorded at install and at the scan): O(objects)
+    /// under the read lock, no I/O.
     pub fn stats(&self) -> Vec<DiskStats> {
         let mut stats: Vec<DiskStats> = self
             .disks
@@ -393,28 +412,64 @@ impl Store {
                 bytes: 0,
             })
             .collect();
-        let entries: Vec<(ObjectKey, usize)> = match self.index.read() {
-            Ok(index) => index.iter().map(|(k, l)| (k.clone(), l.disk)).collect(),
-            Err(_) => return stats,
-        };
-        for (key, disk) in entries {
-            let (Some(d), Some(s)) = (self.disks.get(disk), stats.get_mut(disk)) else {
-                continue;
-            };
-            s.objects += 1;
-            if let Ok(meta) = std::fs::symlink_metadata(d.root.join(OBJECTS_DIR).join(key.as_str()))
-            {
-                s.bytes += meta.len();
+        if let Ok(index) = self.index.read() {
+            for l in index.values() {
+                if let Some(s) = stats.get_mut(l.disk) {
+                    s.objects += 1;
+                    s.bytes += l.len;
+                }
             }
         }
         stats
     }
 
-    /// Records that `key` now lives on disk `disk` (after an install).
-    fn insert(&self, key: ObjectKey, disk: usize) {
-        self.open_cache.invalidate(&key);
+    /// Where `key` is, by the index.
+    pub fn location(&self, key: &ObjectKey) -> Option<Location> {
+        self.index.read().ok()?.get(key).cloned()
+    }
+
+    /// Records that `key` now lives at `loc` (after an install): served
+    /// from this instant.
+    fn insert(&self, key: ObjectKey, loc: Location) {
         if let Ok(mut index) = self.index.write() {
-            index.insert(key, Location { disk });
+            index.insert(key.clone(), loc);
+        }
+        self.open_cache.invalidate(&key);
+    }
+
+    /// Stops serving `key` (before its file is removed); returns where it was.
+    fn remove(&self, key: &ObjectKey) -> Option<Location> {
+        let was = self.index.write().ok()?.remove(key);
+        self.open_cache.invalidate(key);
+        was
+    }
+}
+
+/// The location of the object at `path` on disk `disk` if it carries a
+/// complete, well-formed digest record; `None` (with a log line) otherwise:
+/// an object without one is never served.
+fn verified_location(disk: usize, path: &Path) -> Option<Location> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "skipping an object that cannot be read");
+            return None;
+        }
+    };
+    let record = xattr::get(path, DIGEST_XATTR).ok().flatten();
+    let digest = record
+        .as_deref()
+        .and_then(|r| std::str::from_utf8(r).ok())
+        .and_then(|t| Digest::from_hex(t).ok());
+    match digest {
+        Some(digest) => Some(Location {
+            disk,
+            len: meta.len(),
+            digest,
+        }),
+        None => {
+            tracing::warn!(path = %path.display(), "skipping an object without a verified digest record (not installed by eddy?); it is not served");
+            None
         }
     }
 }
@@ -437,44 +492,6 @@ pub fn etag(digest: Option<&[u8]>, meta: &std::fs::Metadata) -> String {
         .unwrap_or(Duration::ZERO)
         .as_nanos();
     format!("{:x}-{nanos:x}-{:x}", meta.len(), meta.ino())
-}
-
-/// Walks `dir` below `base`, collecting the keys of regular files. Symlinks and
-/// names that are not valid keys are skipped (with a log line): they can never
-/// be served.
-fn scan(base: &Path, dir: &Path, out: &mut Vec<ObjectKey>) -> Result<(), StoreError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| StoreError::io(dir, e))?;
-        let path = entry.path();
-        let file_type = entry.file_type().map_err(|e| StoreError::io(&path, e))?;
-        if file_type.is_dir() {
-            scan(base, &path, out)?;
-        } else if file_type.is_file() {
-            match key_for(base, &path) {
-                Some(key) => out.push(key),
-                None => {
-                    tracing::warn!(path = %path.display(), "skipping a file whose name is not a valid object key")
-                }
-            }
-        } else {
-            tracing::warn!(path = %path.display(), "skipping a non-regular file in the store");
-        }
-    }
-    Ok(())
-}
-
-/// The key of `path` relative to `base`, if it is a valid one.
-fn key_for(base: &Path, path: &Path) -> Option<ObjectKey> {
-    let rel = path.strip_prefix(base).ok()?;
-    let mut parts = Vec::new();
-    for c in rel.components() {
-        match c {
-            std::path::Component::Normal(s) => parts.push(s.to_str()?),
-            _ => return None,
-        }
-    }
-    ObjectKey::parse(&parts.join("/")).ok()
 }
 
 #[cfg(test)]
