@@ -337,6 +337,9 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
         }
         None => None,
     };
+    if config.fill.is_some() {
+        eddy::store::install::prepare_existing(&config.disks);
+    }
     let store = open_store(&config)?;
     tracing::info!(
         objects = store.len(),

@@ -122,6 +122,9 @@ pub fn start(
     let kick = Arc::new(tokio::sync::Notify::new());
     let forced = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
+    // Until the first pass decides, the fill counts as busy: a manifest
+    // saved before a restart may have work left.
+    progress.set_state(State::Filling);
     let driver = Driver {
         settings,
         client,
@@ -148,7 +151,6 @@ pub fn start(
             rt.block_on(driver.run());
         })
         .map_err(StartError::Thread)?;
-    progress.set_state(State::Idle);
     Ok(Handle {
         progress,
         kick,

@@ -48,6 +48,20 @@ pub fn import_part_path(root: &Path, seq: u64) -> PathBuf {
     ))
 }
 
+/// Creates `objects/` and `staging/` below each root that exists, for a
+/// fill onto new drives. A root that does not exist is left alone (an
+/// unmounted drive's mount point must not fill the system disk); the store
+/// then reports it out of service.
+pub fn prepare_existing(roots: &[PathBuf]) {
+    for root in roots.iter().filter(|r| r.is_dir()) {
+        for dir in [OBJECTS_DIR, STAGING_DIR] {
+            if let Err(e) = std::fs::create_dir_all(root.join(dir)) {
+                tracing::warn!(root = %root.display(), error = %e, "cannot prepare a disk for the fill");
+            }
+        }
+    }
+}
+
 /// Makes a complete staged file visible as `key` below `root`: records
 /// `digest` on the inode, sets `modified` (now when `None`), flushes the
 /// bytes, renames it into `objects/` and flushes every directory it touched.

@@ -36,6 +36,9 @@ mod token;
 
 /// The admin listener: /metrics, /healthz, the status page, and its config.
 mod admin;
+
+/// The fill: signed manifests, downloads from nginx and eddy-origin, installs and evictions while serving.
+mod fill;
 /// The TLS listener: HTTP/2 and HTTP/1.1 parity with the plain listener, signed URLs, certificate
 /// reload, bad certificates, kTLS report, handshake/idle deadlines, HTTP/2 limits and rapid reset.
 mod tls;

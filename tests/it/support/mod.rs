@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod fill;
+
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
