@@ -144,3 +144,140 @@ fn fills_from_nginx_then_a_second_manifest_adds_and_drops_while_serving() {
         assert!(left.is_empty(), "staging not empty: {left:?}");
     }
 }
+
+/// The `eddy_fill_manifest_refused_total` sample for `reason`.
+fn refused(server: &Server, reason: &str) -> f64 {
+    let r = server.admin_request("GET", "/metrics");
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    crate::support::must_sample(
+        &text,
+        &format!("eddy_fill_manifest_refused_total{{reason=\"{reason}\"}}"),
+    )
+}
+
+/// What the disks hold: every file below every root, with its length.
+fn disk_listing(store: &Store) -> Vec<(String, u64)> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<(String, u64)>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if let Ok(m) = e.metadata() {
+                out.push((p.display().to_string(), m.len()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for d in &store.disks {
+        walk(&d.join("objects"), &mut out);
+        walk(&d.join("staging"), &mut out);
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn bad_manifests_are_refused_by_reason_and_change_nothing() {
+    let store = Store::new();
+    let mut lib = Library::new(&store.path().join("library"));
+    lib.add("t/held.mp4", 1, 200_000);
+    lib.add("t/intruder.mp4", 2, 100_000);
+    let Some(nginx) = Nginx::start(&lib.dir, store.path()) else {
+        return;
+    };
+    let base = format!("http://{}", nginx.addr);
+    let src = |k: &str| vec![format!("{base}/{k}")];
+    std::fs::create_dir_all(lib.dir.join("m")).expect("mkdir");
+    let path = lib.dir.join("m/manifest");
+    std::fs::write(
+        &path,
+        fill::seal(&fill::manifest(5, lib.entries(&["t/held.mp4"], src)), 7),
+    )
+    .expect("write");
+    let server = fill::serve_filling(&store, &fill::fill_flags(&format!("{base}/m/manifest"), 7));
+    fill::wait_status(&server, FILL_DEADLINE, "generation 5 installed", idle_at(5));
+    let before = disk_listing(&store);
+    let both = lib.entries(&["t/held.mp4", "t/intruder.mp4"], src);
+
+    let mut expired = fill::manifest(6, both.clone());
+    expired.issued_at -= 7200;
+    expired.expires_at = fill::unix_now() - 1;
+    let mut tampered = fill::seal(&fill::manifest(7, both.clone()), 7);
+    let at = tampered.len() - 30;
+    tampered[at] ^= 0x01;
+    let other = eddy_proto::manifest::Manifest {
+        appliance: "someone-else".into(),
+        ..fill::manifest(8, both.clone())
+    };
+    let unsigned = serde_json::to_vec(&fill::manifest(9, both.clone())).expect("json");
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "older_generation",
+            fill::seal(&fill::manifest(4, both.clone()), 7),
+        ),
+        ("bad_signature", tampered),
+        ("expired", fill::seal(&expired, 7)),
+        ("other_appliance", fill::seal(&other, 7)),
+        (
+            "unknown_key",
+            fill::seal(&fill::manifest(10, both.clone()), 8),
+        ),
+        ("unsigned", unsigned),
+    ];
+    for (reason, bytes) in cases {
+        let n = refused(&server, reason);
+        std::fs::write(&path, bytes).expect("write manifest");
+        let deadline = std::time::Instant::now() + FILL_DEADLINE;
+        while refused(&server, reason) < n + 1.0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{reason} was not counted:\n{}",
+                server.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let s = fill::status(&server);
+        assert_eq!(s.generation, Some(5), "{reason}: {s:#?}");
+        assert_eq!(disk_listing(&store), before, "{reason} changed the disks");
+        assert_eq!(server.get("/t/intruder.mp4", &[]).status, 404, "{reason}");
+        assert_served(&server, &lib, &["t/held.mp4"]);
+    }
+    assert!(
+        server.stderr().contains("manifest refused"),
+        "no log line for refusals"
+    );
+}
+
+#[test]
+fn corrupt_and_missing_sources_fall_through_to_a_good_one() {
+    let store = Store::new();
+    let mut lib = Library::new(&store.path().join("library"));
+    lib.add("t/a.mp4", 1, 300_000);
+    lib.add("t/b.mp4", 2, 50_000);
+    // The first source of a.mp4 has one flipped byte; the first of b.mp4 is missing (404).
+    let mut bad = lib.bytes("t/a.mp4").to_vec();
+    bad[123_456] ^= 0x40;
+    std::fs::create_dir_all(lib.dir.join("corrupt/t")).expect("mkdir");
+    std::fs::write(lib.dir.join("corrupt/t/a.mp4"), &bad).expect("write corrupt copy");
+    let Some(nginx) = Nginx::start(&lib.dir, store.path()) else {
+        return;
+    };
+    let base = format!("http://{}", nginx.addr);
+    let src = |k: &str| vec![format!("{base}/corrupt/{k}"), format!("{base}/{k}")];
+    std::fs::create_dir_all(lib.dir.join("m")).expect("mkdir");
+    std::fs::write(
+        lib.dir.join("m/manifest"),
+        fill::seal(
+            &fill::manifest(1, lib.entries(&["t/a.mp4", "t/b.mp4"], src)),
+            7,
+        ),
+    )
+    .expect("write");
+    let server = fill::serve_filling(&store, &fill::fill_flags(&format!("{base}/m/manifest"), 7));
+    let s = fill::wait_status(&server, FILL_DEADLINE, "both installed", idle_at(1));
+    assert_served(&server, &lib, &["t/a.mp4", "t/b.mp4"]);
+    assert_eq!(s.errors.get("corrupt"), Some(&1), "{s:#?}");
+    assert_eq!(s.errors.get("status"), Some(&1), "{s:#?}");
+    // The corrupt copy was downloaded once and thrown away; nothing else twice.
+    assert_eq!(s.bytes_downloaded, 300_000 * 2 + 50_000, "{s:#?}");
+}
