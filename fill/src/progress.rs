@@ -195,6 +195,7 @@ impl Progress {
             bytes_planned: planned,
             bytes_done: done,
             bytes_downloaded: self.bytes_downloaded.load(Relaxed),
+            objects_installed: self.installs.load(Relaxed),
             objects_evicted: self.objects_evicted.load(Relaxed),
             objects_skipped: self.objects_skipped.load(Relaxed),
             rate_bytes_per_sec: rate,

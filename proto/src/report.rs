@@ -23,6 +23,8 @@ pub struct FillStatus {
     pub bytes_done: u64,
     /// Bytes received from sources in all, retries and discarded ones included.
     pub bytes_downloaded: u64,
+    /// Objects installed since the process started.
+    pub objects_installed: u64,
     pub objects_evicted: u64,
     /// Manifest objects left out for lack of room.
     pub objects_skipped: u64,

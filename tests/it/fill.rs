@@ -281,3 +281,84 @@ fn corrupt_and_missing_sources_fall_through_to_a_good_one() {
     // The corrupt copy was downloaded once and thrown away; nothing else twice.
     assert_eq!(s.bytes_downloaded, 300_000 * 2 + 50_000, "{s:#?}");
 }
+
+#[test]
+fn a_full_disk_stops_the_fill_not_the_server_and_the_part_resumes() {
+    let store = Store::new();
+    let Some(disk) = fill::Tmpfs::mount(&store.path().join("small-disk"), 16) else {
+        return;
+    };
+    let mut lib = Library::new(&store.path().join("library"));
+    let small = ["t/s0.mp4", "t/s1.mp4", "t/s2.mp4"];
+    for (i, k) in small.iter().enumerate() {
+        lib.add(k, i as u64, 100_000);
+    }
+    let big_len = 12 << 20;
+    lib.add("t/big.mp4", 9, big_len);
+    let Some(nginx) = Nginx::start(&lib.dir, store.path()) else {
+        return;
+    };
+    let base = format!("http://{}", nginx.addr);
+    let src = |k: &str| vec![format!("{base}/{k}")];
+    let mut keys = small.to_vec();
+    keys.push("t/big.mp4");
+    std::fs::create_dir_all(lib.dir.join("m")).expect("mkdir");
+    std::fs::write(
+        lib.dir.join("m/manifest"),
+        fill::seal(&fill::manifest(1, lib.entries(&keys, src)), 7),
+    )
+    .expect("write");
+    let config = store.config("full.toml", "[fill]\nreserve_mib = 0\n");
+    let mut flags = vec![
+        "--config".to_string(),
+        config.display().to_string(),
+        "--disk".into(),
+        disk.dir.display().to_string(),
+    ];
+    flags.extend(fill::fill_flags(&format!("{base}/m/manifest"), 7));
+    // 16 Mbit/s: the big object takes about 6 s, time enough to fill the disk under it.
+    let rate = flags
+        .iter()
+        .position(|f| f == "--fill-max-rate-mbps")
+        .expect("rate flag")
+        + 1;
+    flags[rate] = "16".into();
+    let mut args: Vec<String> = vec!["serve".into(), "--listen".into(), "127.0.0.1:0".into()];
+    args.extend(flags);
+    let server = Server::spawn(store.path(), &args, 1);
+    fill::wait_status(&server, FILL_DEADLINE, "the big object under way", |s| {
+        s.objects_done >= 3 && s.bytes_done >= 300_000 + (2 << 20)
+    });
+    // Something else takes the disk's room: the download hits ENOSPC.
+    let filler = disk.dir.join("filler");
+    let _ = std::fs::write(&filler, vec![1u8; 10 << 20]);
+    let s = fill::wait_status(&server, FILL_DEADLINE, "disk full counted", |s| {
+        s.errors.get("disk_full").copied().unwrap_or(0) >= 1 && s.state != "filling"
+    });
+    assert_served(&server, &lib, &small);
+    assert_eq!(
+        server.get("/t/big.mp4", &[]).status,
+        404,
+        "a partial object was served"
+    );
+    let staged: u64 = std::fs::read_dir(disk.dir.join("staging"))
+        .expect("staging")
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    assert!(staged > 0, "the part was not kept for the resume: {s:#?}");
+    // Room again: the next pass resumes from the staged bytes.
+    std::fs::remove_file(&filler).expect("remove filler");
+    let s = fill::wait_status(&server, FILL_DEADLINE, "the big object installed", |s| {
+        s.state == "idle" && s.objects_installed >= 4
+    });
+    assert_served(&server, &lib, &keys);
+    let needed = (300_000 + big_len) as f64;
+    assert!(
+        (s.bytes_downloaded as f64) <= needed * 1.05,
+        "downloaded {} for {needed} needed: the part was not resumed",
+        s.bytes_downloaded
+    );
+    drop(server);
+}

@@ -241,3 +241,42 @@ pub fn wait_status(
 pub fn idle_at(g: u64) -> impl Fn(&FillStatus) -> bool {
     move |s| s.state == "idle" && s.generation == Some(g)
 }
+
+/// A tmpfs of a fixed size mounted for one test (a small, really full disk), unmounted on drop.
+pub struct Tmpfs {
+    pub dir: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts `size_mib` MiB at `dir`, or `None` (with a "skipped" line) where mounting is not
+    /// allowed (not root, no mount namespace).
+    pub fn mount(dir: &Path, size_mib: u64) -> Option<Tmpfs> {
+        fs::create_dir_all(dir).expect("mkdir mount point");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"])
+            .arg(dir)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmpfs {
+                dir: dir.to_owned(),
+            }),
+            Ok(o) => {
+                eprintln!(
+                    "skipped: cannot mount a tmpfs: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("skipped: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
