@@ -52,6 +52,8 @@ pub struct Client {
     connect_timeout: Duration,
     idle_timeout: Duration,
     allow_plain: bool,
+    /// SO_RCVBUF for each connection, when set (see [`Client::with_recv_buffer`]).
+    recv_buffer: Option<u32>,
 }
 
 impl std::fmt::Debug for Client {
@@ -132,6 +134,18 @@ impl Client {
             connect_timeout,
             idle_timeout,
             allow_plain,
+            recv_buffer: None,
+        }
+    }
+
+    /// The same client with each connection's receive buffer fixed at
+    /// `bytes`. A rate-capped reader needs no more than its rate times the
+    /// round trip; a larger buffer only holds bytes that a crash or a stop
+    /// throws away (and downloads again).
+    pub fn with_recv_buffer(&self, bytes: Option<u32>) -> Client {
+        Client {
+            recv_buffer: bytes,
+            ..self.clone()
         }
     }
 
@@ -166,16 +180,13 @@ impl Client {
         }
         let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
         let target = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-        let tcp = tokio::time::timeout(
-            self.connect_timeout,
-            TcpStream::connect((host.as_str(), port)),
-        )
-        .await
-        .map_err(|_| ClientError::ConnectTimeout(authority.to_string()))?
-        .map_err(|source| ClientError::Connect {
-            host: authority.to_string(),
-            source,
-        })?;
+        let tcp = tokio::time::timeout(self.connect_timeout, self.connect(&host, port))
+            .await
+            .map_err(|_| ClientError::ConnectTimeout(authority.to_string()))?
+            .map_err(|source| ClientError::Connect {
+                host: authority.to_string(),
+                source,
+            })?;
         let _ = tcp.set_nodelay(true);
         let mut req = http::Request::builder()
             .method("GET")
@@ -211,6 +222,26 @@ impl Client {
             body,
             idle: self.idle_timeout,
         })
+    }
+
+    /// Connects to the first address of `host` that answers.
+    async fn connect(&self, host: &str, port: u16) -> std::io::Result<TcpStream> {
+        let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "the host has no address");
+        for addr in tokio::net::lookup_host((host, port)).await? {
+            let socket = if addr.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            if let Some(b) = self.recv_buffer {
+                socket.set_recv_buffer_size(b)?;
+            }
+            match socket.connect(addr).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
     }
 
     async fn send<T>(

@@ -24,8 +24,9 @@ use crate::progress::{ErrorKind, Progress};
 use crate::rate::TokenBucket;
 use crate::target::Target;
 
-/// Bytes gathered before one write to the part.
-const WRITE_CHUNK: usize = 1 << 20;
+/// Bytes gathered before one write to the part: small, so that a crash
+/// loses little of what arrived (it is downloaded again on resume).
+const WRITE_CHUNK: usize = 16 << 10;
 
 /// How failed attempts are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

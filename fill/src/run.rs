@@ -13,6 +13,7 @@
 //! never act on a manifest that [`eddy_proto::manifest::check`] refused.
 
 use std::collections::{HashSet, VecDeque};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -56,6 +57,9 @@ pub struct Settings {
     pub insecure_plain_http: bool,
     /// The largest manifest read.
     pub max_manifest_bytes: usize,
+    /// Each download's socket receive buffer; `None` sizes it from the rate
+    /// cap ([`recv_buffer`]).
+    pub recv_buffer: Option<u32>,
 }
 
 /// The clocks the driver reads, injected.
@@ -160,6 +164,22 @@ pub fn start(
     })
 }
 
+/// The round trip a fill source is assumed to be within, for sizing
+/// receive buffers: a continent away.
+const SOURCE_RTT: Duration = Duration::from_millis(100);
+
+/// Each download's receive buffer under a rate cap: its share of the rate
+/// over [`SOURCE_RTT`], within 64 KiB..8 MiB; `None` (the kernel's
+/// autotuning) without a cap.
+pub fn recv_buffer(rate_bits_per_sec: u64, parallel: usize) -> Option<u32> {
+    if rate_bits_per_sec == 0 {
+        return None;
+    }
+    let share = rate_bits_per_sec / 8 / parallel.max(1) as u64;
+    let bytes = (share as f64 * SOURCE_RTT.as_secs_f64()) as u64;
+    Some(bytes.clamp(64 << 10, 8 << 20) as u32)
+}
+
 struct Driver {
     settings: Settings,
     client: Client,
@@ -178,7 +198,11 @@ impl Driver {
             self.progress.set_generation(m.generation);
         }
         let downloader = Arc::new(Downloader {
-            client: self.client.clone(),
+            client: self.client.with_recv_buffer(
+                self.settings.recv_buffer.or_else(|| {
+                    recv_buffer(self.settings.rate_bits_per_sec, self.settings.parallel)
+                }),
+            ),
             bucket: Arc::new(Mutex::new(TokenBucket::new(
                 self.settings.rate_bits_per_sec,
                 // A burst of 50 ms at the rate (at least 256 KiB).
@@ -240,17 +264,7 @@ impl Driver {
             .load_state(MANIFEST_STATE)
             .into_iter()
             .filter_map(|bytes| {
-                let m = manifest::check(
-                    &bytes,
-                    &self.settings.keys,
-                    &manifest::Expect {
-                        appliance: &self.settings.appliance,
-                        held_generation: None,
-                        // Only the signature and generation matter here;
-                        // expiry is judged when it would be used.
-                        now: 0,
-                    },
-                );
+                let m = manifest::check_saved(&bytes, &self.settings.keys, &self.settings.appliance);
                 match m {
                     Ok(m) => Some(m),
                     Err(e) => {
@@ -473,5 +487,19 @@ impl Driver {
                 tracing::warn!(key = %h.key, error = %e, "fill: cannot evict");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receive_buffers_follow_the_rate_share() {
+        assert_eq!(recv_buffer(0, 4), None);
+        // 1.2 Gbit/s over 4 downloads: 37.5 MB/s each, 3.75 MB in 100 ms.
+        assert_eq!(recv_buffer(1_200_000_000, 4), Some(3_750_000));
+        assert_eq!(recv_buffer(1_000_000, 4), Some(64 << 10));
+        assert_eq!(recv_buffer(100_000_000_000, 1), Some(8 << 20));
     }
 }

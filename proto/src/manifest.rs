@@ -142,23 +142,7 @@ pub struct Expect<'a> {
 /// over the exact bytes, then parsing, version, appliance, time, generation,
 /// and every entry.
 pub fn check(sealed: &[u8], keys: &[VerifyKey], expect: &Expect<'_>) -> Result<Manifest, Refusal> {
-    let body = wire::open(SIGNATURE_CONTEXT, sealed, keys)?;
-    // Version first, from a minimal view, so that a future major with another
-    // shape is refused as a version, not as malformed.
-    #[derive(serde::Deserialize)]
-    struct Head {
-        version: String,
-    }
-    let head: Head = serde_json::from_slice(body).map_err(|e| Refusal::Malformed(e.to_string()))?;
-    wire::check_version(&head.version, MAJOR)?;
-    let m: Manifest =
-        serde_json::from_slice(body).map_err(|e| Refusal::Malformed(e.to_string()))?;
-    if m.appliance != expect.appliance {
-        return Err(Refusal::OtherAppliance {
-            got: m.appliance,
-            want: expect.appliance.to_owned(),
-        });
-    }
+    let m = open_and_parse(sealed, keys, expect.appliance)?;
     if expect.now >= m.expires_at {
         return Err(Refusal::Expired {
             expires_at: m.expires_at,
@@ -179,6 +163,45 @@ pub fn check(sealed: &[u8], keys: &[VerifyKey], expect: &Expect<'_>) -> Result<M
             });
         }
     }
+    check_entries(&m)?;
+    Ok(m)
+}
+
+/// Checks a manifest the appliance saved itself (after [`check`] accepted
+/// it): everything but time and generation, which are judged when it is
+/// used. It tells a restarted appliance which generation it holds.
+pub fn check_saved(
+    sealed: &[u8],
+    keys: &[VerifyKey],
+    appliance: &str,
+) -> Result<Manifest, Refusal> {
+    let m = open_and_parse(sealed, keys, appliance)?;
+    check_entries(&m)?;
+    Ok(m)
+}
+
+fn open_and_parse(sealed: &[u8], keys: &[VerifyKey], appliance: &str) -> Result<Manifest, Refusal> {
+    let body = wire::open(SIGNATURE_CONTEXT, sealed, keys)?;
+    // Version first, from a minimal view, so that a future major with another
+    // shape is refused as a version, not as malformed.
+    #[derive(serde::Deserialize)]
+    struct Head {
+        version: String,
+    }
+    let head: Head = serde_json::from_slice(body).map_err(|e| Refusal::Malformed(e.to_string()))?;
+    wire::check_version(&head.version, MAJOR)?;
+    let m: Manifest =
+        serde_json::from_slice(body).map_err(|e| Refusal::Malformed(e.to_string()))?;
+    if m.appliance != appliance {
+        return Err(Refusal::OtherAppliance {
+            got: m.appliance,
+            want: appliance.to_owned(),
+        });
+    }
+    Ok(m)
+}
+
+fn check_entries(m: &Manifest) -> Result<(), Refusal> {
     if let Some(start) = &m.fill_start {
         if parse_hhmm(start).is_none() {
             return Err(Refusal::BadFillStart(start.clone()));
@@ -203,7 +226,7 @@ pub fn check(sealed: &[u8], keys: &[VerifyKey], expect: &Expect<'_>) -> Result<M
             )));
         }
     }
-    Ok(m)
+    Ok(())
 }
 
 /// Signs a manifest: the control plane's side of [`check`].
@@ -397,6 +420,26 @@ mod tests {
         )?;
         assert_eq!(m.objects.len(), 1);
         assert_eq!(m.fill_start, None);
+        Ok(())
+    }
+
+    #[test]
+    fn a_saved_manifest_is_checked_without_the_clock() -> Result<(), Refusal> {
+        let keys = [test_key(7).public().clone()];
+        let m = manifest(5);
+        assert_eq!(check_saved(&sealed(&m), &keys, "oca-1")?, m);
+        assert_eq!(
+            label(check_saved(&sealed(&m), &keys, "oca-2")),
+            "other_appliance"
+        );
+        assert_eq!(
+            label(check_saved(
+                &sealed(&m),
+                &[test_key(8).public().clone()],
+                "oca-1"
+            )),
+            "unknown_key"
+        );
         Ok(())
     }
 

@@ -77,6 +77,7 @@ pub fn start(fill: &Fill, store: Arc<Store>) -> Result<eddy_fill::Handle, FillCm
         },
         insecure_plain_http: fill.insecure_plain_http,
         max_manifest_bytes: crate::config::defaults::FILL_MAX_MANIFEST_BYTES,
+        recv_buffer: fill.recv_buffer,
     };
     let clocks = eddy_fill::Clocks {
         unix_now: Arc::new(|| {

@@ -36,6 +36,8 @@ pub struct Fill {
     pub retry_rounds: u32,
     pub ca_file: PathBuf,
     pub insecure_plain_http: bool,
+    /// Bytes; `None` = sized from the rate cap.
+    pub recv_buffer: Option<u32>,
 }
 
 /// Checks the section; `None` when the fill is off.
@@ -157,6 +159,8 @@ pub fn resolve(raw: RawFill, o: &Overrides) -> Result<Option<Fill>, ConfigError>
         1,
         100,
     )? as u32;
+    let recv_kib = count("fill.recv_buffer_kib", raw.recv_buffer_kib, 0, 0, 65_536)?;
+    let recv_buffer = (recv_kib > 0).then_some((recv_kib as u32) << 10);
     let ca_file = raw
         .ca_file
         .unwrap_or_else(|| PathBuf::from(defaults::FILL_CA_FILE));
@@ -176,6 +180,7 @@ pub fn resolve(raw: RawFill, o: &Overrides) -> Result<Option<Fill>, ConfigError>
         retry_rounds,
         ca_file,
         insecure_plain_http: insecure,
+        recv_buffer,
     }))
 }
 

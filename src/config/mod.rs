@@ -90,6 +90,7 @@ pub struct RawFill {
     pub retry_rounds: Option<i64>,
     pub ca_file: Option<PathBuf>,
     pub insecure_plain_http: Option<bool>,
+    pub recv_buffer_kib: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -362,3 +362,238 @@ fn a_full_disk_stops_the_fill_not_the_server_and_the_part_resumes() {
     );
     drop(server);
 }
+
+/// Which step a kill landed in, judged from the disks just after it.
+#[derive(Debug, Default)]
+struct KillPoints {
+    /// A part shorter than its object was staged: downloading.
+    download: u32,
+    /// A part as long as its object was staged: verifying or installing it.
+    verify_install: u32,
+    /// No part staged: between objects (planning, the install's last step, the manifest).
+    between: u32,
+    /// Some of the dropped objects were gone and some still there: evicting.
+    evict: u32,
+    total: u32,
+}
+
+#[test]
+fn sigkill_at_fifty_points_loses_nothing_and_serves_nothing_partial() {
+    let store = Store::new();
+    let mut lib = Library::new(&store.path().join("library"));
+    // Many small objects (installs are frequent) and two large ones (long downloads).
+    let mut first: Vec<String> = (0..150).map(|i| format!("c/{i:03}.m4s")).collect();
+    for (i, k) in first.iter().enumerate() {
+        lib.add(k, 500 + i as u64, 40_000 + i * 301);
+    }
+    first.extend(["c/big0.mp4".to_string(), "c/big1.mp4".to_string()]);
+    lib.add("c/big0.mp4", 900, 12 << 20);
+    lib.add("c/big1.mp4", 901, 10 << 20);
+    let second: Vec<String> = (150..210).map(|i| format!("c/{i:03}.m4s")).collect();
+    for (i, k) in second.iter().enumerate() {
+        lib.add(k, 700 + i as u64, 50_000 + i * 211);
+    }
+    let dropped: Vec<&str> = first[..75].iter().map(String::as_str).collect();
+    let Some(nginx) = Nginx::start(&lib.dir, store.path()) else {
+        return;
+    };
+    let base = format!("http://{}", nginx.addr);
+    let src = |k: &str| vec![format!("{base}/{k}")];
+    std::fs::create_dir_all(lib.dir.join("m")).expect("mkdir");
+    let manifest_path = lib.dir.join("m/manifest");
+    let gen1: Vec<&str> = first.iter().map(String::as_str).collect();
+    // Generation 2 drops 75 small objects and adds 60 others.
+    let mut gen2: Vec<&str> = first[75..].iter().map(String::as_str).collect();
+    gen2.extend(second.iter().map(String::as_str));
+    let sizes: std::collections::HashMap<String, u64> = lib
+        .entries(&gen1, src)
+        .into_iter()
+        .chain(lib.entries(&gen2, src))
+        .map(|e| (e.sha256.to_hex(), e.size))
+        .collect();
+    std::fs::write(
+        &manifest_path,
+        fill::seal(&fill::manifest(1, lib.entries(&gen1, src)), 7),
+    )
+    .expect("write");
+    // One download at a time with a tiny receive window: what a kill can lose is the bytes in
+    // flight (about 16 KiB), so the bytes downloaded measure the resume, not TCP's buffers.
+    let config = store.config("crash.toml", "[fill]\nparallel = 1\nrecv_buffer_kib = 4\n");
+    let mut flags = vec!["--config".to_string(), config.display().to_string()];
+    flags.extend(fill::fill_flags(&format!("{base}/m/manifest"), 7));
+    let rate = flags
+        .iter()
+        .position(|f| f == "--fill-max-rate-mbps")
+        .expect("rate flag")
+        + 1;
+    flags[rate] = "40".into();
+
+    // A watcher asks for every object of both generations throughout: each answer is a 404 or
+    // the exact object, never a partial or unverified one.
+    let every: Vec<&str> = gen1
+        .iter()
+        .copied()
+        .chain(second.iter().map(String::as_str))
+        .collect();
+    let addr = Arc::new(std::sync::Mutex::new(None::<std::net::SocketAddr>));
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (addr, stop) = (addr.clone(), stop.clone());
+        let objects: Vec<(String, Vec<u8>)> = every
+            .iter()
+            .map(|k| (k.to_string(), lib.bytes(k).to_vec()))
+            .collect();
+        std::thread::spawn(move || {
+            let mut exact = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                for (k, bytes) in objects.iter().step_by(7) {
+                    let Some(a) = *addr.lock().expect("lock") else {
+                        continue;
+                    };
+                    let Some((status, len, body)) = fill::raw_get(a, &format!("/{k}")) else {
+                        continue;
+                    };
+                    match status {
+                        404 => {}
+                        200 => {
+                            assert_eq!(
+                                len,
+                                Some(bytes.len() as u64),
+                                "{k}: a wrong length was announced"
+                            );
+                            assert!(bytes.starts_with(&body), "{k}: wrong bytes were served");
+                            if body.len() == bytes.len() {
+                                exact += 1;
+                            }
+                        }
+                        other => panic!("{k}: status {other}"),
+                    }
+                }
+            }
+            exact
+        })
+    };
+
+    let parts = |store: &Store| -> Vec<(String, u64)> {
+        store
+            .disks
+            .iter()
+            .flat_map(|d| {
+                std::fs::read_dir(d.join("staging"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            })
+            .filter_map(|e| {
+                Some((
+                    e.file_name().to_str()?.trim_end_matches(".part").to_owned(),
+                    e.metadata().ok()?.len(),
+                ))
+            })
+            .collect()
+    };
+    let on_disk = |store: &Store, key: &str| {
+        store
+            .disks
+            .iter()
+            .any(|d| d.join("objects").join(key).exists())
+    };
+    let mut points = KillPoints::default();
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut generation = 1;
+    while points.total < 56 {
+        let server = fill::serve_filling(&store, &flags);
+        *addr.lock().expect("lock") = Some(server.addr);
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let deadline = std::time::Instant::now() + Duration::from_millis(20 + rng % 150);
+        let mut done = false;
+        while std::time::Instant::now() < deadline {
+            let s = fill::status(&server);
+            if s.state == "idle" && s.generation == Some(generation) {
+                done = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        *addr.lock().expect("lock") = None;
+        if !done {
+            server.signal("KILL");
+        }
+        drop(server);
+        if done || points.total == 30 {
+            if generation == 2 {
+                break;
+            }
+            // The second manifest: evictions and new installs get killed too.
+            generation = 2;
+            std::fs::write(
+                &manifest_path,
+                fill::seal(&fill::manifest(2, lib.entries(&gen2, src)), 7),
+            )
+            .expect("write");
+        }
+        if done {
+            continue;
+        }
+        points.total += 1;
+        let staged = parts(&store);
+        let gone = dropped.iter().filter(|k| !on_disk(&store, k)).count();
+        if generation == 2 && gone > 0 && gone < dropped.len() {
+            points.evict += 1;
+        } else if staged.iter().any(|(hex, len)| sizes.get(hex) == Some(len)) {
+            points.verify_install += 1;
+        } else if !staged.is_empty() {
+            points.download += 1;
+        } else {
+            points.between += 1;
+        }
+    }
+    // A last run to the end.
+    if generation == 1 {
+        std::fs::write(
+            &manifest_path,
+            fill::seal(&fill::manifest(2, lib.entries(&gen2, src)), 7),
+        )
+        .expect("write");
+    }
+    let server = fill::serve_filling(&store, &flags);
+    *addr.lock().expect("lock") = Some(server.addr);
+    fill::wait_status(&server, FILL_DEADLINE, "generation 2 complete", idle_at(2));
+    stop.store(true, Ordering::Relaxed);
+    let exact = watcher.join().expect("watcher");
+    eprintln!("crash test: {points:?}, {exact} exact answers while killing");
+    assert!(
+        points.total >= 50,
+        "only {} kills: {points:?}",
+        points.total
+    );
+    assert!(
+        points.download >= 10 && points.verify_install + points.between + points.evict >= 3,
+        "kills not spread: {points:?}"
+    );
+    assert_served(&server, &lib, &gen2);
+    for k in &dropped {
+        assert_eq!(
+            server.get(&format!("/{k}"), &[]).status,
+            404,
+            "{k} not evicted"
+        );
+    }
+    assert!(
+        parts(&store).is_empty(),
+        "staged garbage left: {:?}",
+        parts(&store)
+    );
+    let needed: u64 = every.iter().map(|k| lib.bytes(k).len() as u64).sum();
+    let sent = nginx.bytes_sent("/c/");
+    eprintln!(
+        "crash test: {sent} bytes downloaded for {needed} needed ({:.3}x)",
+        sent as f64 / needed as f64
+    );
+    assert!(
+        sent as f64 <= needed as f64 * 1.05,
+        "{sent} bytes downloaded for {needed} needed"
+    );
+}

@@ -143,8 +143,8 @@ impl Nginx {
         let conf = format!(
             "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
              events {{ worker_connections 256; }}\n\
-             http {{\n  access_log off;\n  sendfile on;\n  client_body_temp_path {d}/tmp;\n  proxy_temp_path {d}/tmp;\n  fastcgi_temp_path {d}/tmp;\n  uwsgi_temp_path {d}/tmp;\n  scgi_temp_path {d}/tmp;\n  types {{ }}\n  default_type application/octet-stream;\n\
-             server {{ listen 127.0.0.1:{port}; root {root}; }}\n}}\n",
+             http {{\n  log_format bytes '$uri $body_bytes_sent';\n  access_log {d}/access.log bytes;\n  sendfile on;\n  client_body_temp_path {d}/tmp;\n  proxy_temp_path {d}/tmp;\n  fastcgi_temp_path {d}/tmp;\n  uwsgi_temp_path {d}/tmp;\n  scgi_temp_path {d}/tmp;\n  types {{ }}\n  default_type application/octet-stream;\n\
+             server {{ listen 127.0.0.1:{port} sndbuf=4k; root {root}; }}\n}}\n",
             d = dir.display(),
             root = root.display()
         );
@@ -166,6 +166,22 @@ impl Nginx {
             std::thread::sleep(Duration::from_millis(20));
         }
         Some(Nginx { child, addr, dir })
+    }
+}
+
+impl Nginx {
+    /// Body bytes nginx has sent so far for paths under `prefix`, from its access log (one line
+    /// per request, written when the request ends, also when the client went away). nginx counts
+    /// what it wrote into its socket, so the listener's send buffer is small (`sndbuf=4k`): what
+    /// is counted is what reached the client, within 8 KiB per request.
+    pub fn bytes_sent(&self, prefix: &str) -> u64 {
+        fs::read_to_string(self.dir.join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(uri, _)| uri.starts_with(prefix))
+            .filter_map(|(_, n)| n.trim().parse::<u64>().ok())
+            .sum()
     }
 }
 
@@ -279,4 +295,26 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
     }
+}
+
+/// One `GET` with `Connection: close`, read to the end without panicking: the status, the
+/// Content-Length, and the body bytes that arrived (fewer when the server died mid-body).
+/// `None` when no status line arrived.
+pub fn raw_get(addr: SocketAddr, path: &str) -> Option<(u16, Option<u64>, Vec<u8>)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let len = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse().ok())?
+    });
+    Some((status, len, raw[end + 4..].to_vec()))
 }
