@@ -597,3 +597,126 @@ fn sigkill_at_fifty_points_loses_nothing_and_serves_nothing_partial() {
         "{sent} bytes downloaded for {needed} needed"
     );
 }
+
+#[test]
+fn outside_the_window_it_waits_until_fill_now_with_the_admin_token() {
+    let store = Store::new();
+    let mut lib = Library::new(&store.path().join("library"));
+    lib.add("t/a.mp4", 1, 100_000);
+    let Some(nginx) = Nginx::start(&lib.dir, store.path()) else {
+        return;
+    };
+    let base = format!("http://{}", nginx.addr);
+    let src = |k: &str| vec![format!("{base}/{k}")];
+    std::fs::create_dir_all(lib.dir.join("m")).expect("mkdir");
+    std::fs::write(
+        lib.dir.join("m/manifest"),
+        fill::seal(&fill::manifest(1, lib.entries(&["t/a.mp4"], src)), 7),
+    )
+    .expect("write");
+    // A window that opens in two hours, local time: closed now.
+    let now = chrono_minute();
+    let window = format!("{}-{}", hhmm(now + 120), hhmm(now + 180));
+    let token = "0123456789abcdef0123456789abcdef";
+    let config = store.config("window.toml", &format!("[admin]\ntoken = \"{token}\"\n"));
+    let mut flags = vec!["--config".to_string(), config.display().to_string()];
+    flags.extend(fill::fill_flags(&format!("{base}/m/manifest"), 7));
+    let w = flags
+        .iter()
+        .position(|f| f == "--fill-window")
+        .expect("window flag")
+        + 1;
+    flags[w] = window;
+    let server = fill::serve_filling(&store, &flags);
+    fill::wait_status(&server, FILL_DEADLINE, "waiting for the window", |s| {
+        s.state == "waiting" && s.generation == Some(1)
+    });
+    assert_eq!(server.get("/t/a.mp4", &[]).status, 404);
+
+    // The mutating endpoint wants the token.
+    let admin = server.admin_addr();
+    let post = |auth: &str| {
+        let mut c = crate::support::Conn::connect(admin);
+        let extra: Vec<&str> = if auth.is_empty() { vec![] } else { vec![auth] };
+        c.send(&crate::support::request_bytes(
+            "POST",
+            "/fill/now",
+            &extra,
+            true,
+        ));
+        c.read_response(false).status
+    };
+    assert_eq!(post(""), 401);
+    assert_eq!(
+        post("Authorization: Bearer wrong-token-wrong-token-wrong"),
+        401
+    );
+    assert_eq!(server.admin_request("GET", "/fill/now").status, 405);
+    // `eddy fill now` is its client.
+    let mut args = vec![
+        "fill".to_string(),
+        "now".into(),
+        "--config".into(),
+        config.display().to_string(),
+        "--admin-listen".into(),
+        admin.to_string(),
+    ];
+    args.extend(store.disk_args());
+    let out = crate::support::run_eddy(&args);
+    assert!(
+        out.status.success(),
+        "eddy fill now: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fill::wait_status(&server, FILL_DEADLINE, "filled outside the window", |s| {
+        s.objects_installed == 1
+    });
+    assert_served(&server, &lib, &["t/a.mp4"]);
+    // `eddy fill status --json` reads the same status.
+    let mut args = vec![
+        "fill".to_string(),
+        "status".into(),
+        "--json".into(),
+        "--admin-listen".into(),
+        admin.to_string(),
+    ];
+    args.extend(store.disk_args());
+    let out = crate::support::run_eddy(&args);
+    assert!(
+        out.status.success(),
+        "eddy fill status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: eddy_proto::report::FillStatus =
+        serde_json::from_slice(&out.stdout).expect("status JSON");
+    assert_eq!(s.objects_installed, 1);
+    assert_eq!(s.generation, Some(1));
+}
+
+#[test]
+fn fill_now_is_refused_without_an_admin_token() {
+    let store = Store::new();
+    let server = fill::serve_filling(&store, &fill::fill_flags("http://127.0.0.1:9/m", 7));
+    let mut c = crate::support::Conn::connect(server.admin_addr());
+    c.send(&crate::support::request_bytes(
+        "POST",
+        "/fill/now",
+        &["Authorization: Bearer 0123456789abcdef0123"],
+        true,
+    ));
+    let r = c.read_response(false);
+    assert_eq!(r.status, 403, "{}", r.describe());
+    assert!(String::from_utf8_lossy(&r.body).contains("admin.token"));
+}
+
+/// Minutes after local midnight now, as eddy computes it.
+fn chrono_minute() -> u32 {
+    use chrono::Timelike as _;
+    let now = chrono::Local::now();
+    now.hour() * 60 + now.minute()
+}
+
+fn hhmm(minute: u32) -> String {
+    let m = minute % (24 * 60);
+    format!("{:02}:{:02}", m / 60, m % 60)
+}
