@@ -720,3 +720,88 @@ fn hhmm(minute: u32) -> String {
     let m = minute % (24 * 60);
     format!("{:02}:{:02}", m / 60, m % 60)
 }
+
+#[test]
+fn a_response_mid_body_on_an_evicted_object_finishes_byte_exact() {
+    let store = Store::new();
+    let mut lib = Library::new(&store.path().join("library"));
+    lib.add("t/long.mp4", 1, 24 << 20);
+    lib.add("t/other.mp4", 2, 10_000);
+    let Some(nginx) = Nginx::start(&lib.dir, store.path()) else {
+        return;
+    };
+    let base = format!("http://{}", nginx.addr);
+    let src = |k: &str| vec![format!("{base}/{k}")];
+    std::fs::create_dir_all(lib.dir.join("m")).expect("mkdir");
+    let path = lib.dir.join("m/manifest");
+    std::fs::write(
+        &path,
+        fill::seal(
+            &fill::manifest(1, lib.entries(&["t/long.mp4", "t/other.mp4"], src)),
+            7,
+        ),
+    )
+    .expect("write");
+    let server = fill::serve_filling(&store, &fill::fill_flags(&format!("{base}/m/manifest"), 7));
+    fill::wait_status(&server, FILL_DEADLINE, "generation 1", idle_at(1));
+
+    // A slow reader starts the long object and reads only its first MiB.
+    use std::io::{Read as _, Write as _};
+    let mut reader = std::net::TcpStream::connect(server.addr).expect("connect");
+    reader
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    reader
+        .write_all(b"GET /t/long.mp4 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut got = vec![0u8; 1 << 20];
+    reader.read_exact(&mut got).expect("first MiB");
+
+    // Generation 2 drops it.
+    std::fs::write(
+        &path,
+        fill::seal(&fill::manifest(2, lib.entries(&["t/other.mp4"], src)), 7),
+    )
+    .expect("write");
+    fill::wait_status(&server, FILL_DEADLINE, "evicted", |s| {
+        s.objects_evicted == 1 && s.state == "idle"
+    });
+    assert_eq!(
+        server.get("/t/long.mp4", &[]).status,
+        404,
+        "evicted, yet served to a new request"
+    );
+    for d in &store.disks {
+        assert!(
+            !d.join("objects/t/long.mp4").exists(),
+            "the file is still there"
+        );
+    }
+    // The reader gets every remaining byte of the version it started.
+    reader.read_to_end(&mut got).expect("the rest");
+    let end = got.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4;
+    assert!(
+        &got[end..] == lib.bytes("t/long.mp4"),
+        "the body changed under the reader ({} bytes)",
+        got.len() - end
+    );
+}
+
+#[test]
+fn an_object_without_a_digest_record_is_never_served() {
+    let store = Store::new();
+    store.write("t/imported.mp4", &crate::support::gen_bytes(1, 5000));
+    store.import();
+    // Copied in by hand: no user.eddy.sha256 on the inode.
+    let by_hand = store.disks[0].join("objects/t/by-hand.mp4");
+    std::fs::create_dir_all(by_hand.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&by_hand, b"never verified").expect("write");
+    let server = store.serve();
+    assert_eq!(server.get("/t/imported.mp4", &[]).status, 200);
+    assert_eq!(server.get("/t/by-hand.mp4", &[]).status, 404);
+    assert!(
+        server.stderr().contains("without a verified digest record"),
+        "no log line:\n{}",
+        server.stderr()
+    );
+}
