@@ -30,6 +30,23 @@
 //! | `eddy_disk_wait_windows_total` | counter | |
 //! | `eddy_store_objects` | gauge | `disk` |
 //! | `eddy_store_bytes` | gauge | `disk` |
+//!
+//! With a fill configured, [`render_fill`] adds the fill's families from its
+//! progress counters (`eddy_fill::progress`), rendered at scrape time:
+//!
+//! | name | type | labels |
+//! |---|---|---|
+//! | `eddy_fill_state` | gauge (1 for the current) | `state` (`idle`, `waiting`, `filling`) |
+//! | `eddy_fill_generation` | gauge | |
+//! | `eddy_fill_runs_total` | counter | |
+//! | `eddy_fill_objects_planned`, `eddy_fill_objects_done` | gauge | |
+//! | `eddy_fill_bytes_planned`, `eddy_fill_bytes_done` | gauge | |
+//! | `eddy_fill_downloaded_bytes_total` | counter | |
+//! | `eddy_fill_installed_objects_total`, `eddy_fill_evicted_objects_total` | counter | |
+//! | `eddy_fill_skipped_objects` | gauge | |
+//! | `eddy_fill_rate_bytes_per_second` | gauge | |
+//! | `eddy_fill_errors_total` | counter | `kind` (`network`, `status`, `corrupt`, `io`, `disk_full`, `manifest`, `exhausted`) |
+//! | `eddy_fill_manifest_refused_total` | counter | `reason` (`eddy_proto::manifest::Refusal::LABELS`) |
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};

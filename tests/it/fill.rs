@@ -805,3 +805,53 @@ fn an_object_without_a_digest_record_is_never_served() {
         server.stderr()
     );
 }
+
+#[test]
+fn metrics_carry_the_fill_families() {
+    let store = Store::new();
+    let server = fill::serve_filling(&store, &fill::fill_flags("http://127.0.0.1:9/m", 7));
+    let r = server.admin_request("GET", "/metrics");
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    for family in [
+        "eddy_fill_state",
+        "eddy_fill_generation",
+        "eddy_fill_runs_total",
+        "eddy_fill_objects_planned",
+        "eddy_fill_objects_done",
+        "eddy_fill_bytes_planned",
+        "eddy_fill_bytes_done",
+        "eddy_fill_downloaded_bytes_total",
+        "eddy_fill_installed_objects_total",
+        "eddy_fill_evicted_objects_total",
+        "eddy_fill_skipped_objects",
+        "eddy_fill_rate_bytes_per_second",
+        "eddy_fill_errors_total",
+        "eddy_fill_manifest_refused_total",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {family} ")),
+            "no {family}:\n{text}"
+        );
+    }
+    // The control plane is unreachable: counted as a manifest error, never as a refusal.
+    let deadline = std::time::Instant::now() + FILL_DEADLINE;
+    loop {
+        let text =
+            String::from_utf8_lossy(&server.admin_request("GET", "/metrics").body).into_owned();
+        if crate::support::must_sample(&text, "eddy_fill_errors_total{kind=\"manifest\"}") >= 1.0 {
+            assert_eq!(
+                crate::support::must_sample(
+                    &text,
+                    "eddy_fill_manifest_refused_total{reason=\"bad_signature\"}"
+                ),
+                0.0
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no manifest error counted"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
