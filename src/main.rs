@@ -144,6 +144,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(addr) => println!("admin.listen  {addr}"),
                 None => println!("admin.listen  off"),
             }
+            match &config.fill {
+                Some(f) => {
+                    println!("fill.manifest_url  {}", f.manifest_url);
+                    println!("fill.appliance  {}", f.appliance);
+                    println!("fill.window   {}", f.window);
+                    println!("fill.max_rate_mbps  {}", f.max_rate_mbps);
+                    for k in &f.keys {
+                        println!("fill.keys     {} (id {})", k.to_text(), k.id.0);
+                    }
+                }
+                None => println!("fill          off (no fill.manifest_url)"),
+            }
             Ok(())
         }
         Command::Store(StoreCommand::Import { common, src }) => {
