@@ -231,7 +231,14 @@ fn file_body(
     stats: Arc<Stats>,
 ) -> Body {
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
-    let remaining = range.len();
+    let length = range.len();
+    // A drop ends the body early: the last byte it sends is marked as the
+    // end of the stream, so that hyper flushes what it holds and, the
+    // Content-Length not being reached, closes the connection.
+    let deliver = match fault {
+        Some(ContentFault::DropAfter(n)) => n.min(length),
+        _ => length,
+    };
     if fault == Some(ContentFault::Stall) {
         tokio::spawn(async move {
             tokio::select! {
@@ -240,11 +247,13 @@ fn file_body(
             }
         });
     } else {
-        tokio::spawn(produce(file, range, fault, tx));
+        let corrupt = fault == Some(ContentFault::Corrupt);
+        tokio::spawn(produce(file, range.first, deliver, corrupt, tx));
     }
     http_body_util::BodyExt::boxed(FileBody {
         rx,
-        remaining,
+        length,
+        remaining: deliver,
         key,
         stats,
     })
@@ -252,35 +261,24 @@ fn file_body(
 
 type Chunk = Result<Bytes, std::io::Error>;
 
-/// Reads the range from the file into the channel. Returns when done, when
-/// the reader is gone, or after the fault's last byte.
+/// Reads `count` bytes from `first` on into the channel, flipping the first
+/// byte of each chunk when `corrupt`. Returns when done or when the reader
+/// is gone.
 async fn produce(
     file: std::fs::File,
-    range: ByteRange,
-    fault: Option<ContentFault>,
+    first: u64,
+    count: u64,
+    corrupt: bool,
     tx: mpsc::Sender<Chunk>,
 ) {
     let mut file = tokio::fs::File::from_std(file);
-    if let Err(e) = file.seek(SeekFrom::Start(range.first)).await {
+    if let Err(e) = file.seek(SeekFrom::Start(first)).await {
         let _ = tx.send(Err(e)).await;
         return;
     }
-    let mut left = range.len();
-    let mut drop_after = match fault {
-        Some(ContentFault::DropAfter(n)) => Some(n),
-        _ => None,
-    };
+    let mut left = count;
     while left > 0 {
-        if drop_after == Some(0) {
-            let _ = tx
-                .send(Err(std::io::Error::other(
-                    "test fault: connection dropped mid-body",
-                )))
-                .await;
-            return;
-        }
-        let want = (CHUNK as u64).min(left).min(drop_after.unwrap_or(u64::MAX));
-        let want = usize::try_from(want).unwrap_or(CHUNK);
+        let want = usize::try_from((CHUNK as u64).min(left)).unwrap_or(CHUNK);
         let mut buf = BytesMut::with_capacity(want);
         let n = match (&mut file).take(want as u64).read_buf(&mut buf).await {
             Ok(0) => {
@@ -298,15 +296,12 @@ async fn produce(
                 return;
             }
         };
-        if fault == Some(ContentFault::Corrupt) {
+        if corrupt {
             if let Some(b) = buf.first_mut() {
                 *b ^= 0x01;
             }
         }
         left -= n;
-        if let Some(d) = &mut drop_after {
-            *d -= n;
-        }
         if tx.send(Ok(buf.freeze())).await.is_err() {
             return;
         }
@@ -316,6 +311,10 @@ async fn produce(
 /// The body of a content answer: chunks from [`produce`], counted.
 struct FileBody {
     rx: mpsc::Receiver<Chunk>,
+    /// Bytes of the Content-Length not yet sent.
+    length: u64,
+    /// Bytes still to send; fewer than `length` in all when a drop fault
+    /// cuts the body short.
     remaining: u64,
     key: String,
     stats: Arc<Stats>,
@@ -336,10 +335,14 @@ impl http_body::Body for FileBody {
             Poll::Ready(Some(Ok(chunk))) => {
                 let n = chunk.len() as u64;
                 self.remaining = self.remaining.saturating_sub(n);
+                self.length = self.length.saturating_sub(n);
                 self.stats.body_bytes(&self.key, n);
                 Poll::Ready(Some(Ok(Frame::data(chunk))))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(Some(Err(e))) => {
+                tracing::warn!(key = %self.key, "content body: {e}");
+                Poll::Ready(Some(Err(e)))
+            }
             Poll::Ready(None) => {
                 Poll::Ready(Some(Err(std::io::Error::other("the body ended early"))))
             }
@@ -351,8 +354,9 @@ impl http_body::Body for FileBody {
         self.remaining == 0
     }
 
+    /// What the Content-Length still promises (hyper frames the answer by it).
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.remaining)
+        SizeHint::with_exact(self.length)
     }
 }
 
@@ -373,6 +377,7 @@ mod tests {
         let (_tx, rx) = mpsc::channel(1);
         let b = FileBody {
             rx,
+            length: 7,
             remaining: 7,
             key: "k".into(),
             stats: Arc::new(Stats::default()),
