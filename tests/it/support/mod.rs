@@ -7,6 +7,9 @@
 
 #![allow(dead_code)]
 
+/// The `eddy-origin` control plane: keys, a spawned origin, its manifests and stats.
+pub mod origin;
+
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
