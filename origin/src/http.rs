@@ -12,7 +12,6 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -47,8 +46,8 @@ pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.eddy.manifest+json";
 pub enum ServeError {
     #[error(transparent)]
     Key(#[from] KeyFileError),
-    #[error("--content {}: {source}", path.display())]
-    Content { path: PathBuf, source: ContentError },
+    #[error("--content {source}")]
+    Content { source: ContentError },
     #[error("--catalogue {source}")]
     Catalogue { source: IssueError },
     #[error("--listen {addr}: {source}")]
@@ -110,12 +109,7 @@ async fn serve(
 ) -> Result<(), ServeError> {
     let key = keyfile::load(&options.key)?;
     let content =
-        Arc::new(
-            Content::open(&options.content).map_err(|source| ServeError::Content {
-                path: options.content.clone(),
-                source,
-            })?,
-        );
+        Arc::new(Content::open(&options.content).map_err(|source| ServeError::Content { source })?);
     if let Some(path) = &options.catalogue {
         issue::read_catalogue(path).map_err(|source| ServeError::Catalogue { source })?;
     }

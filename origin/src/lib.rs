@@ -28,7 +28,7 @@ pub mod stats;
 
 use std::path::Path;
 
-pub use options::{ServeOptions, UsageError};
+pub use options::ServeOptions;
 
 /// What kind of failure an error is, for the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +45,6 @@ pub enum Class {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Usage(#[from] UsageError),
-    #[error(transparent)]
     Key(#[from] keyfile::KeyFileError),
     #[error(transparent)]
     Serve(#[from] http::ServeError),
@@ -56,7 +54,6 @@ impl Error {
     /// The class of this error, for the exit code.
     pub fn class(&self) -> Class {
         match self {
-            Error::Usage(_) => Class::Usage,
             Error::Key(e) => e.class(),
             Error::Serve(e) => e.class(),
         }

@@ -1,10 +1,11 @@
 //! What `eddy-origin serve` is told on its command line, checked.
 //!
 //! Owns: [`ServeOptions`] and the parsers of each flag's value (durations,
-//! `HH:MM`, source URL bases, public URL, fault specs via [`crate::fault`]),
-//! each failing with a [`UsageError`] that names the flag, the value and the
-//! reason. The binary's clap types call these parsers, so a bad value is
-//! refused before anything is bound. It must never open a file or a socket.
+//! `HH:MM`, source URL bases, public URL; fault specs are [`crate::fault`]'s),
+//! each failing with the reason. The binary's clap types call these parsers,
+//! so a bad value is refused before anything is bound, with a message that
+//! names the flag, the value and the reason (exit 64). It must never open a
+//! file or a socket.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,25 +15,6 @@ use crate::fault::FaultSpec;
 
 /// The default lifetime of a manifest.
 pub const DEFAULT_MANIFEST_TTL: &str = "24h";
-
-/// A flag or file key with a value that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{flag} {value:?}: {reason}")]
-pub struct UsageError {
-    pub flag: String,
-    pub value: String,
-    pub reason: String,
-}
-
-impl UsageError {
-    pub fn new(flag: &str, value: &str, reason: impl Into<String>) -> UsageError {
-        UsageError {
-            flag: flag.to_owned(),
-            value: value.to_owned(),
-            reason: reason.into(),
-        }
-    }
-}
 
 /// Everything `serve` needs, already checked.
 #[derive(Debug, Clone)]
