@@ -79,3 +79,29 @@ pub fn serve(
 ) -> Result<(), Error> {
     Ok(http::run(options, ready)?)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The layout rule: eddy-origin depends on eddy-proto and ordinary crates,
+    /// never on the appliance crate or any other eddy crate.
+    #[test]
+    fn depends_on_no_eddy_crate_but_the_protocol() -> Result<(), toml::de::Error> {
+        let manifest: toml::Table = toml::from_str(include_str!("../Cargo.toml"))?;
+        for section in ["dependencies", "dev-dependencies"] {
+            let Some(deps) = manifest.get(section).and_then(|d| d.as_table()) else {
+                continue;
+            };
+            for (name, spec) in deps {
+                let path = spec.get("path").and_then(|p| p.as_str());
+                if name.starts_with("eddy") || path.is_some() {
+                    assert_eq!(
+                        (name.as_str(), path),
+                        ("eddy-proto", Some("../proto")),
+                        "[{section}] {name}"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
