@@ -441,26 +441,62 @@ fn sources_follow_the_flags_in_order() {
 #[test]
 fn drop_after_closes_mid_body_for_the_first_k_requests_only() {
     let (_tmp, dir, objects) = content();
-    let origin = Origin::start(&dir, &["--fault", "titles/*.mp4=drop-after:1000,times=2"]);
+    // 300,000 crosses a body chunk (256 KiB); 1,000 is inside the first one.
+    let origin = Origin::start(
+        &dir,
+        &[
+            "--fault",
+            "titles/*.mp4=drop-after:300000,times=2",
+            "--fault",
+            "b.bin=drop-after:1000,times=1",
+        ],
+    );
     let key = "titles/81/v-1080.mp4";
-    let len = objects[key].len() as u64;
-    for _ in 0..2 {
+    let data = &objects[key];
+    let len = data.len() as u64;
+    let cut = |target: &str, extra: &[&str]| {
         let mut c = origin.connect();
-        c.send(&request_bytes("GET", &format!("/content/{key}"), &[], true));
+        c.send(&request_bytes("GET", target, extra, true));
         let head = c.read_head();
-        assert_eq!(head.status, 200);
-        let body = c.read_to_eof().unwrap_or_default();
-        assert_eq!(body.len(), 1000, "headers, 1000 bytes, then the close");
-        assert_bytes_eq(&body, &objects[key][..1000], "the bytes before the drop");
-    }
-    // Resume with a range after the faults are spent: served correctly.
-    let r = origin.get_with(&format!("/content/{key}"), &["Range: bytes=1000-"]);
+        let body = c.read_to_eof().unwrap_or_else(|e| panic!("{target}: {e}"));
+        (head, body)
+    };
+    let (head, body) = cut(&format!("/content/{key}"), &[]);
+    assert_eq!(head.status, 200);
+    assert_eq!(body.len(), 300_000, "headers, 300000 bytes, then the close");
+    assert_bytes_eq(&body, &data[..300_000], "the bytes before the drop");
+    // The second faulted request is a resume: the drop counts from its first byte.
+    let (head, body) = cut(&format!("/content/{key}"), &["Range: bytes=300000-"]);
+    assert_eq!(head.status, 206);
+    assert_bytes_eq(
+        &body,
+        &data[300_000..600_000],
+        "the resumed bytes before the drop",
+    );
+    // The faults are spent: the rest is served.
+    let r = origin.get_with(&format!("/content/{key}"), &["Range: bytes=600000-"]);
     assert_status(&r, 206);
-    assert_bytes_eq(&r.body, &objects[key][1000..], "resumed");
+    assert_bytes_eq(&r.body, &data[600_000..], "resumed to the end");
+    assert_eq!(origin.body_bytes(key), len, "every byte sent once");
+
+    let (_, body) = cut("/content/b.bin", &[]);
+    assert_bytes_eq(
+        &body,
+        &objects["b.bin"][..1000],
+        "a drop inside the first chunk",
+    );
+    assert_bytes_eq(
+        &origin.get("/content/b.bin").body,
+        &objects["b.bin"],
+        "after times=1",
+    );
     // Other keys were never faulted.
-    assert_status(&origin.get("/content/b.bin"), 200);
-    assert_eq!(origin.faults_applied(), 2);
-    assert_eq!(origin.body_bytes(key), 2 * 1000 + (len - 1000));
+    assert_bytes_eq(
+        &origin.get("/content/titles/81/a.m4a").body,
+        &objects["titles/81/a.m4a"],
+        "not matched",
+    );
+    assert_eq!(origin.faults_applied(), 3);
 }
 
 #[test]
