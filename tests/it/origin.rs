@@ -11,7 +11,7 @@ use eddy_proto::manifest::{self, Expect, Manifest};
 use eddy_proto::wire::{ErrorBody, VerifyKey};
 use sha2::Digest as _;
 
-use crate::support::origin::{keygen, run_origin, write_object, Origin};
+use crate::support::origin::{catalogue_toml, keygen, run_origin, write_object, Origin};
 use crate::support::*;
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -149,15 +149,13 @@ fn catalogue_edits_drop_and_add_objects_and_bump_the_generation() {
     let cat = tmp.path().join("catalogue.toml");
     fs::write(
         &cat,
-        r#"appliances = ["oca-1", "oca-2"]
-[[object]]
-key = "b.bin"
-rank = 2
-[[object]]
-key = "titles/81/v-1080.mp4"
-rank = 1
-appliances = ["oca-1"]
-"#,
+        catalogue_toml(
+            Some(&["oca-1", "oca-2"]),
+            &[
+                ("b.bin", 2, None),
+                ("titles/81/v-1080.mp4", 1, Some(&["oca-1"])),
+            ],
+        ),
     )
     .expect("write catalogue");
     let origin = Origin::start(

@@ -62,6 +62,29 @@ pub fn write_object(dir: &Path, key: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
+/// The text of a catalogue file: the known `appliances` (`None`: any id), then each object as
+/// (key, rank, its appliances or `None` for every appliance).
+pub fn catalogue_toml(
+    appliances: Option<&[&str]>,
+    objects: &[(&str, u32, Option<&[&str]>)],
+) -> String {
+    let list = |ids: &[&str]| {
+        let quoted: Vec<String> = ids.iter().map(|a| format!("{a:?}")).collect();
+        format!("[{}]", quoted.join(", "))
+    };
+    let mut s = String::new();
+    if let Some(ids) = appliances {
+        s.push_str(&format!("appliances = {}\n", list(ids)));
+    }
+    for (key, rank, ids) in objects {
+        s.push_str(&format!("\n[[object]]\nkey = {key:?}\nrank = {rank}\n"));
+        if let Some(ids) = ids {
+            s.push_str(&format!("appliances = {}\n", list(ids)));
+        }
+    }
+    s
+}
+
 /// A running `eddy-origin serve`; killed on drop.
 pub struct Origin {
     /// The bound address, from the listening line.
@@ -273,9 +296,13 @@ impl Origin {
         self.url(&format!("/v1/manifest/{appliance}"))
     }
 
-    /// The URL of an object (keys of plain characters only: no encoding is done).
+    /// The URL of an object on this origin, as its manifests name it (the key percent-encoded
+    /// per segment).
     pub fn content_url(&self, key: &str) -> String {
-        self.url(&format!("/content/{key}"))
+        self.url(&format!(
+            "/content/{}",
+            eddy_origin::sources::encode_key(key)
+        ))
     }
 
     /// The public key, parsed.
