@@ -7,9 +7,6 @@
 
 #![allow(dead_code)]
 
-/// The `eddy-origin` control plane: keys, a spawned origin, its manifests and stats.
-pub mod origin;
-
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -1229,3 +1226,6 @@ pub fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usiz
         }
     }
 }
+
+/// The `eddy-origin` control plane: keys, a spawned origin, its manifests and stats.
+pub mod origin;
