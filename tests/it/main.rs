@@ -42,3 +42,7 @@ mod fill;
 /// The TLS listener: HTTP/2 and HTTP/1.1 parity with the plain listener, signed URLs, certificate
 /// reload, bad certificates, kTLS report, handshake/idle deadlines, HTTP/2 limits and rapid reset.
 mod tls;
+
+/// The control plane `eddy-origin`: keys, signed manifests, catalogue reloads, content ranges,
+/// `--source` order, the test-only faults, error bodies and exit codes.
+mod origin;

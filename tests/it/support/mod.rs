@@ -1228,3 +1228,6 @@ pub fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usiz
         }
     }
 }
+
+/// The `eddy-origin` control plane: keys, a spawned origin, its manifests and stats.
+pub mod origin;
