@@ -381,19 +381,21 @@ struct KillPoints {
 fn sigkill_at_fifty_points_loses_nothing_and_serves_nothing_partial() {
     let store = Store::new();
     let mut lib = Library::new(&store.path().join("library"));
-    // Many small objects (installs are frequent) and two large ones (long downloads).
-    let mut first: Vec<String> = (0..150).map(|i| format!("c/{i:03}.m4s")).collect();
+    // Many small objects (installs are frequent) with two large ones among them (long downloads).
+    let mut first: Vec<String> = (0..300).map(|i| format!("c/{i:03}.m4s")).collect();
     for (i, k) in first.iter().enumerate() {
-        lib.add(k, 500 + i as u64, 40_000 + i * 301);
+        lib.add(k, 500 + i as u64, 20_000 + i * 67);
     }
-    first.extend(["c/big0.mp4".to_string(), "c/big1.mp4".to_string()]);
-    lib.add("c/big0.mp4", 900, 12 << 20);
-    lib.add("c/big1.mp4", 901, 10 << 20);
-    let second: Vec<String> = (150..210).map(|i| format!("c/{i:03}.m4s")).collect();
+    first.insert(100, "c/big0.mp4".to_string());
+    first.insert(200, "c/big1.mp4".to_string());
+    lib.add("c/big0.mp4", 900, 5 << 20);
+    lib.add("c/big1.mp4", 901, 4 << 20);
+    let mut second: Vec<String> = (300..450).map(|i| format!("c/{i:03}.m4s")).collect();
     for (i, k) in second.iter().enumerate() {
-        lib.add(k, 700 + i as u64, 50_000 + i * 211);
+        lib.add(k, 700 + i as u64, 25_000 + i * 53);
     }
-    let dropped: Vec<&str> = first[..75].iter().map(String::as_str).collect();
+    second.insert(75, "c/big2.mp4".to_string());
+    lib.add("c/big2.mp4", 902, 8 << 20);
     let Some(nginx) = Nginx::start(&lib.dir, store.path()) else {
         return;
     };
@@ -402,8 +404,8 @@ fn sigkill_at_fifty_points_loses_nothing_and_serves_nothing_partial() {
     std::fs::create_dir_all(lib.dir.join("m")).expect("mkdir");
     let manifest_path = lib.dir.join("m/manifest");
     let gen1: Vec<&str> = first.iter().map(String::as_str).collect();
-    // Generation 2 drops 75 small objects and adds 60 others.
-    let mut gen2: Vec<&str> = first[75..].iter().map(String::as_str).collect();
+    // Generation 2 drops 150 objects and adds 151 others.
+    let mut gen2: Vec<&str> = first[150..].iter().map(String::as_str).collect();
     gen2.extend(second.iter().map(String::as_str));
     let sizes: std::collections::HashMap<String, u64> = lib
         .entries(&gen1, src)
@@ -446,7 +448,7 @@ fn sigkill_at_fifty_points_loses_nothing_and_serves_nothing_partial() {
         std::thread::spawn(move || {
             let mut exact = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                for (k, bytes) in objects.iter().step_by(7) {
+                for (k, bytes) in objects.iter().step_by(13) {
                     let Some(a) = *addr.lock().expect("lock") else {
                         continue;
                     };
@@ -498,10 +500,15 @@ fn sigkill_at_fifty_points_loses_nothing_and_serves_nothing_partial() {
             .iter()
             .any(|d| d.join("objects").join(key).exists())
     };
+    // The generations alternate between the two sets, each one complete before the next is
+    // published: installs and evictions both get killed, and what must be downloaded is exact
+    // (each generation's objects that the previous one did not hold).
+    let sets: [&Vec<&str>; 2] = [&gen1, &gen2];
+    let mut needed: u64 = gen1.iter().map(|k| lib.bytes(k).len() as u64).sum();
     let mut points = KillPoints::default();
     let mut rng = 0x2545_f491_4f6c_dd1du64;
-    let mut generation = 1;
-    while points.total < 56 {
+    let mut generation = 1u64;
+    loop {
         let server = fill::serve_filling(&store, &flags);
         *addr.lock().expect("lock") = Some(server.addr);
         rng ^= rng << 13;
@@ -518,29 +525,40 @@ fn sigkill_at_fifty_points_loses_nothing_and_serves_nothing_partial() {
             std::thread::sleep(Duration::from_millis(5));
         }
         *addr.lock().expect("lock") = None;
-        if !done {
-            server.signal("KILL");
-        }
-        drop(server);
-        if done || points.total == 30 {
-            if generation == 2 {
+        if done {
+            drop(server);
+            if points.total >= 56 {
                 break;
             }
-            // The second manifest: evictions and new installs get killed too.
-            generation = 2;
+            // The next generation: the other set.
+            let (was, next) = (
+                sets[(generation as usize + 1) % 2],
+                sets[generation as usize % 2],
+            );
+            needed += next
+                .iter()
+                .filter(|k| !was.contains(k))
+                .map(|k| lib.bytes(k).len() as u64)
+                .sum::<u64>();
+            generation += 1;
             std::fs::write(
                 &manifest_path,
-                fill::seal(&fill::manifest(2, lib.entries(&gen2, src)), 7),
+                fill::seal(&fill::manifest(generation, lib.entries(next, src)), 7),
             )
             .expect("write");
-        }
-        if done {
             continue;
         }
+        server.signal("KILL");
+        drop(server);
         points.total += 1;
+        let (was, now) = (
+            sets[generation as usize % 2],
+            sets[(generation as usize + 1) % 2],
+        );
+        let dropping: Vec<&str> = was.iter().filter(|k| !now.contains(k)).copied().collect();
+        let gone = dropping.iter().filter(|k| !on_disk(&store, k)).count();
         let staged = parts(&store);
-        let gone = dropped.iter().filter(|k| !on_disk(&store, k)).count();
-        if generation == 2 && gone > 0 && gone < dropped.len() {
+        if generation > 1 && gone > 0 && gone < dropping.len() {
             points.evict += 1;
         } else if staged.iter().any(|(hex, len)| sizes.get(hex) == Some(len)) {
             points.verify_install += 1;
@@ -550,31 +568,25 @@ fn sigkill_at_fifty_points_loses_nothing_and_serves_nothing_partial() {
             points.between += 1;
         }
     }
-    // A last run to the end.
-    if generation == 1 {
-        std::fs::write(
-            &manifest_path,
-            fill::seal(&fill::manifest(2, lib.entries(&gen2, src)), 7),
-        )
-        .expect("write");
-    }
-    let server = fill::serve_filling(&store, &flags);
-    *addr.lock().expect("lock") = Some(server.addr);
-    fill::wait_status(&server, FILL_DEADLINE, "generation 2 complete", idle_at(2));
     stop.store(true, Ordering::Relaxed);
     let exact = watcher.join().expect("watcher");
-    eprintln!("crash test: {points:?}, {exact} exact answers while killing");
-    assert!(
-        points.total >= 50,
-        "only {} kills: {points:?}",
-        points.total
+    eprintln!(
+        "crash test: {points:?} over {generation} generations, {exact} exact answers while killing"
     );
     assert!(
         points.download >= 10 && points.verify_install + points.between + points.evict >= 3,
         "kills not spread: {points:?}"
     );
-    assert_served(&server, &lib, &gen2);
-    for k in &dropped {
+    let last = sets[(generation as usize + 1) % 2];
+    let server = fill::serve_filling(&store, &flags);
+    fill::wait_status(
+        &server,
+        FILL_DEADLINE,
+        "the last generation",
+        idle_at(generation),
+    );
+    assert_served(&server, &lib, last);
+    for k in every.iter().filter(|k| !last.contains(k)) {
         assert_eq!(
             server.get(&format!("/{k}"), &[]).status,
             404,
@@ -586,7 +598,6 @@ fn sigkill_at_fifty_points_loses_nothing_and_serves_nothing_partial() {
         "staged garbage left: {:?}",
         parts(&store)
     );
-    let needed: u64 = every.iter().map(|k| lib.bytes(k).len() as u64).sum();
     let sent = nginx.bytes_sent("/c/");
     eprintln!(
         "crash test: {sent} bytes downloaded for {needed} needed ({:.3}x)",
@@ -854,4 +865,223 @@ fn metrics_carry_the_fill_families() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// From eddy-origin, the reference control plane, and its fault mode
+// ---------------------------------------------------------------------------------------------
+
+use crate::support::origin::{catalogue_toml, Origin};
+
+/// `eddy serve` filling from `origin`, with `config` as its config file's text.
+fn serve_from(store: &Store, origin: &Origin, config: &str) -> Server {
+    let cfg = store.config("fill-origin.toml", config);
+    let mut flags = vec!["--config".to_string(), cfg.display().to_string()];
+    flags.extend(fill::fill_flags_with_key(
+        &origin.manifest_url(fill::APPLIANCE),
+        &origin.public_key_text,
+    ));
+    fill::serve_filling(store, &flags)
+}
+
+/// Quick retries, short idle deadline: the fault tests wait seconds, not minutes.
+const FAST_RETRIES: &str =
+    "[fill]\nretry_base = \"50ms\"\nretry_max = \"200ms\"\nidle_timeout = \"1s\"\n";
+
+#[test]
+fn fills_from_eddy_origin_and_follows_its_catalogue() {
+    let store = Store::new();
+    let mut lib = Library::new(&store.path().join("content"));
+    let keys: Vec<String> = (0..8).map(|i| format!("titles/81/seg{i:03}.m4s")).collect();
+    for (i, k) in keys.iter().enumerate() {
+        lib.add(k, 40 + i as u64, 200_000 + i * 33_333);
+    }
+    lib.add("titles/81/video-1080.mp4", 77, 5 << 20);
+    let mut all: Vec<&str> = keys.iter().map(String::as_str).collect();
+    all.push("titles/81/video-1080.mp4");
+    let catalogue = store.path().join("catalogue.toml");
+    let ranked: Vec<(&str, u32, Option<&[&str]>)> = all
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (*k, i as u32 + 1, None))
+        .collect();
+    std::fs::write(&catalogue, catalogue_toml(None, &ranked)).expect("catalogue");
+    let origin = Origin::start(
+        &lib.dir,
+        &["--catalogue", catalogue.to_str().expect("utf-8")],
+    );
+    let server = serve_from(&store, &origin, "");
+    let s = fill::wait_status(&server, FILL_DEADLINE, "the catalogue installed", |s| {
+        s.state == "idle" && s.objects_installed == all.len() as u64
+    });
+    let generation = s.generation.expect("a generation");
+    assert_served(&server, &lib, &all);
+
+    // The catalogue drops the film and two segments and gains a new title: the next manifest
+    // (a new generation) adds and evicts, with requests running throughout.
+    lib.add("titles/82/seg000.m4s", 90, 300_000);
+    let mut next: Vec<&str> = all[2..all.len() - 1].to_vec();
+    next.push("titles/82/seg000.m4s");
+    let (stop, watcher) = watch(&server, &lib, &next);
+    let ranked: Vec<(&str, u32, Option<&[&str]>)> = next
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (*k, i as u32 + 1, None))
+        .collect();
+    std::fs::write(&catalogue, catalogue_toml(None, &ranked)).expect("catalogue");
+    let s = fill::wait_status(&server, FILL_DEADLINE, "the new catalogue", |s| {
+        s.state == "idle" && s.generation > Some(generation) && s.objects_evicted == 3
+    });
+    stop.store(true, Ordering::Relaxed);
+    assert!(watcher.join().expect("watcher") > 0);
+    assert_served(&server, &lib, &next);
+    for k in [all[0], all[1], all[all.len() - 1]] {
+        assert_eq!(server.get(&format!("/{k}"), &[]).status, 404, "{k}");
+    }
+    assert_eq!(s.objects_installed, all.len() as u64 + 1, "{s:#?}");
+    // Each object crossed the network once.
+    let sent: u64 = all
+        .iter()
+        .chain(["titles/82/seg000.m4s"].iter())
+        .map(|k| origin.body_bytes(k))
+        .sum();
+    let needed: u64 = all
+        .iter()
+        .chain(["titles/82/seg000.m4s"].iter())
+        .map(|k| lib.bytes(k).len() as u64)
+        .sum();
+    assert_eq!(sent, needed);
+}
+
+#[test]
+fn dropped_connections_resume_where_they_stopped() {
+    let store = Store::new();
+    let mut lib = Library::new(&store.path().join("content"));
+    lib.add("t/big.mp4", 5, 4 << 20);
+    let origin = Origin::start(
+        &lib.dir,
+        &["--fault", "t/big.mp4=drop-after:1000000,times=3"],
+    );
+    let server = serve_from(&store, &origin, FAST_RETRIES);
+    let s = fill::wait_status(&server, FILL_DEADLINE, "installed", |s| {
+        s.objects_installed == 1
+    });
+    assert_served(&server, &lib, &["t/big.mp4"]);
+    assert!(s.errors["network"] >= 3, "{s:#?}");
+    assert_eq!(
+        origin.requests("t/big.mp4"),
+        4,
+        "three cut answers, then the rest"
+    );
+    // Resumed with Range each time: nothing crossed the network twice.
+    assert_eq!(origin.body_bytes("t/big.mp4"), 4 << 20);
+}
+
+#[test]
+fn answers_5xx_are_retried_with_backoff_then_filled() {
+    let store = Store::new();
+    let mut lib = Library::new(&store.path().join("content"));
+    lib.add("t/a.mp4", 6, 150_000);
+    lib.add("t/b.mp4", 7, 150_000);
+    let origin = Origin::start(
+        &lib.dir,
+        &[
+            "--fault",
+            "t/a.mp4=status:503,times=2",
+            "--fault",
+            "t/b.mp4=status:500,times=1",
+        ],
+    );
+    let server = serve_from(&store, &origin, FAST_RETRIES);
+    let s = fill::wait_status(&server, FILL_DEADLINE, "installed", |s| {
+        s.objects_installed == 2
+    });
+    assert_served(&server, &lib, &["t/a.mp4", "t/b.mp4"]);
+    assert_eq!(s.errors["status"], 3, "{s:#?}");
+    assert_eq!(origin.requests("t/a.mp4"), 3);
+}
+
+#[test]
+fn a_stalled_source_is_cut_at_the_idle_deadline_and_the_next_one_serves() {
+    let store = Store::new();
+    let mut lib = Library::new(&store.path().join("content"));
+    lib.add("t/s.mp4", 8, 400_000);
+    lib.add("t/c.mp4", 9, 300_000);
+    // Every answer of the first source stalls or is corrupt; a second eddy-origin over the same
+    // content is the next source.
+    let good = Origin::start(&lib.dir, &[]);
+    let good_base = good.url("/content/");
+    let bad = Origin::start(
+        &lib.dir,
+        &[
+            "--fault",
+            "t/s.mp4=stall",
+            "--fault",
+            "t/c.mp4=corrupt",
+            "--source",
+            &format!("http://{}/content/", "{self}"),
+            "--source",
+            &good_base,
+        ],
+    );
+    // `{self}` is not a base eddy-origin knows: name the bad origin's own content by its address.
+    drop(bad);
+    let mut bad = Origin::start(
+        &lib.dir,
+        &["--fault", "t/s.mp4=stall", "--fault", "t/c.mp4=corrupt"],
+    );
+    let bad_base = bad.url("/content/");
+    bad.restart_with(&[
+        "--fault",
+        "t/s.mp4=stall",
+        "--fault",
+        "t/c.mp4=corrupt",
+        "--source",
+        &bad_base,
+        "--source",
+        &good_base,
+    ]);
+    let server = serve_from(&store, &bad, FAST_RETRIES);
+    let s = fill::wait_status(&server, FILL_DEADLINE, "installed", |s| {
+        s.objects_installed == 2
+    });
+    assert_served(&server, &lib, &["t/s.mp4", "t/c.mp4"]);
+    assert!(s.errors["network"] >= 1, "the stall was not cut: {s:#?}");
+    assert!(
+        s.errors["corrupt"] >= 1,
+        "the corrupt body was not caught: {s:#?}"
+    );
+    assert!(good.requests("t/s.mp4") >= 1 && good.requests("t/c.mp4") >= 1);
+}
+
+#[test]
+fn a_tampered_manifest_from_the_control_plane_is_refused() {
+    let store = Store::new();
+    let mut lib = Library::new(&store.path().join("content"));
+    lib.add("t/a.mp4", 10, 1000);
+    let origin = Origin::start(&lib.dir, &["--fault", "manifest=tamper"]);
+    let server = serve_from(&store, &origin, "");
+    let deadline = std::time::Instant::now() + FILL_DEADLINE;
+    while refused(&server, "bad_signature") < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not refused:\n{}",
+            server.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(fill::status(&server).generation, None);
+    assert_eq!(server.get("/t/a.mp4", &[]).status, 404);
+    let other = Origin::start(&lib.dir, &["--fault", "manifest=appliance:someone-else"]);
+    let server = serve_from(&store, &other, "");
+    let deadline = std::time::Instant::now() + FILL_DEADLINE;
+    while refused(&server, "other_appliance") < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not refused:\n{}",
+            server.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(server.get("/t/a.mp4", &[]).status, 404);
 }

@@ -194,11 +194,16 @@ impl Drop for Nginx {
 
 /// `eddy serve` flags for a fill from `manifest_url`, checked with test key `seed`.
 pub fn fill_flags(manifest_url: &str, seed: u8) -> Vec<String> {
+    fill_flags_with_key(manifest_url, &test_key(seed).public().to_text())
+}
+
+/// `eddy serve` flags for a fill from `manifest_url`, checked with the public key `key_text`.
+pub fn fill_flags_with_key(manifest_url: &str, key_text: &str) -> Vec<String> {
     [
         "--fill-manifest",
         manifest_url,
         "--fill-key",
-        &test_key(seed).public().to_text(),
+        key_text,
         "--fill-window",
         "always",
         "--fill-appliance",
