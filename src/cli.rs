@@ -63,12 +63,16 @@ pub enum Command {
     /// Inspect or load the content store.
     #[command(subcommand)]
     Store(StoreCommand),
-    /// Generate a sample library, import it into a temporary store of two disks,
-    /// and serve it on loopback until Ctrl-C. Prints curl lines to try.
+    /// The whole system on loopback until Ctrl-C: a control plane (eddy-origin)
+    /// over a sample library, and an appliance of two empty disks that fills
+    /// itself from its signed manifest while serving. Prints curl lines to try.
     Demo {
         /// Serving address.
         #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
         listen: String,
+        /// Admin address (/metrics, /fill/status, the status page).
+        #[arg(long, default_value = "127.0.0.1:9180", value_name = "ADDR")]
+        admin_listen: String,
     },
     /// Signed URLs.
     #[command(subcommand)]

@@ -1,9 +1,10 @@
 //! `eddy demo`: sample content for a first look on loopback.
 //!
 //! Owns: writing a small, deterministic sample library (per-bitrate files of a
-//! title, whole segments, a manifest) into a directory, so that the demo can
-//! import it through the real store and serve it through the real server. It
-//! must not serve or import anything itself: `main` runs the real commands.
+//! title, whole segments, a playlist) into a directory, which the demo's
+//! control plane (`eddy-origin`) offers and the real appliance fills itself
+//! from. It must not serve or install anything itself: `main` runs the real
+//! commands.
 
 use std::fs;
 use std::io::Write as _;

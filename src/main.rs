@@ -196,7 +196,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fill(FillCommand::Status { common, json }) => {
             Ok(eddy::cmd::fill::status(&load(&common)?, json)?)
         }
-        Command::Demo { listen } => demo(listen),
+        Command::Demo {
+            listen,
+            admin_listen,
+        } => demo(listen, admin_listen),
         Command::Token(TokenCommand::Sign {
             config,
             prefix,
@@ -262,61 +265,71 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Sample library → temporary store of two disks → the real server.
-fn demo(listen: String) -> anyhow::Result<()> {
+/// The whole system on loopback: a sample library served by a control plane
+/// (`eddy-origin`, in this process), and an appliance of two empty disks that
+/// fills itself from its signed manifest while it serves.
+fn demo(listen: String, admin_listen: String) -> anyhow::Result<()> {
     let work = std::env::temp_dir().join(format!("eddy-demo-{}", std::process::id()));
-    let src = work.join("source");
+    let src = work.join("origin-content");
     let disks = vec![work.join("disk0"), work.join("disk1")];
     println!("eddy demo: writing a sample library to {}", src.display());
     let written = eddy::demo::write_sample(&src).context("cannot write the sample library")?;
     println!("eddy demo: wrote {} files", written.len());
     import::prepare_disks(&disks)?;
-    let (store, _) = Store::open(
-        &disks,
-        CachePolicy {
-            entries: 0,
-            valid_for: std::time::Duration::ZERO,
-        },
-    )?;
-    let report = import::import_tree(&store, &src)?;
+    let key = work.join("control-plane.key");
+    let public = eddy_origin::keygen(&key).context("cannot make the control plane's key")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let options = eddy_origin::ServeOptions {
+        listen: "127.0.0.1:0".parse()?,
+        content: src.clone(),
+        key,
+        catalogue: None,
+        public_url: None,
+        sources: Vec::new(),
+        manifest_ttl: std::time::Duration::from_secs(24 * 3600),
+        fill_start: None,
+        generation_start: None,
+        faults: Vec::new(),
+    };
+    std::thread::Builder::new()
+        .name("demo-origin".into())
+        .spawn(move || {
+            if let Err(e) = eddy_origin::serve(options, move |addr| {
+                let _ = tx.send(addr);
+            }) {
+                eprintln!("eddy demo: the control plane stopped: {e}");
+            }
+        })?;
+    let origin = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .context("the control plane did not start")?;
+    let appliance = "demo-oca";
+    println!("eddy demo: control plane (eddy-origin) on http://{origin}, signing with {public}");
     println!(
-        "eddy demo: imported {} objects ({} MiB) onto {} disks:",
-        report.objects,
-        report.bytes >> 20,
-        disks.len()
+        "eddy demo: the appliance fills its two empty disks from http://{origin}/v1/manifest/{appliance}"
     );
-    for row in store
-        .list()
-        .iter()
-        .filter(|r| !r.key.as_str().contains("/seg"))
-    {
-        println!(
-            "  {:<32} {:>10} bytes  on {}",
-            row.key.as_str(),
-            row.len,
-            row.disk_root.display()
-        );
-    }
-    drop(store);
     let common = Common {
-        config: None,
         listen: vec![listen.clone()],
         disks: disks.clone(),
-        admin_listen: None,
+        admin_listen: Some(admin_listen.clone()),
+        fill_manifest: Some(format!("http://{origin}/v1/manifest/{appliance}")),
+        fill_keys: vec![public],
+        fill_window: Some("always".into()),
+        fill_appliance: Some(appliance.into()),
+        fill_insecure_plain_http: true,
+        fill_poll: Some("10s".into()),
         ..Common::default()
     };
     println!("eddy demo: try, in another terminal:");
+    println!("  curl -s http://{admin_listen}/fill/status          # the fill's progress (JSON)");
     println!("  curl -sI http://{listen}/titles/81/video-1080.mp4");
     println!("  curl -s -r 1048576-2097151 http://{listen}/titles/81/video-1080.mp4 | wc -c");
     println!("  curl -s -H 'Range: bytes=0-99,-100' http://{listen}/titles/81/audio-en.m4a | head -c 300");
     println!("  curl -s http://{listen}/titles/81/hls/index.m3u8");
     println!("  curl -s http://{listen}/titles/81/video-1080.mp4/range/0-1048575 | wc -c   # Open Connect range form");
+    println!("  curl -s http://{admin_listen}/metrics | grep -E 'eddy_(requests|fill_installed_objects)_total'");
     println!(
-        "  curl -s http://{}/metrics | grep eddy_requests_total   # admin listener",
-        defaults::ADMIN_LISTEN
-    );
-    println!(
-        "eddy demo: Ctrl-C stops the server and removes {}",
+        "eddy demo: Ctrl-C stops everything and removes {}",
         work.display()
     );
     let served = serve_command(&common);

@@ -1085,3 +1085,51 @@ fn a_tampered_manifest_from_the_control_plane_is_refused() {
     }
     assert_eq!(server.get("/t/a.mp4", &[]).status, 404);
 }
+
+#[test]
+fn the_demo_fills_from_its_control_plane_and_serves() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let args: Vec<String> = [
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut server = Server::spawn_as_is(dir.path(), &args, 1);
+    let s = fill::wait_status(
+        &server,
+        FILL_DEADLINE,
+        "the demo's library installed",
+        |s| s.state == "idle" && s.objects_installed > 0,
+    );
+    assert_eq!(s.errors.values().sum::<u64>(), 0, "{s:#?}");
+    let r = server.head("/titles/81/video-1080.mp4", &[]);
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(r.content_length(), Some(48 << 20));
+    let r = server.get("/titles/81/hls/index.m3u8", &[]);
+    assert_eq!(r.status, 200);
+    assert!(String::from_utf8_lossy(&r.body).starts_with("#EXTM3U"));
+    let work = server
+        .startup_lines
+        .iter()
+        .find_map(|l| l.strip_prefix("eddy demo: writing a sample library to "))
+        .map(|p| {
+            std::path::PathBuf::from(p)
+                .parent()
+                .expect("work dir")
+                .to_owned()
+        })
+        .expect("the demo names its directory");
+    server.signal("INT");
+    assert!(
+        server
+            .wait_exit(Duration::from_secs(30))
+            .is_some_and(|s| s.success()),
+        "the demo did not exit 0"
+    );
+    assert!(!work.exists(), "the demo left {}", work.display());
+}
