@@ -58,6 +58,14 @@ fn exit_code(err: &anyhow::Error) -> u8 {
                 _ => EXIT_IO,
             };
         }
+        if let Some(fill) = cause.downcast_ref::<eddy::cmd::fill::FillCmdError>() {
+            use eddy::cmd::fill::FillCmdError as F;
+            return match fill {
+                F::Ca { .. } | F::NoAdmin => defaults::EXIT_USAGE,
+                F::Admin { .. } | F::Start(_) => EXIT_IO,
+                F::Refused { .. } | F::BadStatus(_) => 1,
+            };
+        }
         if cause.is::<std::io::Error>() {
             return EXIT_IO;
         }

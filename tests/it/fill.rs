@@ -1133,3 +1133,75 @@ fn the_demo_fills_from_its_control_plane_and_serves() {
     );
     assert!(!work.exists(), "the demo left {}", work.display());
 }
+
+#[test]
+fn fills_over_https_from_another_eddy_trusting_the_configured_ca() {
+    // The peer: an eddy serving the library and the signed manifest over TLS only.
+    let peer = Store::new();
+    let key = rcgen::KeyPair::generate().expect("key");
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    let cert = params.self_signed(&key).expect("self-sign");
+    let cert_path = peer.path().join("peer.pem");
+    let key_path = peer.path().join("peer.key");
+    std::fs::write(&cert_path, cert.pem()).expect("cert");
+    std::fs::write(&key_path, key.serialize_pem()).expect("key");
+    let port = fill::free_port();
+    let mut lib = Library::new(&peer.src);
+    lib.add("titles/9/a.mp4", 31, 900_000);
+    lib.add("titles/9/b.mp4", 32, 64_000);
+    let src = |k: &str| vec![format!("https://localhost:{port}/{k}")];
+    let sealed = fill::seal(
+        &fill::manifest(1, lib.entries(&["titles/9/a.mp4", "titles/9/b.mp4"], src)),
+        7,
+    );
+    peer.write("m/manifest", &sealed);
+    peer.import();
+    let peer_cfg = peer.config(
+        "peer.toml",
+        &format!(
+            "[tls]\nlisten = [\"127.0.0.1:{port}\"]\ncert = \"{}\"\nkey = \"{}\"\nrequire_tokens = false\n",
+            cert_path.display(),
+            key_path.display()
+        ),
+    );
+    let _peer_server = Server::start_tls(&peer, &peer_cfg, 1);
+
+    // The appliance: an https manifest URL (no insecure flag), the peer's certificate as its CA.
+    let store = Store::new();
+    let cfg = store.config(
+        "ca.toml",
+        &format!("[fill]\nca_file = \"{}\"\n", cert_path.display()),
+    );
+    let mut flags = vec!["--config".to_string(), cfg.display().to_string()];
+    flags.extend(fill::fill_flags(
+        &format!("https://localhost:{port}/m/manifest"),
+        7,
+    ));
+    flags.retain(|f| f != "--fill-insecure-plain-http");
+    let server = fill::serve_filling(&store, &flags);
+    fill::wait_status(&server, FILL_DEADLINE, "filled over https", idle_at(1));
+    assert_served(&server, &lib, &["titles/9/a.mp4", "titles/9/b.mp4"]);
+
+    // Without that CA the same URL is refused at the handshake: nothing is installed.
+    let other = Store::new();
+    let mut flags = fill::fill_flags(&format!("https://localhost:{port}/m/manifest"), 7);
+    flags.retain(|f| f != "--fill-insecure-plain-http");
+    let no_ca = other.config("no-ca.toml", "[fill]\nca_file = \"/nonexistent/ca.pem\"\n");
+    flags.extend(["--config".to_string(), no_ca.display().to_string()]);
+    let out = crate::support::run_eddy_within(
+        &[
+            &["serve".to_string(), "--listen".into(), "127.0.0.1:0".into()][..],
+            &other.disk_args(),
+            &flags,
+        ]
+        .concat(),
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "a missing CA bundle must fail start-up: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fill.ca_file"));
+}
