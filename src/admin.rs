@@ -90,6 +90,8 @@ pub struct State {
     pub fill: Option<Arc<eddy_fill::Handle>>,
     /// The bearer token of the mutating endpoints (`admin.token`).
     pub token: Option<String>,
+    /// The reporter's counters, if reports are on.
+    pub report: Option<Arc<crate::report::Counters>>,
 }
 
 impl State {
@@ -107,7 +109,14 @@ impl State {
             walk: tokio::sync::Mutex::new(()),
             fill: None,
             token: None,
+            report: None,
         }
+    }
+
+    /// With the reporter's counters.
+    pub fn with_report(mut self, report: Option<Arc<crate::report::Counters>>) -> State {
+        self.report = report;
+        self
     }
 
     /// With the fill's handle and the admin token.
@@ -309,6 +318,9 @@ async fn answer<B>(state: &Arc<State>, request: &Request<B>) -> Response<Full<By
                 let mut body = state.shared.metrics.render(&disks);
                 if let Some(fill) = &state.fill {
                     crate::metrics::render_fill(&mut body, &fill.progress);
+                }
+                if let Some(report) = &state.report {
+                    crate::metrics::render_report(&mut body, report);
                 }
                 respond(StatusCode::OK, METRICS_TYPE, body)
             }

@@ -52,6 +52,13 @@ pub struct Common {
     /// How often the manifest is fetched, for example `30s` (`fill.poll_interval`).
     #[arg(long = "fill-poll", value_name = "DURATION")]
     pub fill_poll: Option<String>,
+    /// Post health, popularity and inventory reports here (`report.url`); the token is
+    /// `report.token` or EDDY_REPORT_TOKEN.
+    #[arg(long = "report-url", value_name = "URL")]
+    pub report_url: Option<String>,
+    /// Allow a plain http:// report URL (`report.insecure_plain_http`): tests and the demo only.
+    #[arg(long = "report-insecure-plain-http")]
+    pub report_insecure_plain_http: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@
 //! - [`cli`]: the command-line surface of the `eddy` binary.
 //! - [`demo`]: sample content for `eddy demo`.
 //! - [`notify`]: systemd readiness and watchdog.
+//! - [`report`]: health, popularity and inventory to the control plane.
 //! - [`cmd`]: subcommand glue; [`cmd::fill`] starts the fill (`eddy-fill`) over the store.
 
 pub mod admin;
@@ -20,5 +21,6 @@ pub mod config;
 pub mod demo;
 pub mod metrics;
 pub mod notify;
+pub mod report;
 pub mod serve;
 pub mod store;

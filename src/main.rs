@@ -66,6 +66,12 @@ fn exit_code(err: &anyhow::Error) -> u8 {
                 F::Refused { .. } | F::BadStatus(_) => 1,
             };
         }
+        if let Some(r) = cause.downcast_ref::<eddy::report::ReportError>() {
+            return match r {
+                eddy::report::ReportError::Ca { .. } => defaults::EXIT_USAGE,
+                eddy::report::ReportError::Thread(_) => EXIT_IO,
+            };
+        }
         if cause.is::<std::io::Error>() {
             return EXIT_IO;
         }
@@ -85,6 +91,8 @@ fn load(common: &Common) -> Result<Config, ConfigError> {
         fill_insecure_plain_http: common.fill_insecure_plain_http,
         fill_max_rate_mbps: common.fill_max_rate_mbps,
         fill_poll: common.fill_poll.clone(),
+        report_url: common.report_url.clone(),
+        report_insecure_plain_http: common.report_insecure_plain_http,
     };
     config::load(common.config.as_deref(), &overrides)
 }
@@ -476,13 +484,26 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
             });
         }
         let health = admin::Health::default();
+        let reporter = match &config.report {
+            Some(r) => {
+                let h = health.clone();
+                Some(eddy::report::start(
+                    r,
+                    shared.clone(),
+                    Arc::new(move || h.is_draining()),
+                    fill.clone(),
+                )?)
+            }
+            None => None,
+        };
         let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let admin_task = match (admin_listener, admin_addr) {
             (Some(listener), Some(addr)) => {
                 tracing::info!(%addr, "admin listener on");
                 let state = Arc::new(
                     admin::State::new(shared.clone(), health.clone(), serving, addr)
-                        .with_control(fill.clone(), config.admin_token.clone()),
+                        .with_control(fill.clone(), config.admin_token.clone())
+                        .with_report(reporter.as_ref().map(|r| r.counters.clone())),
                 );
                 Some(tokio::spawn(admin::run(listener, state, async {
                     let _ = admin_stopped.await;
@@ -500,6 +521,9 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
         let _ = admin_stop.send(());
         if let Some(f) = &fill {
             f.stop();
+        }
+        if let Some(r) = &reporter {
+            r.stop();
         }
         if let Some(task) = admin_task {
             let _ = task.await;

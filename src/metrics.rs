@@ -22,6 +22,7 @@
 //! | `eddy_connections_open` | gauge | `listener` |
 //! | `eddy_connections_total` | counter | `listener` |
 //! | `eddy_connections_rejected_total` | counter | `listener` |
+//! | `eddy_misses_total` | counter | `kind` (`content`, `health`) |
 //! | `eddy_tls_handshakes_total` | counter | `version`, `alpn` |
 //! | `eddy_tls_handshake_failures_total` | counter | |
 //! | `eddy_tls_cert_reloads_total` | counter | `result` |
@@ -47,6 +48,10 @@
 //! | `eddy_fill_rate_bytes_per_second` | gauge | |
 //! | `eddy_fill_errors_total` | counter | `kind` (`network`, `status`, `corrupt`, `io`, `disk_full`, `manifest`, `exhausted`) |
 //! | `eddy_fill_manifest_refused_total` | counter | `reason` (`eddy_proto::manifest::Refusal::LABELS`) |
+//!
+//! With reports configured, [`render_report`] adds `eddy_report_sent_total`
+//! (counter, `kind`), `eddy_report_dropped_total`, `eddy_report_errors_total`
+//! (counters) and `eddy_report_queued` (gauge).
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -200,6 +205,7 @@ pub struct Metrics {
     connections_open: [AtomicI64; 2],
     connections_total: [AtomicU64; 2],
     connections_rejected: [AtomicU64; 2],
+    content_misses: AtomicU64,
     handshakes: [[AtomicU64; TLS_ALPNS.len() + 1]; TLS_VERSIONS.len() + 1],
     handshake_failures: AtomicU64,
     /// `[ok, failed]`.
@@ -227,6 +233,7 @@ impl Metrics {
             connections_open: [const { AtomicI64::new(0) }; 2],
             connections_total: [const { AtomicU64::new(0) }; 2],
             connections_rejected: [const { AtomicU64::new(0) }; 2],
+            content_misses: AtomicU64::new(0),
             handshakes: [const { [const { AtomicU64::new(0) }; TLS_ALPNS.len() + 1] };
                 TLS_VERSIONS.len() + 1],
             handshake_failures: AtomicU64::new(0),
@@ -252,6 +259,30 @@ impl Metrics {
     /// the disk (`serve::prefetch`).
     pub fn cold_window(&self) {
         self.cold_windows.fetch_add(1, Relaxed);
+    }
+
+    /// A request for a key the store does not hold (404): a content miss.
+    pub fn content_miss(&self) {
+        self.content_misses.fetch_add(1, Relaxed);
+    }
+
+    /// Misses by kind: content (a key not held) and health (a connection
+    /// turned away at the cap), since the process started.
+    pub fn misses(&self) -> (u64, u64) {
+        let health = Listener::ALL
+            .iter()
+            .map(|l| self.connections_rejected[l.slot()].load(Relaxed))
+            .sum();
+        (self.content_misses.load(Relaxed), health)
+    }
+
+    /// Responses sent, over every status and transport.
+    pub fn requests_total(&self) -> u64 {
+        self.requests
+            .iter()
+            .flatten()
+            .map(|c| c.load(Relaxed))
+            .sum()
     }
 
     /// A request refused by the signed-URL check.
@@ -464,6 +495,14 @@ impl Metrics {
             );
         }
 
+        out.family(
+            "eddy_misses_total",
+            "counter",
+            "Requests this appliance could not serve, by kind: content (a key it does not hold, 404) and health (a connection turned away at the cap).",
+        );
+        let (content, health) = self.misses();
+        out.sample("eddy_misses_total", &[("kind", "content")], content);
+        out.sample("eddy_misses_total", &[("kind", "health")], health);
         out.family(
             "eddy_tls_handshakes_total",
             "counter",
@@ -722,13 +761,49 @@ pub fn render_fill(body: &mut String, p: &eddy_fill::progress::Progress) {
     body.push_str(&out.text);
 }
 
+/// Appends the reporter's families (`eddy_report_*`).
+pub fn render_report(body: &mut String, c: &crate::report::Counters) {
+    let mut out = Exposition::default();
+    out.family(
+        "eddy_report_sent_total",
+        "counter",
+        "Reports the control plane accepted, by kind.",
+    );
+    for (i, kind) in crate::report::KINDS.iter().enumerate() {
+        out.sample(
+            "eddy_report_sent_total",
+            &[("kind", kind)],
+            c.sent[i].load(Relaxed),
+        );
+    }
+    out.family(
+        "eddy_report_dropped_total",
+        "counter",
+        "Reports dropped because the queue was full while the control plane was unreachable.",
+    );
+    out.sample("eddy_report_dropped_total", &[], c.dropped.load(Relaxed));
+    out.family(
+        "eddy_report_errors_total",
+        "counter",
+        "Failed report posts (unreachable, or refused).",
+    );
+    out.sample("eddy_report_errors_total", &[], c.errors.load(Relaxed));
+    out.family(
+        "eddy_report_queued",
+        "gauge",
+        "Reports waiting to be posted.",
+    );
+    out.sample("eddy_report_queued", &[], c.queued.load(Relaxed));
+    body.push_str(&out.text);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::path::PathBuf;
     use std::time::Duration;
 
-    const FAMILIES: [&str; 16] = [
+    const FAMILIES: [&str; 17] = [
         "eddy_build_info",
         "eddy_start_time_seconds",
         "eddy_requests_total",
@@ -737,6 +812,7 @@ mod tests {
         "eddy_connections_open",
         "eddy_connections_total",
         "eddy_connections_rejected_total",
+        "eddy_misses_total",
         "eddy_tls_handshakes_total",
         "eddy_tls_handshake_failures_total",
         "eddy_tls_cert_reloads_total",

@@ -159,6 +159,26 @@ impl Client {
 
     /// `GET url` with extra request header fields.
     pub async fn get(&self, url: &str, extra: &[(&str, &str)]) -> Result<Response, ClientError> {
+        self.request("GET", url, extra, Bytes::new()).await
+    }
+
+    /// `POST url` with `body` (the reports to the control plane).
+    pub async fn post(
+        &self,
+        url: &str,
+        extra: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<Response, ClientError> {
+        self.request("POST", url, extra, body).await
+    }
+
+    async fn request(
+        &self,
+        method: &str,
+        url: &str,
+        extra: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<Response, ClientError> {
         let bad = |reason| ClientError::Url {
             url: url.to_owned(),
             reason,
@@ -189,7 +209,7 @@ impl Client {
             })?;
         let _ = tcp.set_nodelay(true);
         let mut req = http::Request::builder()
-            .method("GET")
+            .method(method)
             .uri(target)
             .header("host", authority.as_str())
             .header(
@@ -199,7 +219,7 @@ impl Client {
         for (k, v) in extra {
             req = req.header(*k, *v);
         }
-        let req = req.body(http_body_util::Empty::<Bytes>::new())?;
+        let req = req.body(http_body_util::Full::new(body))?;
         let response = if https {
             let name = rustls::pki_types::ServerName::try_from(host.clone())
                 .map_err(|_| bad("the host is not a valid TLS server name"))?;
@@ -247,7 +267,7 @@ impl Client {
     async fn send<T>(
         &self,
         io: T,
-        req: http::Request<http_body_util::Empty<Bytes>>,
+        req: http::Request<http_body_util::Full<Bytes>>,
     ) -> Result<http::Response<hyper::body::Incoming>, ClientError>
     where
         T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,

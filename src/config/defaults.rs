@@ -245,3 +245,21 @@ pub const FILL_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// The shortest admin token accepted: 128 bits of base64 or hex.
 pub const ADMIN_TOKEN_MIN_BYTES: usize = 16;
+
+/// How often health goes to the control plane: steering decides from it, so
+/// a failing or draining appliance must show within seconds.
+pub const REPORT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How often popularity is snapshotted and sent (counts reset each time).
+pub const REPORT_POPULARITY_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How often the full inventory is sent even when nothing changed (it is
+/// also sent after every change).
+pub const REPORT_INVENTORY_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Reports kept while the control plane is unreachable; over it the oldest
+/// is dropped (and counted): about 20 minutes of health at the default.
+pub const REPORT_BUFFER: usize = 256;
+
+/// The shortest report token accepted.
+pub const REPORT_TOKEN_MIN_BYTES: usize = 16;

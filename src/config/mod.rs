@@ -8,8 +8,10 @@
 
 pub mod defaults;
 mod fill;
+mod report;
 
 pub use fill::Fill;
+pub use report::Report;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -70,6 +72,22 @@ pub struct RawConfig {
     pub http2: RawHttp2,
     #[serde(default)]
     pub fill: RawFill,
+    #[serde(default)]
+    pub report: RawReport,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReport {
+    pub url: Option<String>,
+    pub appliance: Option<String>,
+    pub token: Option<String>,
+    pub health_interval: Option<String>,
+    pub popularity_interval: Option<String>,
+    pub inventory_interval: Option<String>,
+    pub buffer: Option<i64>,
+    pub ca_file: Option<PathBuf>,
+    pub insecure_plain_http: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -201,6 +219,9 @@ pub struct Overrides {
     pub fill_insecure_plain_http: bool,
     pub fill_max_rate_mbps: Option<i64>,
     pub fill_poll: Option<String>,
+    /// `--report-url`, `--report-insecure-plain-http`.
+    pub report_url: Option<String>,
+    pub report_insecure_plain_http: bool,
 }
 
 /// The checked configuration.
@@ -228,6 +249,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// The fill from a control plane; `None` = off (content by `store import`).
     pub fill: Option<Fill>,
+    /// Reports to the control plane; `None` = off.
+    pub report: Option<Report>,
 }
 
 /// Signed-URL settings shared by every listener (each listener says whether it
@@ -549,6 +572,7 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
     )?;
     let admin_token = admin_token(raw.admin.token)?;
     let fill = fill::resolve(raw.fill, overrides)?;
+    let report = report::resolve(raw.report, overrides, fill.as_ref())?;
     Ok(Config {
         listen,
         require_tokens,
@@ -563,6 +587,7 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
         admin_listen,
         admin_token,
         fill,
+        report,
     })
 }
 
@@ -1007,6 +1032,7 @@ mod doc_tests {
             ("http2", "RawHttp2"),
             ("admin", "RawAdmin"),
             ("fill", "RawFill"),
+            ("report", "RawReport"),
         ] {
             let start = source
                 .find(&format!("pub struct {strukt} {{"))

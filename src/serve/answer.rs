@@ -109,7 +109,10 @@ fn plan_object(
         .store
         .object(&target.key, std::time::Instant::now())
         .map_err(|e| match e {
-            StoreError::NotFound => ServeError::NotFound,
+            StoreError::NotFound => {
+                shared.metrics.content_miss();
+                ServeError::NotFound
+            }
             other => ServeError::Internal(other.to_string()),
         })?;
     let facts = RequestFacts {
@@ -130,5 +133,13 @@ fn plan_object(
     };
     let seed = BOUNDARY_SEQ.fetch_add(1, Ordering::Relaxed) ^ shared.boundary_salt;
     let plan = respond::object(&facts, &meta, now, limits, seed);
+    // Popularity: two relaxed adds on the object's own counters.
+    let body = match plan.body {
+        respond::Body::File(_) | respond::Body::Multipart { .. } if !facts.head_only => {
+            plan.content_length
+        }
+        _ => 0,
+    };
+    object.counts.record(body);
     Ok((plan, object))
 }

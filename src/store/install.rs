@@ -120,7 +120,15 @@ impl Store {
         len: u64,
         digest: Digest,
     ) -> Result<(), StoreError> {
-        self.insert(key.clone(), Location { disk, len, digest });
+        self.insert(
+            key.clone(),
+            Location {
+                disk,
+                len,
+                digest,
+                counts: Default::default(),
+            },
+        );
         for (i, other) in self.disks.iter().enumerate() {
             if i != disk {
                 let stale = other.root.join(OBJECTS_DIR).join(key.as_str());

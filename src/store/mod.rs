@@ -17,6 +17,7 @@ pub mod install;
 pub mod mapped;
 pub mod open_cache;
 pub mod page_cache;
+pub mod popularity;
 pub mod tree;
 
 use std::collections::HashMap;
@@ -110,6 +111,8 @@ pub struct OpenObject {
     /// serving clock of `serve::prefetch` (0: never). The store only keeps
     /// the value; what it means for sending is decided there.
     last_cold: std::sync::atomic::AtomicU64,
+    /// The key's request counters (see [`popularity`]).
+    pub counts: Arc<popularity::Counts>,
 }
 
 impl OpenObject {
@@ -122,6 +125,7 @@ impl OpenObject {
             etag,
             mapping: std::sync::OnceLock::new(),
             last_cold: std::sync::atomic::AtomicU64::new(0),
+            counts: Arc::default(),
         }
     }
 
@@ -196,13 +200,15 @@ impl OpenObject {
 }
 
 /// Where an indexed object lives, and what it is: its length and verified
-/// content digest as recorded when it was installed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// content digest as recorded when it was installed, and its request
+/// counters (shared with every opened copy, kept across a new version).
+#[derive(Debug, Clone)]
 pub struct Location {
     /// Index into [`Store::disks`].
     pub disk: usize,
     pub len: u64,
     pub digest: Digest,
+    pub counts: Arc<popularity::Counts>,
 }
 
 /// The store: disks plus the index of what they hold.
@@ -211,6 +217,9 @@ pub struct Store {
     disks: Vec<Disk>,
     index: RwLock<HashMap<ObjectKey, Location>>,
     open_cache: open_cache::OpenCache,
+    /// Bumped on every install and eviction: the inventory report is sent
+    /// again when it moved.
+    changes: std::sync::atomic::AtomicU64,
 }
 
 /// How the store keeps opened objects (see [`open_cache`]).
@@ -304,6 +313,7 @@ impl Store {
                 disks,
                 index: RwLock::new(index),
                 open_cache: open_cache::OpenCache::new(cache.entries, cache.valid_for),
+                changes: std::sync::atomic::AtomicU64::new(0),
             },
             skipped,
         ))
@@ -371,12 +381,10 @@ impl Store {
         let digest = xattr::FileExt::get_xattr(&file, DIGEST_XATTR)
             .ok()
             .flatten();
-        Ok(OpenObject::new(
-            file,
-            meta.len(),
-            modified,
-            etag(digest.as_deref(), &meta),
-        ))
+        let mut object =
+            OpenObject::new(file, meta.len(), modified, etag(digest.as_deref(), &meta));
+        object.counts = location.counts;
+        Ok(object)
     }
 
     /// Every indexed object with its size, sorted by key.
@@ -430,17 +438,48 @@ impl Store {
 
     /// Records that `key` now lives at `loc` (after an install): served
     /// from this instant.
-    fn insert(&self, key: ObjectKey, loc: Location) {
+    fn insert(&self, key: ObjectKey, mut loc: Location) {
         if let Ok(mut index) = self.index.write() {
+            // A new version of a key keeps its counters.
+            if let Some(old) = index.get(&key) {
+                loc.counts = old.counts.clone();
+            }
             index.insert(key.clone(), loc);
         }
         self.open_cache.invalidate(&key);
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A number that moves on every install and eviction.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Every object's requests and bytes since the previous snapshot, and
+    /// zero after it (objects not asked for are left out). O(objects) under
+    /// the index's read lock, off the serving path.
+    pub fn popularity_snapshot(&self) -> Vec<(ObjectKey, u64, u64)> {
+        let Ok(index) = self.index.read() else {
+            return Vec::new();
+        };
+        let mut out: Vec<(ObjectKey, u64, u64)> = index
+            .iter()
+            .filter_map(|(k, l)| {
+                let (requests, bytes) = l.counts.take();
+                (requests > 0).then(|| (k.clone(), requests, bytes))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     /// Stops serving `key` (before its file is removed); returns where it was.
     fn remove(&self, key: &ObjectKey) -> Option<Location> {
         let was = self.index.write().ok()?.remove(key);
         self.open_cache.invalidate(key);
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         was
     }
 }
@@ -466,6 +505,7 @@ fn verified_location(disk: usize, path: &Path) -> Option<Location> {
             disk,
             len: meta.len(),
             digest,
+            counts: Arc::default(),
         }),
         None => {
             tracing::warn!(path = %path.display(), "skipping an object without a verified digest record (not installed by eddy?); it is not served");

@@ -5,7 +5,7 @@ use crate::support::*;
 use std::time::{Duration, Instant};
 
 /// Every metric family `/metrics` declares, present from the start.
-const FAMILIES: [&str; 16] = [
+const FAMILIES: [&str; 17] = [
     "eddy_build_info",
     "eddy_start_time_seconds",
     "eddy_requests_total",
@@ -14,6 +14,7 @@ const FAMILIES: [&str; 16] = [
     "eddy_connections_open",
     "eddy_connections_total",
     "eddy_connections_rejected_total",
+    "eddy_misses_total",
     "eddy_tls_handshakes_total",
     "eddy_tls_handshake_failures_total",
     "eddy_tls_cert_reloads_total",

@@ -37,6 +37,9 @@ mod token;
 /// The admin listener: /metrics, /healthz, the status page, and its config.
 mod admin;
 
+/// Reports to the control plane: health, popularity, inventory; an unreachable control plane.
+mod report;
+
 /// The fill: signed manifests, downloads from nginx and eddy-origin, installs and evictions while serving.
 mod fill;
 /// The TLS listener: HTTP/2 and HTTP/1.1 parity with the plain listener, signed URLs, certificate
