@@ -240,18 +240,16 @@ pub fn start(
     draining: Arc<dyn Fn() -> bool + Send + Sync>,
     fill: Option<Arc<eddy_fill::Handle>>,
 ) -> Result<Handle, ReportError> {
-    let mut roots = rustls::RootCertStore::empty();
-    if settings.url.starts_with("https://") {
-        use rustls::pki_types::pem::PemObject as _;
+    let roots = if settings.url.starts_with("https://") {
         let err = |reason: String| ReportError::Ca {
             path: settings.ca_file.display().to_string(),
             reason,
         };
         let pem = std::fs::read(&settings.ca_file).map_err(|e| err(e.to_string()))?;
-        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
-            let _ = roots.add(cert.map_err(|e| err(format!("{e:?}")))?);
-        }
-    }
+        eddy_fill::client::roots_from_pem(&pem).map_err(err)?
+    } else {
+        rustls::RootCertStore::empty()
+    };
     let client = eddy_fill::client::Client::new(
         roots,
         Duration::from_secs(5),

@@ -45,6 +45,21 @@ pub enum ClientError {
     Request(#[from] http::Error),
 }
 
+/// The roots in a PEM bundle (certificates rustls cannot use are skipped),
+/// or why there are none.
+pub fn roots_from_pem(pem: &[u8]) -> Result<rustls::RootCertStore, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| format!("{e:?}"))?;
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        return Err("no usable certificate in it".into());
+    }
+    Ok(roots)
+}
+
 /// Client settings.
 #[derive(Clone)]
 pub struct Client {

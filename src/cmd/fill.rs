@@ -17,7 +17,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chrono::Timelike as _;
 use eddy_fill::download::Retry;
 use eddy_proto::report::FillStatus;
-use rustls::pki_types::pem::PemObject as _;
 
 use crate::config::{Config, Fill};
 use crate::store::Store;
@@ -103,7 +102,6 @@ pub fn start(fill: &Fill, store: Arc<Store>) -> Result<eddy_fill::Handle, FillCm
 /// The trusted roots: the CA bundle when it can be read. A plain-http-only
 /// setup (tests, the demo) may have none.
 fn roots(fill: &Fill) -> Result<rustls::RootCertStore, FillCmdError> {
-    let mut roots = rustls::RootCertStore::empty();
     let err = |reason: String| FillCmdError::Ca {
         path: fill.ca_file.display().to_string(),
         reason,
@@ -112,19 +110,11 @@ fn roots(fill: &Fill) -> Result<rustls::RootCertStore, FillCmdError> {
         Ok(pem) => pem,
         Err(e) if fill.manifest_url.starts_with("http://") => {
             tracing::debug!(error = %e, "no CA bundle; only plain http sources can be used");
-            return Ok(roots);
+            return Ok(rustls::RootCertStore::empty());
         }
         Err(e) => return Err(err(e.to_string())),
     };
-    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| err(format!("{e:?}")))?;
-        // A bundle may hold certificates rustls cannot use; skip those.
-        let _ = roots.add(cert);
-    }
-    if roots.is_empty() {
-        return Err(err("no usable certificate in it".into()));
-    }
-    Ok(roots)
+    eddy_fill::client::roots_from_pem(&pem).map_err(err)
 }
 
 /// One admin request: `METHOD PATH`, returns (status, body).
