@@ -9,6 +9,8 @@
 //! - `/`: a small HTML status page (version, uptime, listeners, disks, kTLS,
 //!   counters); every value HTML-escaped, no JavaScript, no external assets.
 //!
+//! - `/livez`: 200 while the process answers; `/readyz`: 200 `ready` while it
+//!   serves from at least one disk, 503 once the drain has begun.
 //! - `/fill/status`: the fill's progress as JSON (`eddy_proto::report::FillStatus`).
 //! - `POST /fill/now`: start a fill now, even outside the window (`eddy fill
 //!   now`). The one mutating endpoint: it needs `Authorization: Bearer
@@ -211,6 +213,8 @@ enum Route {
     Status,
     FillStatus,
     FillNow,
+    Live,
+    Ready,
 }
 
 fn route(path: &str) -> Option<Route> {
@@ -220,6 +224,8 @@ fn route(path: &str) -> Option<Route> {
         "/" => Some(Route::Status),
         "/fill/status" => Some(Route::FillStatus),
         "/fill/now" => Some(Route::FillNow),
+        "/livez" => Some(Route::Live),
+        "/readyz" => Some(Route::Ready),
         _ => None,
     }
 }
@@ -312,6 +318,16 @@ async fn answer<B>(state: &Arc<State>, request: &Request<B>) -> Response<Full<By
         }
         Route::Health => text(StatusCode::OK, "ok\n"),
         Route::FillStatus => fill_status(state),
+        Route::Live => text(StatusCode::OK, "live\n"),
+        // Ready: the index is loaded (it is, once this answers) and a disk is
+        // in service; not ready from the moment the drain begins.
+        Route::Ready if state.health.is_draining() => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+        }
+        Route::Ready if state.shared.store.disks().is_empty() => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "no disk in service\n")
+        }
+        Route::Ready => text(StatusCode::OK, "ready\n"),
         Route::FillNow => fill_now(state, request),
         Route::Metrics => match disk_stats(state).await {
             Some(disks) => {
@@ -551,6 +567,10 @@ mod tests {
         assert_eq!(route("/metrics"), Some(Route::Metrics));
         assert_eq!(route("/healthz"), Some(Route::Health));
         assert_eq!(route("/"), Some(Route::Status));
+        assert_eq!(route("/livez"), Some(Route::Live));
+        assert_eq!(route("/readyz"), Some(Route::Ready));
+        assert_eq!(route("/fill/status"), Some(Route::FillStatus));
+        assert_eq!(route("/fill/now"), Some(Route::FillNow));
         for other in [
             "/metrics/",
             "/Metrics",

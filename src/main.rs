@@ -111,14 +111,18 @@ fn open_store(config: &Config) -> Result<Store, StoreError> {
     Ok(store)
 }
 
-fn init_logging(level: &str) {
+fn init_logging(level: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("EDDY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -176,7 +180,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Store(StoreCommand::Import { common, src }) => {
             let config = load(&common)?;
-            init_logging(&config.log_level);
+            init_logging(&config.log_level, config.log_json);
             if !src.is_dir() {
                 return Err(ConfigError::Invalid {
                     key: "SRC_DIR",
@@ -199,7 +203,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Store(StoreCommand::Ls(common)) => {
             let config = load(&common)?;
-            init_logging(&config.log_level);
+            init_logging(&config.log_level, config.log_json);
             let store = open_store(&config)?;
             let mut out = std::io::stdout().lock();
             for row in store.list() {
@@ -355,7 +359,7 @@ fn demo(listen: String, admin_listen: String) -> anyhow::Result<()> {
 
 fn serve_command(common: &Common) -> anyhow::Result<()> {
     let config = load(common)?;
-    init_logging(&config.log_level);
+    init_logging(&config.log_level, config.log_json);
     // Certificates load before the store opens and anything is bound: a bad
     // one fails start-up as a configuration error (64).
     let tls_listener = match &config.tls {

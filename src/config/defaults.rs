@@ -263,3 +263,7 @@ pub const REPORT_BUFFER: usize = 256;
 
 /// The shortest report token accepted.
 pub const REPORT_TOKEN_MIN_BYTES: usize = 16;
+
+/// Log lines as text: readable on a terminal and in journald; `json` is one
+/// key away for a log pipeline.
+pub const LOG_FORMAT: &str = "text";

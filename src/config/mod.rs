@@ -194,6 +194,7 @@ pub struct RawLimits {
 #[serde(deny_unknown_fields)]
 pub struct RawLog {
     pub level: Option<String>,
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -241,6 +242,8 @@ pub struct Config {
     pub open_file_valid: Duration,
     pub limits: Limits,
     pub log_level: String,
+    /// Log lines as text (for a terminal or journald) or JSON (for a log pipeline).
+    pub log_json: bool,
     pub tokens: Tokens,
     /// The admin listener (`/metrics`, `/healthz`, status page); `None` = off.
     pub admin_listen: Option<SocketAddr>,
@@ -523,6 +526,17 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
             "must be one of error, warn, info, debug, trace",
         ));
     }
+    let log_json = match raw.log.format.as_deref().unwrap_or(defaults::LOG_FORMAT) {
+        "text" => false,
+        "json" => true,
+        other => {
+            return Err(invalid(
+                "log.format",
+                format!("{other:?}"),
+                "must be \"text\" or \"json\"",
+            ))
+        }
+    };
     let tokens = tokens(raw.tokens)?;
     let require_tokens = raw
         .serve
@@ -583,6 +597,7 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
         open_file_valid,
         limits,
         log_level,
+        log_json,
         tokens,
         admin_listen,
         admin_token,

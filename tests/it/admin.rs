@@ -169,6 +169,11 @@ fn healthz_is_ok_then_draining_during_the_drain() {
     let r = server.admin_request("GET", "/healthz");
     assert_status(&r, 200);
     assert_eq!(body(&r).trim(), "ok");
+    assert_eq!(
+        body(&server.admin_request("GET", "/readyz")).trim(),
+        "ready"
+    );
+    assert_status(&server.admin_request("GET", "/livez"), 200);
     // A response in flight keeps the drain going while we ask.
     let mut c = server.connect();
     c.send(&request_bytes("GET", "/big.mp4", &[], false));
@@ -180,6 +185,11 @@ fn healthz_is_ok_then_draining_during_the_drain() {
         let r = server.admin_request("GET", "/healthz");
         if r.status == 503 {
             assert_eq!(body(&r).trim(), "draining");
+            // Readiness flips with it; liveness does not.
+            let ready = server.admin_request("GET", "/readyz");
+            assert_status(&ready, 503);
+            assert_eq!(body(&ready).trim(), "draining");
+            assert_status(&server.admin_request("GET", "/livez"), 200);
             break;
         }
         assert_status(&r, 200);

@@ -501,3 +501,30 @@ fn index_is_rebuilt_at_start() {
     assert_eq!(server.get("/one.ts", &[]).body, b"1111");
     assert_eq!(server.get("/two.ts", &[]).body, b"2222");
 }
+
+#[test]
+fn log_format_json_writes_one_json_object_per_line() {
+    let store = Store::new();
+    store.write("t/a.bin", b"abc");
+    store.import();
+    let server = store.serve_with("[log]\nformat = \"json\"\n");
+    assert_eq!(server.get("/t/a.bin", &[]).status, 200);
+    let err = server.stderr();
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "no log lines");
+    for l in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v.get("level").is_some() && v.get("fields").is_some(), "{l}");
+    }
+    let bad = store.config("bad-log.toml", "[log]\nformat = \"xml\"\n");
+    let out = run_eddy(&[
+        "check-config".to_string(),
+        "--config".into(),
+        bad.display().to_string(),
+        "--disk".into(),
+        store.disks[0].display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("log.format"));
+}
