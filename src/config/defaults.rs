@@ -58,9 +58,10 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// pipeliners send a few; 16 bounds the work one read can commit us to.
 pub const MAX_PIPELINE_DEPTH: usize = 16;
 
-/// Bytes of an unwanted request body read and thrown away before closing, so the
-/// client reads our answer instead of a reset. nginx's lingering_close reads
-/// without a byte cap; 1 MiB bounds the work.
+/// Bytes read and thrown away in a lingering close (an unwanted request body,
+/// or requests pipelined past the connection's last answer), so the client
+/// reads our answer instead of a reset. nginx's lingering_close reads without a
+/// byte cap; 1 MiB bounds the work.
 pub const MAX_DISCARD_BODY_BYTES: u64 = 1024 * 1024;
 
 /// How long the lingering close may go on (nginx: lingering_timeout 5 s).

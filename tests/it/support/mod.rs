@@ -722,6 +722,35 @@ impl Conn {
         })
     }
 
+    /// Connects, then sets the socket's receive buffer to `rcvbuf` bytes (which also locks it
+    /// against autotuning), as a slow player's would be.
+    pub fn connect_with_rcvbuf(addr: SocketAddr, rcvbuf: usize) -> Conn {
+        use nix::sys::socket::{setsockopt, sockopt};
+        let c = Conn::connect(addr);
+        setsockopt(&c.stream, sockopt::RcvBuf, &rcvbuf).expect("SO_RCVBUF");
+        c
+    }
+
+    /// Reads until the server closes, at most `chunk` bytes per read with `pause` between reads
+    /// (a slow reader). Returns every byte received and how the stream ended: `Ok` for an orderly
+    /// close (FIN), `Err` for a reset or a read timeout.
+    pub fn read_slowly(
+        &mut self,
+        chunk: usize,
+        pause: Duration,
+    ) -> (Vec<u8>, Result<(), std::io::Error>) {
+        let mut got = std::mem::take(&mut self.buf);
+        let mut tmp = vec![0u8; chunk];
+        loop {
+            match read_some(&mut self.stream, &mut tmp) {
+                Ok(0) => return (got, Ok(())),
+                Ok(n) => got.extend_from_slice(&tmp[..n]),
+                Err(e) => return (got, Err(e)),
+            }
+            std::thread::sleep(pause);
+        }
+    }
+
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send request bytes");
     }
@@ -930,6 +959,33 @@ impl Conn {
     /// Bytes already received but not consumed.
     pub fn buffered(&self) -> &[u8] {
         &self.buf
+    }
+}
+
+/// Splits raw bytes received on one connection into Content-Length framed responses (answers to
+/// GET). Returns the responses whose head and body arrived whole, and how many bytes followed
+/// them (a cut answer's part).
+pub fn split_responses(mut bytes: &[u8]) -> (Vec<Response>, usize) {
+    let mut out = Vec::new();
+    loop {
+        let Some(end) = find(bytes, b"\r\n\r\n") else {
+            return (out, bytes.len());
+        };
+        let h = parse_head(&bytes[..end]).unwrap_or_else(|e| panic!("{e}"));
+        let mut r = Response {
+            version: h.version,
+            status: h.status,
+            reason: h.reason,
+            headers: h.headers,
+            body: Vec::new(),
+        };
+        let n = r.content_length().expect("a Content-Length framed answer") as usize;
+        if bytes.len() < end + 4 + n {
+            return (out, bytes.len());
+        }
+        r.body = bytes[end + 4..end + 4 + n].to_vec();
+        bytes = &bytes[end + 4 + n..];
+        out.push(r);
     }
 }
 
