@@ -1949,6 +1949,138 @@ fn an_idle_tls_connection_is_closed_by_idle_timeout() {
     );
 }
 
+/// The client's HTTP/2 preface and an empty SETTINGS frame: what a dribbler sends a byte at a time.
+fn h2_hello() -> Vec<u8> {
+    let mut v = PREFACE.to_vec();
+    v.extend(frame(SETTINGS, 0, 0, &[]));
+    v
+}
+
+/// Sends `bytes` one byte at a time, `every` apart, on each connection in turn, until the server
+/// has closed every one of them or `within` has passed (after the last byte it only waits).
+/// Returns which were closed.
+fn dribble(conns: &mut [TlsStream], bytes: &[u8], every: Duration, within: Duration) -> Vec<bool> {
+    let mut closed = vec![false; conns.len()];
+    let t = Instant::now();
+    let mut next = 0;
+    while t.elapsed() < within && closed.iter().any(|c| !c) {
+        for (s, closed) in conns
+            .iter_mut()
+            .zip(closed.iter_mut())
+            .filter(|(_, c)| !**c)
+        {
+            if let Some(b) = bytes.get(next) {
+                if s.write_all(&[*b]).and_then(|()| s.flush()).is_err() {
+                    *closed = true;
+                    continue;
+                }
+            }
+            *closed = tls_wait_closed(s, Duration::from_millis(1));
+        }
+        next += 1;
+        std::thread::sleep(every);
+    }
+    closed
+}
+
+#[test]
+fn an_h2_preface_dribbled_a_byte_at_a_time_is_cut_by_header_read_timeout() {
+    let f = fx(
+        "",
+        "[limits]\nheader_read_timeout = \"1s\"\nidle_timeout = \"30s\"\n",
+    );
+    let cfg = client(&f.id, H2_ONLY);
+    let mut s = tls_connect(f.server.https_addr(), &cfg).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.conn.alpn_protocol(), Some(&b"h2"[..]), "ALPN h2");
+    // One byte every 100 ms: each resets the idle deadline, but the preface never ends in time.
+    let closed = dribble(
+        std::slice::from_mut(&mut s),
+        &h2_hello(),
+        Duration::from_millis(100),
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        closed,
+        [true],
+        "an h2 preface dribbled for 10 s was not cut (header_read_timeout = 1s)"
+    );
+    let r = fetch_one(f.server.https_addr(), &cfg, Proto::H2, req("GET", SEG, &[]));
+    assert_status(&r, 200);
+}
+
+#[test]
+fn a_later_h2_request_head_dribbled_is_cut_but_an_idle_h2_connection_is_not() {
+    let f = fx(
+        "",
+        "[limits]\nheader_read_timeout = \"1s\"\nidle_timeout = \"30s\"\n",
+    );
+    let cfg = client(&f.id, H2_ONLY);
+    let (mut h, _) = H2c::open(f.server.https_addr(), &cfg, &[]);
+    assert_eq!(h.get(1, SEG).map(|(st, _)| st), Ok(200), "first request");
+    // Between requests only the idle deadline applies: past the header deadline, still served.
+    std::thread::sleep(Duration::from_secs(2));
+    h.ping()
+        .expect("an idle h2 connection is kept past header_read_timeout");
+    assert_eq!(h.get(3, SEG).map(|(st, _)| st), Ok(200), "second request");
+    // A HEADERS frame dribbled a byte every 100 ms.
+    let headers = frame(HEADERS, END_STREAM | END_HEADERS, 5, &get_block(SEG, &[]));
+    let closed = dribble(
+        std::slice::from_mut(&mut h.s),
+        &headers,
+        Duration::from_millis(100),
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        closed,
+        [true],
+        "a HEADERS frame dribbled for 10 s was not cut (header_read_timeout = 1s)"
+    );
+}
+
+#[test]
+fn h2_dribblers_holding_every_slot_are_cut_and_a_good_client_is_served() {
+    let f = fx(
+        "",
+        "[limits]\nmax_connections = 4\nheader_read_timeout = \"2s\"\nidle_timeout = \"30s\"\n",
+    );
+    let cfg = client(&f.id, H2_ONLY);
+    let mut dribblers: Vec<TlsStream> = (0..4)
+        .map(|_| tls_connect(f.server.https_addr(), &cfg).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    let hello = h2_hello();
+    let held = std::thread::spawn(move || {
+        dribble(
+            &mut dribblers,
+            &hello,
+            Duration::from_millis(100),
+            Duration::from_secs(15),
+        )
+    });
+    // A plain client, retried (the slots free when the dribblers are cut, not before).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let served = loop {
+        let mut c = f.server.connect();
+        let _ = c.try_send(&request_bytes("GET", SEG, &[], true));
+        if let Ok(r) = c.try_read_response(false) {
+            if r.status == 200 {
+                assert_bytes_eq(&r.body, &f.obj.seg, "good client");
+                break true;
+            }
+            assert_status(&r, 503);
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let closed = held.join().expect("dribbler thread");
+    assert_eq!(closed, [true; 4], "every dribbler was cut");
+    assert!(
+        served,
+        "no good client served while h2 dribblers held every slot"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // HTTP/2 settings and limits
 // ---------------------------------------------------------------------------------------------
