@@ -325,6 +325,7 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
         }
         None => None,
     };
+    serve::fds::check(&config);
     let store = open_store(&config)?;
     tracing::info!(
         objects = store.len(),

@@ -40,6 +40,31 @@ pub const MAX_RANGE_SUM_PERCENT: u32 = 100;
 /// player tries another appliance at once.
 pub const MAX_CONNECTIONS: usize = 10_000;
 
+/// Connections over `MAX_CONNECTIONS` being refused at once with a 503 (each
+/// holds its descriptor for up to `REFUSAL_SEND_TIMEOUT` plus
+/// `REFUSAL_LINGER`, about 2 s). Beyond it a connection is closed at once, so
+/// that a connect flood that never reads cannot spend the descriptors the
+/// server needs to accept (and refuse) anyone: 512 answers a burst of that
+/// many reconnecting players a second with a 503 and costs 2% of the
+/// unit's LimitNOFILE.
+pub const MAX_REFUSALS: usize = 512;
+
+/// How long a 503 refusal may wait to be written (a fresh socket takes its
+/// few hundred bytes at once; this only bounds a peer with no window).
+pub const REFUSAL_SEND_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a refused connection lingers after its 503, so that the player
+/// reads the answer rather than a reset.
+pub const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+/// Descriptors eddy holds besides client connections, cached objects and
+/// refusals: standard streams, the runtime's epoll and wake-up descriptors,
+/// listeners, disk directories, certificate reloads and logs. 64 is several
+/// times what they add up to with a handful of disks; the descriptor budget
+/// adds `DISK_READS_IN_FLIGHT` (each cold window sent off the event loop uses
+/// a duplicate of its socket) and `ADMIN_MAX_CONNECTIONS` to it.
+pub const FD_RESERVE: usize = 64;
+
 /// From a connection's first byte (or its accept) to the end of a request head.
 /// Go servers use 10 s (ReadHeaderTimeout); it stops slowloris without hurting
 /// a real client on a bad link.

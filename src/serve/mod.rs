@@ -2,7 +2,8 @@
 //! body.
 //!
 //! Owns: binding the serving listeners, the accept loops, the connection cap
-//! (shared by plain and TLS connections), and the drain on shutdown. The
+//! (shared by plain and TLS connections), the bound on refusals over it, and
+//! the drain on shutdown. The
 //! sub-modules split the path: `http1` parses plain heads, `fields` collects
 //! Range and preconditions from any transport, `route` names the object,
 //! `token` checks signed URLs, `range` and `conditional` decide what part of
@@ -17,6 +18,7 @@ pub mod answer;
 pub mod body;
 pub mod conditional;
 pub mod conn;
+pub mod fds;
 pub mod fields;
 pub mod http1;
 pub mod https;
@@ -35,6 +37,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
 use crate::clock::Clock;
+use crate::config::defaults::{REFUSAL_LINGER, REFUSAL_SEND_TIMEOUT};
 use crate::config::Limits;
 use crate::metrics::Listener;
 use crate::store::Store;
@@ -111,13 +114,17 @@ pub async fn run(
 ) -> usize {
     let max = shared.limits.max_connections;
     let slots = Arc::new(Semaphore::new(max));
+    let refusals = Arc::new(Semaphore::new(shared.limits.max_refusals));
     let (drain_tx, drain_rx) = watch::channel(false);
     let mut accept_loops = Vec::new();
     for listening in listeners {
         accept_loops.push(tokio::spawn(accept_loop(
             listening,
             shared.clone(),
-            slots.clone(),
+            Caps {
+                slots: slots.clone(),
+                refusals: refusals.clone(),
+            },
             drain_rx.clone(),
         )));
     }
@@ -135,10 +142,17 @@ pub async fn run(
     }
 }
 
+/// What an accept loop takes a permit from: a connection slot, or else a
+/// place among the refusals being answered.
+struct Caps {
+    slots: Arc<Semaphore>,
+    refusals: Arc<Semaphore>,
+}
+
 async fn accept_loop(
     Listening { listener, kind }: Listening,
     shared: Arc<Shared>,
-    slots: Arc<Semaphore>,
+    Caps { slots, refusals }: Caps,
     mut drain: watch::Receiver<bool>,
 ) {
     loop {
@@ -180,15 +194,26 @@ async fn accept_loop(
                     }
                 }
             }
-            // Over the cap a plain client gets a 503; a TLS client is closed
-            // before the handshake, the cheapest refusal it understands.
+            // Over the cap a plain client gets a 503, as long as fewer than
+            // `max_refusals` are being answered; otherwise (and always for a
+            // TLS client, before the handshake) it is closed at once, the
+            // cheapest refusal there is: a flood of connects that never read
+            // must not spend the descriptors the next accept needs.
             Err(_) => {
                 shared.metrics.connection_rejected(kind.listener());
-                match kind {
-                    Kind::Plain(_) => {
-                        tokio::spawn(reject(stream, shared.clone()));
+                let refusal = match kind {
+                    Kind::Plain(_) => refusals.clone().try_acquire_owned().ok(),
+                    Kind::Tls(_) => None,
+                };
+                match refusal {
+                    Some(permit) => {
+                        let shared = shared.clone();
+                        tokio::spawn(async move {
+                            reject(stream, shared).await;
+                            drop(permit);
+                        });
                     }
-                    Kind::Tls(_) => drop(stream),
+                    None => drop(stream),
                 }
             }
         }
@@ -205,13 +230,13 @@ async fn reject(stream: TcpStream, shared: Arc<Shared>) {
         head,
         &plan.body,
         None,
-        Duration::from_secs(1),
+        REFUSAL_SEND_TIMEOUT,
         &shared.metrics,
     )
     .await
     .is_ok();
     conn::count(&shared, &plan, &plan.body, written);
     if written {
-        conn::linger(&stream, &[], 0, Duration::from_secs(1)).await;
+        conn::linger(&stream, &[], 0, REFUSAL_LINGER).await;
     }
 }

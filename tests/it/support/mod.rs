@@ -330,6 +330,22 @@ impl Server {
         Server::spawn(store.path(), &args, 1)
     }
 
+    /// Like [`Server::start`], with `ulimit ULIMIT` applied to the process before eddy runs (for
+    /// example `-n 256`, which sets the soft and hard descriptor limits, or `-Sn 128`).
+    pub fn start_with_ulimit(store: &Store, config: Option<&Path>, ulimit: &str) -> Server {
+        let mut args: Vec<String> = vec!["serve".into()];
+        if let Some(c) = config {
+            args.push("--config".into());
+            args.push(c.to_str().expect("utf-8").into());
+        }
+        args.push("--listen".into());
+        args.push("127.0.0.1:0".into());
+        args.push("--admin-listen".into());
+        args.push("127.0.0.1:0".into());
+        args.extend(store.disk_args());
+        Server::spawn_with(store.path(), &args, 1, 0, Some(ulimit))
+    }
+
     /// Like [`Server::start`], also waiting for `https` TLS listening lines (the config file
     /// names the TLS listeners; `--listen` only replaces the plain ones).
     pub fn start_tls(store: &Store, config: &Path, https: usize) -> Server {
@@ -372,6 +388,18 @@ impl Server {
 
     /// Spawns `eddy ARGS` as given and waits for `listeners` plain and `https` TLS listening lines.
     fn spawn_raw(dir: &Path, args: &[String], listeners: usize, https: usize) -> Server {
+        Server::spawn_with(dir, args, listeners, https, None)
+    }
+
+    /// [`Server::spawn_raw`], under `sh -c 'ulimit ULIMIT && exec eddy ARGS'` when `ulimit` is
+    /// given (the process keeps its id: `exec`).
+    fn spawn_with(
+        dir: &Path,
+        args: &[String],
+        listeners: usize,
+        https: usize,
+        ulimit: Option<&str>,
+    ) -> Server {
         let stderr_path = tempfile::Builder::new()
             .prefix("serve-stderr-")
             .suffix(".log")
@@ -381,7 +409,17 @@ impl Server {
             .keep()
             .expect("keep stderr file");
         let stderr = File::create(&stderr_path).expect("create stderr log");
-        let mut child = Command::new(EDDY)
+        let mut command = match ulimit {
+            None => Command::new(EDDY),
+            Some(limit) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit {limit} && exec \"$0\" \"$@\""))
+                    .arg(EDDY);
+                c
+            }
+        };
+        let mut child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -497,6 +535,25 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("child").id()
+    }
+
+    /// How many descriptors the server has open now (`/proc/PID/fd`).
+    pub fn open_fds(&self) -> usize {
+        fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .expect("read /proc/PID/fd")
+            .count()
+    }
+
+    /// The server's (soft, hard) descriptor limits, from `/proc/PID/limits`.
+    pub fn fd_limits(&self) -> (String, String) {
+        let text = fs::read_to_string(format!("/proc/{}/limits", self.pid())).expect("limits");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .expect("a Max open files line");
+        let mut f = line["Max open files".len()..].split_whitespace();
+        let soft = f.next().expect("soft").to_string();
+        (soft, f.next().expect("hard").to_string())
     }
 
     /// Sends a signal with `kill(1)` (the workspace forbids unsafe code, so no libc::kill).
