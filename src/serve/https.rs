@@ -5,7 +5,8 @@
 //! settings (HTTP/2 stream and header-list limits, the rapid-reset defences),
 //! the header deadline (hyper's for HTTP/1.1; for HTTP/2 eddy's own, clocked
 //! by following the client's frames), the idle deadline (no byte either way
-//! for `limits.idle_timeout` closes the connection), the drain, turning a hyper
+//! for `limits.idle_timeout` closes the connection), the send deadline (the
+//! socket full for `limits.send_timeout` while a write waits), the drain, turning a hyper
 //! request into an [`Ask`] and a [`Plan`] into a hyper response whose body is
 //! slices of the memory-mapped object. It must not decide a status or a header
 //! (`respond` does) nor check a token (`answer` does).
@@ -118,6 +119,7 @@ pub async fn serve(
     let deadlines = Deadlines {
         idle: shared.limits.idle_timeout,
         head: shared.limits.header_read_timeout,
+        send: shared.limits.send_timeout,
     };
     if h2 {
         let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
@@ -211,6 +213,10 @@ async fn drive<C, E>(
                 }
                 Some(Expired::Head) => {
                     tracing::debug!("HTTP/2 request head not complete within the header deadline: closing");
+                    return;
+                }
+                Some(Expired::Send) => {
+                    tracing::debug!("TLS client took no byte within the send deadline: closing");
                     return;
                 }
                 // Fired early (the deadline moved later): set it again.
@@ -540,6 +546,9 @@ struct Activity {
     /// ([`NONE`] when none is): the connection's start until its first request
     /// has arrived, then the first byte of each frame until it is whole.
     head_since_ms: AtomicU64,
+    /// Milliseconds since `base` at which a write to the client last found
+    /// the socket full ([`NONE`] once a write went through).
+    blocked_since_ms: AtomicU64,
 }
 
 /// No head is being waited for.
@@ -553,6 +562,9 @@ enum Expired {
     /// A request head (HTTP/2: the preface, SETTINGS and first request, or a
     /// later frame) did not arrive within `limits.header_read_timeout`.
     Head,
+    /// The client took no byte for `limits.send_timeout` while a response
+    /// waited to be written.
+    Send,
 }
 
 impl Activity {
@@ -563,6 +575,7 @@ impl Activity {
             base: Instant::now(),
             last_ms: AtomicU64::new(0),
             head_since_ms: AtomicU64::new(if awaiting_head { 0 } else { NONE }),
+            blocked_since_ms: AtomicU64::new(NONE),
         }
     }
 
@@ -586,6 +599,20 @@ impl Activity {
         self.head_since_ms.store(NONE, Ordering::Relaxed);
     }
 
+    /// A write found the socket full (kept if one already had).
+    fn write_blocked(&self) {
+        if self.blocked_since_ms.load(Ordering::Relaxed) == NONE {
+            self.blocked_since_ms
+                .store(self.now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    /// The socket took what was written (a flush that had nothing to send
+    /// says so too, without moving the idle clock).
+    fn write_done(&self) {
+        self.blocked_since_ms.store(NONE, Ordering::Relaxed);
+    }
+
     fn at(&self, ms: u64) -> Instant {
         self.base + Duration::from_millis(ms)
     }
@@ -594,11 +621,16 @@ impl Activity {
     fn deadline(&self, limits: &Deadlines) -> (Instant, Expired) {
         let idle = self.at(self.last_ms.load(Ordering::Relaxed)) + limits.idle;
         let mut first = (idle, Expired::Idle);
-        let head = self.head_since_ms.load(Ordering::Relaxed);
-        if head != NONE {
-            let at = self.at(head) + limits.head;
-            if at < first.0 {
-                first = (at, Expired::Head);
+        for (since, within, why) in [
+            (&self.head_since_ms, limits.head, Expired::Head),
+            (&self.blocked_since_ms, limits.send, Expired::Send),
+        ] {
+            let since = since.load(Ordering::Relaxed);
+            if since != NONE {
+                let at = self.at(since) + within;
+                if at < first.0 {
+                    first = (at, why);
+                }
             }
         }
         first
@@ -610,6 +642,7 @@ impl Activity {
 struct Deadlines {
     idle: Duration,
     head: Duration,
+    send: Duration,
 }
 
 /// Follows the frames of the client's side of an HTTP/2 connection as its
@@ -734,6 +767,23 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
     }
 }
 
+impl<T> Watched<T> {
+    /// Records what a write (`wrote`: the bytes it took) or a flush found:
+    /// progress, or a full socket.
+    fn saw<R>(&self, polled: &Poll<std::io::Result<R>>, wrote: impl Fn(&R) -> usize) {
+        match polled {
+            Poll::Ready(Ok(r)) => {
+                if wrote(r) > 0 {
+                    self.activity.touch();
+                }
+                self.activity.write_done();
+            }
+            Poll::Pending => self.activity.write_blocked(),
+            Poll::Ready(Err(_)) => {}
+        }
+    }
+}
+
 impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
@@ -741,9 +791,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
+        self.saw(&polled, |&n| n);
         polled
     }
 
@@ -753,9 +801,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
+        self.saw(&polled, |&n| n);
         polled
     }
 
@@ -764,7 +810,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.saw(&polled, |()| 0);
+        polled
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

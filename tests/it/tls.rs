@@ -2081,6 +2081,95 @@ fn h2_dribblers_holding_every_slot_are_cut_and_a_good_client_is_served() {
     );
 }
 
+/// A fixture with a 32 MiB object, more than loopback's socket buffers hold, and `send_timeout`
+/// of 1 s (idle 30 s, so that only the send deadline can cut a stalled reader within 10 s).
+fn stalled_reader_fx() -> (Fx, usize) {
+    let store = Store::new();
+    let obj = objects(&store);
+    store.write("big.bin", &gen_bytes(73, 32 << 20));
+    store.import();
+    let f = fx_with_objects(
+        store,
+        obj,
+        "",
+        "[limits]\nsend_timeout = \"1s\"\nidle_timeout = \"30s\"\n",
+    );
+    (f, 32 << 20)
+}
+
+/// Waits `stall` without reading, then reads what comes for at most 10 s: the bytes read and
+/// whether the server ended the connection (EOF or reset).
+fn stall_then_drain<R: Read>(s: &mut R, sock: &TcpStream, stall: Duration) -> (usize, bool) {
+    // This sleep is the stall under test, not a readiness wait.
+    std::thread::sleep(stall);
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    let mut got = 0;
+    let mut tmp = vec![0u8; 1 << 16];
+    loop {
+        match s.read(&mut tmp) {
+            Ok(0) => return (got, true),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {
+                return (got, false)
+            }
+            Err(_) => return (got, true),
+        }
+    }
+}
+
+#[test]
+fn a_stalled_http11_reader_over_tls_is_cut_by_send_timeout() {
+    let (f, len) = stalled_reader_fx();
+    let mut s = tls_connect(f.server.https_addr(), &client(&f.id, H1_ONLY))
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.write_all(&request_bytes("GET", "/big.bin", &[], false))
+        .and_then(|()| s.flush())
+        .expect("send");
+    let sock = s.sock.try_clone().expect("clone");
+    let (got, ended) = stall_then_drain(&mut s, &sock, Duration::from_secs(4));
+    assert!(
+        ended,
+        "a stalled TLS reader was still connected 10 s after reading again"
+    );
+    assert!(
+        got < len,
+        "all {got} bytes arrived although the reader stalled past send_timeout"
+    );
+}
+
+#[test]
+fn a_stalled_h2_reader_is_cut_by_send_timeout() {
+    let (f, len) = stalled_reader_fx();
+    // A window as large as HTTP/2 allows, for the stream and the connection: only the socket
+    // can hold the response back.
+    const SETTINGS_INITIAL_WINDOW_SIZE: u16 = 0x4;
+    let (mut h, _) = H2c::open(
+        f.server.https_addr(),
+        &client(&f.id, H2_ONLY),
+        &[(SETTINGS_INITIAL_WINDOW_SIZE, 0x7fff_ffff)],
+    );
+    h.send(&frame(
+        WINDOW_UPDATE,
+        0,
+        0,
+        &(0x7fff_ffffu32 - 65_535).to_be_bytes(),
+    ))
+    .expect("connection window");
+    h.request(1, "/big.bin", &[]).expect("request");
+    let sock = h.s.sock.try_clone().expect("clone");
+    let (got, ended) = stall_then_drain(&mut h.s, &sock, Duration::from_secs(4));
+    assert!(
+        ended,
+        "a stalled h2 reader was still connected 10 s after reading again"
+    );
+    assert!(
+        got < len,
+        "all {got} bytes arrived although the reader stalled past send_timeout"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // HTTP/2 settings and limits
 // ---------------------------------------------------------------------------------------------
