@@ -33,6 +33,7 @@ use tokio::time::Instant;
 
 use super::answer::{self, Answer, Ask, Policy};
 use super::fields::Fields;
+use super::gate::{Gate, Refusal};
 use super::respond::{self, Body, Method, Plan, ServeError};
 use super::tls::Certs;
 use super::{prefetch, Shared};
@@ -92,20 +93,23 @@ pub async fn serve(
         None => "none",
     };
     shared.metrics.tls_handshake(version, alpn);
-    // HTTP/1.1 heads are clocked by hyper (`header_read_timeout`); HTTP/2
-    // heads by eddy, from here.
-    let activity = Arc::new(Activity::new(h2));
-    let io = TokioIo::new(Watched {
-        inner: stream,
-        activity: activity.clone(),
-        frames: h2.then(FrameClock::new),
-    });
     let conn_state = Arc::new(ConnState {
         completed: AtomicU32::new(0),
         abandoned: AtomicU32::new(0),
         flood: Notify::new(),
         metrics: shared.metrics.clone(),
         transport: if h2 { Transport::H2 } else { Transport::Https1 },
+        refusal: Arc::new(Refusal::default()),
+    });
+    // HTTP/1.1 heads are clocked by hyper (`header_read_timeout`), after the
+    // gate has put them through the plain listener's parser; HTTP/2 heads are
+    // clocked by eddy, from here.
+    let activity = Arc::new(Activity::new(h2));
+    let io = TokioIo::new(Watched {
+        inner: stream,
+        activity: activity.clone(),
+        frames: h2.then(FrameClock::new),
+        gate: (!h2).then(|| Gate::new(shared.limits, conn_state.refusal.clone())),
     });
     let service = {
         let shared = shared.clone();
@@ -234,6 +238,8 @@ struct ConnState {
     flood: Notify,
     metrics: Arc<Metrics>,
     transport: Transport,
+    /// HTTP/1.1: the head the gate refused, answered in its place.
+    refusal: Arc<Refusal>,
 }
 
 impl ConnState {
@@ -267,6 +273,16 @@ fn handle(
     let h2 = req.version() == Version::HTTP_2;
     if h2 && state.is_flood(tls.http2.max_client_resets) {
         state.flood.notify_one();
+    }
+    if !h2 {
+        if let Some(err) = state.refusal.next_request() {
+            // The stand-in for a head the gate refused: the plain listener's
+            // answer to it (which closes the connection).
+            let plan = respond::error(&err);
+            let body = ResponseBody::new(plan.status, &plan.body, None, tls.frame_bytes, state)
+                .unwrap_or_else(|_| ResponseBody::empty());
+            return response(&plan, now, h2, body);
+        }
     }
     let head_only = Method::parse(req.method().as_str()) == Method::Head;
     let Answer { plan, object } = match check_head(req, &shared.limits) {
@@ -741,11 +757,13 @@ impl FrameClock {
 }
 
 /// An I/O stream that records progress in an [`Activity`] (and, for HTTP/2,
-/// follows the client's frames with a [`FrameClock`]).
+/// follows the client's frames with a [`FrameClock`]; for HTTP/1.1, reads
+/// through a [`Gate`]).
 struct Watched<T> {
     inner: T,
     activity: Arc<Activity>,
     frames: Option<FrameClock>,
+    gate: Option<Gate>,
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
@@ -754,16 +772,46 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            this.activity.touch();
-            if let Some(frames) = this.frames.as_mut() {
-                frames.feed(&buf.filled()[before..], &this.activity);
+        let Watched {
+            inner,
+            activity,
+            frames,
+            gate,
+        } = &mut *self;
+        let Some(gate) = gate.as_mut() else {
+            let before = buf.filled().len();
+            let polled = Pin::new(&mut *inner).poll_read(cx, buf);
+            if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+                activity.touch();
+                if let Some(frames) = frames.as_mut() {
+                    frames.feed(&buf.filled()[before..], activity);
+                }
             }
+            return polled;
+        };
+        // Through the gate: hyper gets checked heads only.
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
         }
-        polled
+        loop {
+            if gate.hand_out(buf) {
+                return Poll::Ready(Ok(()));
+            }
+            let before = buf.filled().len();
+            std::task::ready!(Pin::new(&mut *inner).poll_read(cx, buf))?;
+            if buf.filled().len() == before {
+                // EOF (a partial head is dropped, as on the plain path).
+                return Poll::Ready(Ok(()));
+            }
+            activity.touch();
+            if gate.passes_through() {
+                return Poll::Ready(Ok(()));
+            }
+            if !gate.discards() {
+                gate.take_in(&buf.filled()[before..]);
+            }
+            buf.set_filled(before);
+        }
     }
 }
 

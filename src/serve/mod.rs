@@ -11,7 +11,8 @@
 //! [`respond::Plan`], and `answer` runs those steps in order for every
 //! transport. Two transports carry plans out: `conn` and `body` (plain
 //! HTTP/1.1, sendfile) and `https` over `tls` (hyper, HTTP/2 and HTTP/1.1,
-//! mapped files). Serving never writes to a disk and never contacts an origin:
+//! mapped files; `gate` puts HTTP/1.1 heads over TLS through the plain
+//! parser first). Serving never writes to a disk and never contacts an origin:
 //! a miss is a 404.
 
 pub mod answer;
@@ -20,6 +21,7 @@ pub mod conditional;
 pub mod conn;
 pub mod fds;
 pub mod fields;
+pub mod gate;
 pub mod http1;
 pub mod https;
 pub mod prefetch;

@@ -2669,6 +2669,66 @@ fn http11_over_tls_needs_exactly_one_host() {
 }
 
 #[test]
+fn malformed_heads_get_the_same_refusal_over_tls_http11_as_on_the_plain_listener() {
+    let f = fx("", "");
+    let cfg = client(&f.id, H1_ONLY);
+    #[rustfmt::skip]
+    let cases: Vec<(&str, String, u16)> = vec![
+        ("Content-Length with Transfer-Encoding",
+            format!("GET {SEG} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 400),
+        ("HTTP/1.2", format!("GET {SEG} HTTP/1.2\r\nHost: x\r\n\r\n"), 505),
+        ("HTTP/2.0 in a request line", format!("GET {SEG} HTTP/2.0\r\nHost: x\r\n\r\n"), 505),
+        ("invalid Content-Length", format!("GET {SEG} HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"), 400),
+        ("two different Content-Lengths",
+            format!("GET {SEG} HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"), 400),
+        ("Transfer-Encoding not chunked", format!("GET {SEG} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"), 400),
+        ("Transfer-Encoding in HTTP/1.0", format!("GET {SEG} HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 400),
+        ("malformed header line", format!("GET {SEG} HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n"), 400),
+        ("no Host", format!("GET {SEG} HTTP/1.1\r\n\r\n"), 400),
+    ];
+    for (name, head, status) in &cases {
+        let mut plain = f.server.connect();
+        plain.send(head.as_bytes());
+        let p = plain.read_response(false);
+        assert_eq!(p.status, *status, "{name} (plain): {}", p.describe());
+        assert!(p.closes(), "{name} (plain) closes");
+        let mut s = tls_connect(f.server.https_addr(), &cfg).unwrap_or_else(|e| panic!("{e}"));
+        let t = h1_raw(&mut s, head.as_bytes());
+        assert_same(&format!("{name} over TLS http/1.1"), &p, &t);
+        assert!(t.closes(), "{name} over TLS closes: {}", t.describe());
+        assert!(
+            tls_wait_closed(&mut s, Duration::from_secs(10)),
+            "{name}: the TLS connection stays open after the refusal"
+        );
+    }
+    // Pipelined behind a good request: the good one is answered, then the refusal, in order.
+    let two = format!("GET {SEG} HTTP/1.1\r\nHost: x\r\n\r\nGET {SEG} HTTP/1.2\r\nHost: x\r\n\r\n");
+    let mut s = tls_connect(f.server.https_addr(), &cfg).unwrap_or_else(|e| panic!("{e}"));
+    s.write_all(two.as_bytes())
+        .and_then(|()| s.flush())
+        .expect("send");
+    let mut got = Vec::new();
+    let mut tmp = [0u8; 65536];
+    loop {
+        match s.read(&mut tmp) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&tmp[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!("reading two pipelined answers over TLS: {e}"),
+        }
+    }
+    let (answers, rest) = split_responses(&got);
+    assert_eq!(rest, 0, "bytes after the answers");
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 505], "the good request, then the refusal");
+    assert_bytes_eq(
+        &answers[0].body,
+        &f.obj.seg,
+        "the good request before the refused one",
+    );
+}
+
+#[test]
 fn a_slowloris_head_over_tls_is_cut_by_header_read_timeout() {
     let f = fx(
         "",
