@@ -185,6 +185,18 @@ pub const DISK_READS_IN_FLIGHT: usize = 32;
 /// the warm-up of the windows being read.
 pub const COLD_MEMORY: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// How often eddy checks whether a flood of connections has receded and the
+/// memory they freed should go back to the kernel (`serve::trim`). A check
+/// reads two counters; a trim after a flood takes up to a few milliseconds of
+/// a blocking thread, so at most one per 5 s.
+pub const TRIM_CHECK: Duration = Duration::from_secs(5);
+
+/// Connections that must have closed since the last trim before the next one
+/// (and at most half as many open as at the peak): 1000 closed connections
+/// left about 60 MB of freed memory behind in the flood replay of
+/// docs/decisions/0001-allocator.md, while a few hundred leave little.
+pub const TRIM_AFTER_CLOSED: u64 = 1000;
+
 /// Where the admin listener (`/metrics`, `/healthz`, the status page) listens
 /// when neither config nor `--admin-listen` says: loopback, so that an operator
 /// gets metrics out of the box and nothing is exposed by accident. 9180 sits

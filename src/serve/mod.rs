@@ -30,6 +30,7 @@ pub mod respond;
 pub mod route;
 pub mod tls;
 pub mod token;
+pub mod trim;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -130,7 +131,10 @@ pub async fn run(
             drain_rx.clone(),
         )));
     }
+    // Freed memory goes back to the kernel once a flood of connections recedes.
+    let trimming = tokio::spawn(trim::run(shared.metrics.clone()));
     shutdown.await;
+    trimming.abort();
     tracing::info!(timeout = ?shared.limits.drain_timeout, "draining: no new connections, finishing in-flight responses");
     let _ = drain_tx.send(true);
     for handle in accept_loops {

@@ -137,3 +137,29 @@ fn a_budget_over_the_descriptor_limit_is_warned_naming_the_keys() {
     // It still serves.
     assert_bytes_eq(&server.get("/a.bin", &[]).body, &a, "served");
 }
+
+#[test]
+fn memory_is_given_back_once_a_flood_of_connections_has_closed() {
+    let (store, a) = one_object();
+    let server = store.serve();
+    let trims = |server: &Server| {
+        sample(&scrape(server), "eddy_memory_trims_total").expect("eddy_memory_trims_total")
+    };
+    assert_eq!(trims(&server), 0.0, "no trim before any connection");
+    // 1100 connections (more than the 1000 a trim waits for), each served once, then closed.
+    for _ in 0..1100 {
+        let mut c = server.connect();
+        c.send(&request_bytes("GET", "/a.bin", &[], true));
+        assert_bytes_eq(&c.read_response(false).body, &a, "flood request");
+    }
+    // Checked every 5 s: bounded poll, not a timing assertion.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while trims(&server) < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "no memory trim 30 s after 1100 connections closed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_bytes_eq(&server.get("/a.bin", &[]).body, &a, "still serving");
+}
