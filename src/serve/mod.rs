@@ -115,6 +115,14 @@ pub async fn run(
     shared: Arc<Shared>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> usize {
+    // Polled once before anything is accepted: a future that installs signal
+    // handlers when first polled (as `main`'s does) has them in place before
+    // any client can be answered, so a SIGTERM that follows an answer is
+    // always a drain, never the signal's default action.
+    let mut shutdown = std::pin::pin!(shutdown);
+    let stopped =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(shutdown.as_mut().poll(cx).is_ready()))
+            .await;
     let max = shared.limits.max_connections;
     let slots = Arc::new(Semaphore::new(max));
     let refusals = Arc::new(Semaphore::new(shared.limits.max_refusals));
@@ -133,7 +141,9 @@ pub async fn run(
     }
     // Freed memory goes back to the kernel once a flood of connections recedes.
     let trimming = tokio::spawn(trim::run(shared.metrics.clone()));
-    shutdown.await;
+    if !stopped {
+        shutdown.await;
+    }
     trimming.abort();
     tracing::info!(timeout = ?shared.limits.drain_timeout, "draining: no new connections, finishing in-flight responses");
     let _ = drain_tx.send(true);
