@@ -8,6 +8,9 @@ server's descriptors and memory did before, during and after.
           plain HTTP every 100 ms (a 503 counts as answered: it is the refusal it should get).
   tls     `h2load` TLS connections (`--tls-conns` at once, one 64 KiB request each, HTTP/2),
           round after round for `--seconds`. The good client GETs over TLS HTTP/1.1.
+  dribble `--max-connections` TLS connections that negotiate h2 and then send the HTTP/2 preface
+          one byte every `--every` seconds (never reconnecting), for `--seconds`. The good client
+          GETs over plain HTTP (it shares the connection cap).
 
 Figures: the good client's answers (status or failure) and its latency (connect to last byte);
 the server's open descriptors (/proc/PID/fd) and RssAnon / VmRSS (/proc/PID/status), sampled
@@ -144,6 +147,41 @@ def tls_flood(addr, conns, seconds):
     return {"h2load_rounds": rounds, "requests_done": done}
 
 
+def dribble_flood(addr, conns, every, seconds):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["h2"])
+    socks = []
+    for _ in range(conns):
+        s = ctx.wrap_socket(socket.create_connection(addr, timeout=10), server_hostname="localhost")
+        s.setblocking(False)
+        socks.append(s)
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+    start, sent, cut, cut_at = time.monotonic(), 0, set(), []
+    while time.monotonic() - start < seconds and len(cut) < conns:
+        for i, s in enumerate(socks):
+            if i in cut:
+                continue
+            try:
+                if sent < len(preface):
+                    s.send(preface[sent:sent + 1])
+                while True:
+                    if not s.recv(65536):
+                        raise ConnectionResetError
+            except (ssl.SSLWantReadError, BlockingIOError):
+                pass
+            except (OSError, ssl.SSLError):
+                cut.add(i)
+                cut_at.append(round(time.monotonic() - start, 1))
+        sent += 1
+        time.sleep(every)
+    for s in socks:
+        s.close()
+    return {"dribblers": conns, "cut_by_server": len(cut),
+            "first_cut_s": min(cut_at) if cut_at else None, "last_cut_s": max(cut_at) if cut_at else None}
+
+
 def summary(sampler, good):
     phases = ["before", "during", "after", "settled"]
     out = {}
@@ -174,12 +212,13 @@ def summary(sampler, good):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--eddy", required=True)
-    ap.add_argument("--mode", choices=["refuse", "tls"], required=True)
+    ap.add_argument("--mode", choices=["refuse", "tls", "dribble"], required=True)
     ap.add_argument("--nofile", type=int, default=1024)
     ap.add_argument("--max-connections", type=int, default=200)
     ap.add_argument("--rate", type=int, default=4800)
     ap.add_argument("--hold", type=float, default=3.0)
     ap.add_argument("--tls-conns", type=int, default=1000)
+    ap.add_argument("--every", type=float, default=1.0)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--settle", type=float, default=20.0)
     ap.add_argument("--env", action="append", default=[])
@@ -195,7 +234,7 @@ def main():
         f.write(os.urandom(64 * 1024))
     sh(a.eddy, "store", "import", "--disk", f"{tmp}/d0", f"{tmp}/src")
     toml = f"[limits]\nmax_connections = {a.max_connections}\n{a.extra_toml}\n"
-    if a.mode == "tls":
+    if a.mode in ("tls", "dribble"):
         sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
            "-nodes", "-keyout", f"{tmp}/key.pem", "-out", f"{tmp}/cert.pem", "-days", "2",
            "-subj", "/CN=localhost")
@@ -214,7 +253,7 @@ def main():
         stdout=subprocess.PIPE, stderr=log, text=True, env=env,
     )
     plain = tls = None
-    while plain is None or (a.mode == "tls" and tls is None):
+    while plain is None or (a.mode != "refuse" and tls is None):
         line = proc.stdout.readline()
         if not line:
             sys.exit(f"eddy exited: see {tmp}/stderr.log")
@@ -243,8 +282,10 @@ def main():
     sampler.phase = "during"
     if a.mode == "refuse":
         flood = refuse_flood(plain, a.rate, a.seconds, a.hold)
-    else:
+    elif a.mode == "tls":
         flood = tls_flood(tls, a.tls_conns, a.seconds)
+    else:
+        flood = dribble_flood(tls, a.max_connections, a.every, a.seconds)
     for s in held:
         s.close()
     sampler.phase = "after"
