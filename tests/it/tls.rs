@@ -2170,6 +2170,29 @@ fn a_stalled_h2_reader_is_cut_by_send_timeout() {
     );
 }
 
+#[test]
+fn an_h2_stream_stalled_by_its_window_holds_neither_the_other_streams_nor_the_connection() {
+    let (f, _) = stalled_reader_fx();
+    // The client reads the socket and gives back connection credit, but never opens stream 1's
+    // window: its response stops after the initial 64 KiB while the socket stays free.
+    let (mut h, _) = H2c::open(f.server.https_addr(), &client(&f.id, H2_ONLY), &[]);
+    h.request(1, "/big.bin", &[]).expect("request");
+    assert_eq!(h.response_head(1).map(|(st, _)| st), Ok(200));
+    assert_eq!(
+        h.get(3, SEG),
+        Ok((200, f.obj.seg.len())),
+        "a stream after the stalled one"
+    );
+    // Past send_timeout (1 s): the connection is not cut, other streams are still served.
+    std::thread::sleep(Duration::from_secs(3));
+    h.ping().expect("the connection is alive");
+    assert_eq!(
+        h.get(5, SEG),
+        Ok((200, f.obj.seg.len())),
+        "a stream 3 s later"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // HTTP/2 settings and limits
 // ---------------------------------------------------------------------------------------------
