@@ -385,6 +385,7 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
     if config.fill.is_some() {
         eddy::store::install::prepare_existing(&config.disks);
     }
+    serve::fds::check(&config);
     let store = open_store(&config)?;
     tracing::info!(
         objects = store.len(),

@@ -29,6 +29,7 @@
 //! | `eddy_tls_cert_not_after_seconds` | gauge (absent until a certificate is loaded) | |
 //! | `eddy_ktls_info` | gauge (1) | `mode`, `reason` |
 //! | `eddy_disk_wait_windows_total` | counter | |
+//! | `eddy_memory_trims_total` | counter | |
 //! | `eddy_store_objects` | gauge | `disk` |
 //! | `eddy_store_bytes` | gauge | `disk` |
 //!
@@ -208,6 +209,7 @@ pub struct Metrics {
     content_misses: AtomicU64,
     handshakes: [[AtomicU64; TLS_ALPNS.len() + 1]; TLS_VERSIONS.len() + 1],
     handshake_failures: AtomicU64,
+    memory_trims: AtomicU64,
     /// `[ok, failed]`.
     cert_reloads: [AtomicU64; 2],
     cert_not_after: AtomicI64,
@@ -237,6 +239,7 @@ impl Metrics {
             handshakes: [const { [const { AtomicU64::new(0) }; TLS_ALPNS.len() + 1] };
                 TLS_VERSIONS.len() + 1],
             handshake_failures: AtomicU64::new(0),
+            memory_trims: AtomicU64::new(0),
             cert_reloads: [const { AtomicU64::new(0) }; 2],
             cert_not_after: AtomicI64::new(UNSET),
             cold_windows: AtomicU64::new(0),
@@ -328,6 +331,11 @@ impl Metrics {
     /// A TLS handshake that failed (bad client hello, no shared cipher, timeout).
     pub fn tls_handshake_failed(&self) {
         self.handshake_failures.fetch_add(1, Relaxed);
+    }
+
+    /// Freed memory was given back to the kernel after a flood receded.
+    pub fn memory_trimmed(&self) {
+        self.memory_trims.fetch_add(1, Relaxed);
     }
 
     /// A certificate reload was attempted; `ok` when the new one is in use.
@@ -575,6 +583,16 @@ impl Metrics {
             &[],
             self.cold_windows.load(Relaxed),
         );
+        out.family(
+            "eddy_memory_trims_total",
+            "counter",
+            "Times freed memory was given back to the kernel (malloc_trim) after many connections closed.",
+        );
+        out.sample(
+            "eddy_memory_trims_total",
+            &[],
+            self.memory_trims.load(Relaxed),
+        );
 
         out.family(
             "eddy_store_objects",
@@ -803,7 +821,7 @@ mod tests {
     use std::path::PathBuf;
     use std::time::Duration;
 
-    const FAMILIES: [&str; 17] = [
+    const FAMILIES: [&str; 18] = [
         "eddy_build_info",
         "eddy_start_time_seconds",
         "eddy_requests_total",
@@ -819,6 +837,7 @@ mod tests {
         "eddy_tls_cert_not_after_seconds",
         "eddy_ktls_info",
         "eddy_disk_wait_windows_total",
+        "eddy_memory_trims_total",
         "eddy_store_objects",
         "eddy_store_bytes",
     ];

@@ -40,6 +40,31 @@ pub const MAX_RANGE_SUM_PERCENT: u32 = 100;
 /// player tries another appliance at once.
 pub const MAX_CONNECTIONS: usize = 10_000;
 
+/// Connections over `MAX_CONNECTIONS` being refused at once with a 503 (each
+/// holds its descriptor for up to `REFUSAL_SEND_TIMEOUT` plus
+/// `REFUSAL_LINGER`, about 2 s). Beyond it a connection is closed at once, so
+/// that a connect flood that never reads cannot spend the descriptors the
+/// server needs to accept (and refuse) anyone: 512 answers a burst of that
+/// many reconnecting players a second with a 503 and costs 2% of the
+/// unit's LimitNOFILE.
+pub const MAX_REFUSALS: usize = 512;
+
+/// How long a 503 refusal may wait to be written (a fresh socket takes its
+/// few hundred bytes at once; this only bounds a peer with no window).
+pub const REFUSAL_SEND_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a refused connection lingers after its 503, so that the player
+/// reads the answer rather than a reset.
+pub const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+/// Descriptors eddy holds besides client connections, cached objects and
+/// refusals: standard streams, the runtime's epoll and wake-up descriptors,
+/// listeners, disk directories, certificate reloads and logs. 64 is several
+/// times what they add up to with a handful of disks; the descriptor budget
+/// adds `DISK_READS_IN_FLIGHT` (each cold window sent off the event loop uses
+/// a duplicate of its socket) and `ADMIN_MAX_CONNECTIONS` to it.
+pub const FD_RESERVE: usize = 64;
+
 /// From a connection's first byte (or its accept) to the end of a request head.
 /// Go servers use 10 s (ReadHeaderTimeout); it stops slowloris without hurting
 /// a real client on a bad link.
@@ -58,9 +83,10 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// pipeliners send a few; 16 bounds the work one read can commit us to.
 pub const MAX_PIPELINE_DEPTH: usize = 16;
 
-/// Bytes of an unwanted request body read and thrown away before closing, so the
-/// client reads our answer instead of a reset. nginx's lingering_close reads
-/// without a byte cap; 1 MiB bounds the work.
+/// Bytes read and thrown away in a lingering close (an unwanted request body,
+/// or requests pipelined past the connection's last answer), so the client
+/// reads our answer instead of a reset. nginx's lingering_close reads without a
+/// byte cap; 1 MiB bounds the work.
 pub const MAX_DISCARD_BODY_BYTES: u64 = 1024 * 1024;
 
 /// How long the lingering close may go on (nginx: lingering_timeout 5 s).
@@ -158,6 +184,18 @@ pub const DISK_READS_IN_FLIGHT: usize = 32;
 /// window, too much to pay on every warm window forever. Two seconds outlasts
 /// the warm-up of the windows being read.
 pub const COLD_MEMORY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How often eddy checks whether a flood of connections has receded and the
+/// memory they freed should go back to the kernel (`serve::trim`). A check
+/// reads two counters; a trim after a flood takes up to a few milliseconds of
+/// a blocking thread, so at most one per 5 s.
+pub const TRIM_CHECK: Duration = Duration::from_secs(5);
+
+/// Connections that must have closed since the last trim before the next one
+/// (and at most half as many open as at the peak): 1000 closed connections
+/// left about 60 MB of freed memory behind in the flood replay of
+/// docs/decisions/0001-allocator.md, while a few hundred leave little.
+pub const TRIM_AFTER_CLOSED: u64 = 1000;
 
 /// Where the admin listener (`/metrics`, `/healthz`, the status page) listens
 /// when neither config nor `--admin-listen` says: loopback, so that an operator

@@ -181,6 +181,7 @@ pub struct RawLimits {
     pub max_ranges: Option<i64>,
     pub max_range_sum_percent: Option<i64>,
     pub max_connections: Option<i64>,
+    pub max_refusals: Option<i64>,
     pub header_read_timeout: Option<String>,
     pub idle_timeout: Option<String>,
     pub send_timeout: Option<String>,
@@ -320,6 +321,9 @@ pub struct Limits {
     pub max_ranges: usize,
     pub max_range_sum_percent: u32,
     pub max_connections: usize,
+    /// Connections over `max_connections` being answered 503 at once; more
+    /// are closed at once.
+    pub max_refusals: usize,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub send_timeout: Duration,
@@ -338,6 +342,7 @@ impl Default for Limits {
             max_ranges: defaults::MAX_RANGES,
             max_range_sum_percent: defaults::MAX_RANGE_SUM_PERCENT,
             max_connections: defaults::MAX_CONNECTIONS,
+            max_refusals: defaults::MAX_REFUSALS,
             header_read_timeout: defaults::HEADER_READ_TIMEOUT,
             idle_timeout: defaults::IDLE_TIMEOUT,
             send_timeout: defaults::SEND_TIMEOUT,
@@ -479,6 +484,13 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
             d.max_connections,
             1,
             10_000_000,
+        )?,
+        max_refusals: count(
+            "limits.max_refusals",
+            l.max_refusals,
+            d.max_refusals,
+            0,
+            1_000_000,
         )?,
         header_read_timeout: duration(
             "limits.header_read_timeout",

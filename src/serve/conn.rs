@@ -3,8 +3,9 @@
 //!
 //! Owns: the read buffer, the header-read and idle deadlines (enforced here,
 //! also on a connection that never sends a byte), keep-alive, pipelining depth,
-//! the lingering close after a request that carried a body, and reacting to a
-//! drain. It must not decide statuses or headers (`respond` does) nor build file
+//! the lingering close on every close after an answer (a request body,
+//! requests pipelined past the depth limit or after `Connection: close`), and
+//! reacting to a drain. It must not decide statuses or headers (`respond` does) nor build file
 //! paths (`store` does); it only moves bytes in the order the plan says.
 
 use std::net::IpAddr;
@@ -211,6 +212,17 @@ async fn answer_one(
         return Some(End::Done);
     }
     if !keep_alive {
+        // The client may have sent more (requests pipelined past this last
+        // answer, or after its own `Connection: close`), or may still be
+        // sending: a close with unread input is a reset, which destroys the
+        // answer bytes still in the kernel's send buffer. Linger instead.
+        linger(
+            stream,
+            &buf[head.len..],
+            limits.max_discard_body_bytes,
+            limits.linger_timeout,
+        )
+        .await;
         return Some(End::Done);
     }
     None
@@ -343,7 +355,12 @@ fn discard_budget(head: &RequestHead, shared: &Shared) -> u64 {
 
 /// Lingering close: stop sending, then read and discard what the client is still
 /// sending (up to `budget` beyond what is already buffered, and up to the linger
-/// timeout), so that our answer is not destroyed by a reset.
+/// timeout), so that our answer is not destroyed by a reset. Every close of a
+/// connection that was answered goes through here: the write side is shut
+/// down at once (the client reads our FIN after the last answer byte), and
+/// the descriptor is closed only once the client has closed its side, the
+/// budget is spent or the timeout passed, so that the kernel never sees
+/// unread input at `close()` while the client is behaving.
 pub(super) async fn linger(stream: &TcpStream, already: &[u8], budget: u64, within: Duration) {
     let _ = nix::sys::socket::shutdown(
         std::os::fd::AsRawFd::as_raw_fd(stream),
@@ -351,14 +368,13 @@ pub(super) async fn linger(stream: &TcpStream, already: &[u8], budget: u64, with
     );
     let mut left = budget.saturating_sub(already.len() as u64);
     let deadline = Instant::now() + within;
-    let mut scratch = vec![0u8; 16 * 1024];
     // Keep reading until EOF, the budget, or the deadline; a little slack past the
     // budget lets a client that sent exactly the body finish cleanly.
     let mut slack: u64 = 64 * 1024;
     loop {
         let read = timeout_at(deadline, async {
             stream.readable().await?;
-            stream.try_read(&mut scratch)
+            discard_now(stream)
         })
         .await;
         match read {
@@ -378,4 +394,12 @@ pub(super) async fn linger(stream: &TcpStream, already: &[u8], budget: u64, with
             Ok(Err(_)) => return,
         }
     }
+}
+
+/// One read of bytes to throw away. The scratch space lives on the stack of
+/// this synchronous call, not in the lingering future: a flood of refused or
+/// closing connections costs no buffer each.
+fn discard_now(stream: &TcpStream) -> std::io::Result<usize> {
+    let mut scratch = [0u8; 16 * 1024];
+    stream.try_read(&mut scratch)
 }

@@ -3,14 +3,17 @@
 //!
 //! Owns: the handshake deadline, picking the HTTP version by ALPN, hyper's
 //! settings (HTTP/2 stream and header-list limits, the rapid-reset defences),
-//! the idle deadline (no byte either way for `limits.idle_timeout` closes the
-//! connection, which also bounds a stalled reader), the drain, turning a hyper
+//! the header deadline (hyper's for HTTP/1.1; for HTTP/2 eddy's own, clocked
+//! by following the client's frames), the idle deadline (no byte either way
+//! for `limits.idle_timeout` closes the connection), the send deadline (the
+//! socket full for `limits.send_timeout` while a write waits), the drain, turning a hyper
 //! request into an [`Ask`] and a [`Plan`] into a hyper response whose body is
 //! slices of the memory-mapped object. It must not decide a status or a header
 //! (`respond` does) nor check a token (`answer` does).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -30,6 +33,7 @@ use tokio::time::Instant;
 
 use super::answer::{self, Answer, Ask, Policy};
 use super::fields::Fields;
+use super::gate::{Gate, Refusal};
 use super::respond::{self, Body, Method, Plan, ServeError};
 use super::tls::Certs;
 use super::{prefetch, Shared};
@@ -89,17 +93,23 @@ pub async fn serve(
         None => "none",
     };
     shared.metrics.tls_handshake(version, alpn);
-    let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(Watched {
-        inner: stream,
-        activity: activity.clone(),
-    });
     let conn_state = Arc::new(ConnState {
         completed: AtomicU32::new(0),
         abandoned: AtomicU32::new(0),
         flood: Notify::new(),
         metrics: shared.metrics.clone(),
         transport: if h2 { Transport::H2 } else { Transport::Https1 },
+        refusal: Arc::new(Refusal::default()),
+    });
+    // HTTP/1.1 heads are clocked by hyper (`header_read_timeout`), after the
+    // gate has put them through the plain listener's parser; HTTP/2 heads are
+    // clocked by eddy, from here.
+    let activity = Arc::new(Activity::new(h2));
+    let io = TokioIo::new(Watched {
+        inner: stream,
+        activity: activity.clone(),
+        frames: h2.then(FrameClock::new),
+        gate: (!h2).then(|| Gate::new(shared.limits, conn_state.refusal.clone())),
     });
     let service = {
         let shared = shared.clone();
@@ -110,7 +120,11 @@ pub async fn serve(
             std::future::ready(Ok::<_, Infallible>(response))
         })
     };
-    let idle = shared.limits.idle_timeout;
+    let deadlines = Deadlines {
+        idle: shared.limits.idle_timeout,
+        head: shared.limits.header_read_timeout,
+        send: shared.limits.send_timeout,
+    };
     if h2 {
         let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         builder
@@ -121,7 +135,7 @@ pub async fn serve(
             // Our Date header is the one sent: one clock read per request.
             .auto_date_header(false);
         let conn = builder.serve_connection(io, service);
-        drive(conn, &activity, &conn_state, idle, &mut drain, |c| {
+        drive(conn, &activity, &conn_state, deadlines, &mut drain, |c| {
             c.graceful_shutdown()
         })
         .await;
@@ -136,20 +150,21 @@ pub async fn serve(
             .max_headers(2 * shared.limits.max_headers)
             .auto_date_header(false);
         let conn = builder.serve_connection(io, service);
-        drive(conn, &activity, &conn_state, idle, &mut drain, |c| {
+        drive(conn, &activity, &conn_state, deadlines, &mut drain, |c| {
             c.graceful_shutdown()
         })
         .await;
     }
 }
 
-/// Runs a hyper connection until it ends, a drain asks it to finish, it has
-/// been idle too long, or a reset flood was seen on it.
+/// Runs a hyper connection until it ends, a drain asks it to finish, one of its
+/// deadlines passes (idle, or a request head that does not arrive), or a reset
+/// flood was seen on it.
 async fn drive<C, E>(
     conn: C,
     activity: &Activity,
     state: &ConnState,
-    idle: Duration,
+    deadlines: Deadlines,
     drain: &mut watch::Receiver<bool>,
     shutdown: impl Fn(Pin<&mut C>),
 ) where
@@ -161,9 +176,16 @@ async fn drive<C, E>(
     if draining {
         shutdown(conn.as_mut());
     }
-    let check = (idle / 4).max(Duration::from_millis(100));
+    // One timer, set for the earliest deadline. Bytes moving push the idle
+    // deadline later, which the timer learns when it fires (it is then set
+    // again); a deadline that became earlier (a head began) moves it at once.
+    let timer = tokio::time::sleep_until(activity.deadline(&deadlines).0);
+    tokio::pin!(timer);
     loop {
         tokio::select! {
+            // The connection first: what it reads may set an earlier deadline,
+            // which the timer branch below then sees.
+            biased;
             result = conn.as_mut() => {
                 if let Err(error) = result {
                     tracing::debug!(%error, "TLS connection ended with an error");
@@ -178,12 +200,32 @@ async fn drive<C, E>(
                 tracing::warn!("HTTP/2 reset flood: closing the connection");
                 return;
             }
-            _ = tokio::time::sleep(check) => {
-                if activity.idle_for() >= idle {
+            why = std::future::poll_fn(|cx| {
+                let (at, why) = activity.deadline(&deadlines);
+                if at < timer.deadline() {
+                    timer.as_mut().reset(at);
+                }
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) if Instant::now() >= at => Poll::Ready(Some(why)),
+                    Poll::Ready(()) => Poll::Ready(None),
+                    Poll::Pending => Poll::Pending,
+                }
+            }) => match why {
+                Some(Expired::Idle) => {
                     tracing::debug!("TLS connection idle: closing");
                     return;
                 }
-            }
+                Some(Expired::Head) => {
+                    tracing::debug!("HTTP/2 request head not complete within the header deadline: closing");
+                    return;
+                }
+                Some(Expired::Send) => {
+                    tracing::debug!("TLS client took no byte within the send deadline: closing");
+                    return;
+                }
+                // Fired early (the deadline moved later): set it again.
+                None => timer.as_mut().reset(activity.deadline(&deadlines).0),
+            },
         }
     }
 }
@@ -196,6 +238,8 @@ struct ConnState {
     flood: Notify,
     metrics: Arc<Metrics>,
     transport: Transport,
+    /// HTTP/1.1: the head the gate refused, answered in its place.
+    refusal: Arc<Refusal>,
 }
 
 impl ConnState {
@@ -229,6 +273,16 @@ fn handle(
     let h2 = req.version() == Version::HTTP_2;
     if h2 && state.is_flood(tls.http2.max_client_resets) {
         state.flood.notify_one();
+    }
+    if !h2 {
+        if let Some(err) = state.refusal.next_request() {
+            // The stand-in for a head the gate refused: the plain listener's
+            // answer to it (which closes the connection).
+            let plan = respond::error(&err);
+            let body = ResponseBody::new(plan.status, &plan.body, None, tls.frame_bytes, state)
+                .unwrap_or_else(|_| ResponseBody::empty());
+            return response(&plan, now, h2, body);
+        }
     }
     let head_only = Method::parse(req.method().as_str()) == Method::Head;
     let Answer { plan, object } = match check_head(req, &shared.limits) {
@@ -498,36 +552,218 @@ impl Drop for ResponseBody {
     }
 }
 
-/// When the connection last moved a byte either way.
+/// When the connection last moved a byte either way, and since when a request
+/// head has been awaited without arriving (HTTP/2: see [`FrameClock`]).
 #[derive(Debug)]
 struct Activity {
     base: Instant,
     last_ms: AtomicU64,
+    /// Milliseconds since `base` at which the head being waited for began
+    /// ([`NONE`] when none is): the connection's start until its first request
+    /// has arrived, then the first byte of each frame until it is whole.
+    head_since_ms: AtomicU64,
+    /// Milliseconds since `base` at which a write to the client last found
+    /// the socket full ([`NONE`] once a write went through).
+    blocked_since_ms: AtomicU64,
+}
+
+/// No head is being waited for.
+const NONE: u64 = u64::MAX;
+
+/// Why a TLS connection is closed by its own deadlines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expired {
+    /// No byte either way for `limits.idle_timeout`.
+    Idle,
+    /// A request head (HTTP/2: the preface, SETTINGS and first request, or a
+    /// later frame) did not arrive within `limits.header_read_timeout`.
+    Head,
+    /// The client took no byte for `limits.send_timeout` while a response
+    /// waited to be written.
+    Send,
 }
 
 impl Activity {
-    fn new() -> Activity {
+    /// `awaiting_head`: the connection must bring a request head within the
+    /// header deadline from now (HTTP/2, whose heads eddy clocks itself).
+    fn new(awaiting_head: bool) -> Activity {
         Activity {
             base: Instant::now(),
             last_ms: AtomicU64::new(0),
+            head_since_ms: AtomicU64::new(if awaiting_head { 0 } else { NONE }),
+            blocked_since_ms: AtomicU64::new(NONE),
         }
     }
 
-    fn touch(&self) {
-        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(NONE - 1)
     }
 
-    fn idle_for(&self) -> Duration {
-        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-        self.base.elapsed().saturating_sub(last)
+    fn touch(&self) {
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// A head began arriving (kept if one already is).
+    fn head_started(&self) {
+        if self.head_since_ms.load(Ordering::Relaxed) == NONE {
+            self.head_since_ms.store(self.now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    /// The head being waited for has arrived whole.
+    fn head_done(&self) {
+        self.head_since_ms.store(NONE, Ordering::Relaxed);
+    }
+
+    /// A write found the socket full (kept if one already had).
+    fn write_blocked(&self) {
+        if self.blocked_since_ms.load(Ordering::Relaxed) == NONE {
+            self.blocked_since_ms
+                .store(self.now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    /// The socket took what was written (a flush that had nothing to send
+    /// says so too, without moving the idle clock).
+    fn write_done(&self) {
+        self.blocked_since_ms.store(NONE, Ordering::Relaxed);
+    }
+
+    fn at(&self, ms: u64) -> Instant {
+        self.base + Duration::from_millis(ms)
+    }
+
+    /// The earliest instant at which one of the deadlines may pass, and which.
+    fn deadline(&self, limits: &Deadlines) -> (Instant, Expired) {
+        let idle = self.at(self.last_ms.load(Ordering::Relaxed)) + limits.idle;
+        let mut first = (idle, Expired::Idle);
+        for (since, within, why) in [
+            (&self.head_since_ms, limits.head, Expired::Head),
+            (&self.blocked_since_ms, limits.send, Expired::Send),
+        ] {
+            let since = since.load(Ordering::Relaxed);
+            if since != NONE {
+                let at = self.at(since) + within;
+                if at < first.0 {
+                    first = (at, why);
+                }
+            }
+        }
+        first
     }
 }
 
-/// An I/O stream that records progress in an [`Activity`].
+/// The deadlines `drive` enforces on a TLS connection.
+#[derive(Debug, Clone, Copy)]
+struct Deadlines {
+    idle: Duration,
+    head: Duration,
+    send: Duration,
+}
+
+/// Follows the frames of the client's side of an HTTP/2 connection as its
+/// bytes are read, to clock request heads: the preface, the client's SETTINGS
+/// and the first request's HEADERS must arrive within the header deadline of
+/// the handshake, and after that every frame from its first byte (a header
+/// block with its CONTINUATION frames). hyper only ever sees a request once
+/// its head is whole, and every byte read resets the idle deadline, so without
+/// this a client dribbling the preface, or a HEADERS frame, would hold its
+/// connection (and its slot) for ever.
+#[derive(Debug)]
+struct FrameClock {
+    /// Preface bytes still to come.
+    preface_left: usize,
+    /// The frame header being read (9 bytes), and how much of it has come.
+    header: [u8; 9],
+    header_len: usize,
+    /// Payload bytes of the current frame still to come.
+    payload_left: usize,
+    /// The current frame is HEADERS or CONTINUATION with END_HEADERS.
+    ends_block: bool,
+    /// A HEADERS frame without END_HEADERS was read: CONTINUATION follows.
+    in_block: bool,
+    /// The first request's head has arrived.
+    requested: bool,
+}
+
+impl FrameClock {
+    const PREFACE: usize = 24;
+    const HEADERS: u8 = 0x1;
+    const CONTINUATION: u8 = 0x9;
+    const END_HEADERS: u8 = 0x4;
+
+    fn new() -> FrameClock {
+        FrameClock {
+            preface_left: Self::PREFACE,
+            header: [0; 9],
+            header_len: 0,
+            payload_left: 0,
+            ends_block: false,
+            in_block: false,
+            requested: false,
+        }
+    }
+
+    /// Bytes the client sent, in order.
+    fn feed(&mut self, mut bytes: &[u8], activity: &Activity) {
+        while !bytes.is_empty() {
+            if self.preface_left > 0 {
+                let n = self.preface_left.min(bytes.len());
+                self.preface_left -= n;
+                bytes = &bytes[n..];
+            } else if self.header_len < self.header.len() {
+                if self.header_len == 0 {
+                    activity.head_started();
+                }
+                let n = (self.header.len() - self.header_len).min(bytes.len());
+                self.header[self.header_len..self.header_len + n].copy_from_slice(&bytes[..n]);
+                self.header_len += n;
+                bytes = &bytes[n..];
+                if self.header_len == self.header.len() {
+                    let h = self.header;
+                    self.payload_left = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
+                    let (ty, flags) = (h[3], h[4]);
+                    let header_frame = ty == Self::HEADERS || ty == Self::CONTINUATION;
+                    self.ends_block = header_frame && flags & Self::END_HEADERS != 0;
+                    if ty == Self::HEADERS && !self.ends_block {
+                        self.in_block = true;
+                    }
+                    if self.payload_left == 0 {
+                        self.frame_done(activity);
+                    }
+                }
+            } else {
+                let n = self.payload_left.min(bytes.len());
+                self.payload_left -= n;
+                bytes = &bytes[n..];
+                if self.payload_left == 0 {
+                    self.frame_done(activity);
+                }
+            }
+        }
+    }
+
+    fn frame_done(&mut self, activity: &Activity) {
+        self.header_len = 0;
+        if self.ends_block {
+            self.ends_block = false;
+            self.in_block = false;
+            self.requested = true;
+        }
+        if self.requested && !self.in_block {
+            activity.head_done();
+        }
+    }
+}
+
+/// An I/O stream that records progress in an [`Activity`] (and, for HTTP/2,
+/// follows the client's frames with a [`FrameClock`]; for HTTP/1.1, reads
+/// through a [`Gate`]).
 struct Watched<T> {
     inner: T,
     activity: Arc<Activity>,
+    frames: Option<FrameClock>,
+    gate: Option<Gate>,
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
@@ -536,12 +772,63 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.touch();
+        let Watched {
+            inner,
+            activity,
+            frames,
+            gate,
+        } = &mut *self;
+        let Some(gate) = gate.as_mut() else {
+            let before = buf.filled().len();
+            let polled = Pin::new(&mut *inner).poll_read(cx, buf);
+            if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+                activity.touch();
+                if let Some(frames) = frames.as_mut() {
+                    frames.feed(&buf.filled()[before..], activity);
+                }
+            }
+            return polled;
+        };
+        // Through the gate: hyper gets checked heads only.
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
         }
-        polled
+        loop {
+            if gate.hand_out(buf) {
+                return Poll::Ready(Ok(()));
+            }
+            let before = buf.filled().len();
+            std::task::ready!(Pin::new(&mut *inner).poll_read(cx, buf))?;
+            if buf.filled().len() == before {
+                // EOF (a partial head is dropped, as on the plain path).
+                return Poll::Ready(Ok(()));
+            }
+            activity.touch();
+            if gate.passes_through() {
+                return Poll::Ready(Ok(()));
+            }
+            if !gate.discards() {
+                gate.take_in(&buf.filled()[before..]);
+            }
+            buf.set_filled(before);
+        }
+    }
+}
+
+impl<T> Watched<T> {
+    /// Records what a write (`wrote`: the bytes it took) or a flush found:
+    /// progress, or a full socket.
+    fn saw<R>(&self, polled: &Poll<std::io::Result<R>>, wrote: impl Fn(&R) -> usize) {
+        match polled {
+            Poll::Ready(Ok(r)) => {
+                if wrote(r) > 0 {
+                    self.activity.touch();
+                }
+                self.activity.write_done();
+            }
+            Poll::Pending => self.activity.write_blocked(),
+            Poll::Ready(Err(_)) => {}
+        }
     }
 }
 
@@ -552,9 +839,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
+        self.saw(&polled, |&n| n);
         polled
     }
 
@@ -564,9 +849,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
+        self.saw(&polled, |&n| n);
         polled
     }
 
@@ -575,10 +858,65 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.saw(&polled, |()| 0);
+        polled
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(ty: u8, flags: u8, len: usize) -> Vec<u8> {
+        let mut v = u32::try_from(len).expect("small").to_be_bytes()[1..].to_vec();
+        v.extend([ty, flags, 0, 0, 0, 1]);
+        v.extend(std::iter::repeat_n(0u8, len));
+        v
+    }
+
+    fn awaiting(a: &Activity) -> bool {
+        a.head_since_ms.load(Ordering::Relaxed) != NONE
+    }
+
+    #[test]
+    fn the_first_head_is_awaited_until_a_header_block_ends_whatever_the_split() {
+        let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        bytes.extend(frame(0x4, 0, 6)); // SETTINGS
+        bytes.extend(frame(0x8, 0, 4)); // WINDOW_UPDATE
+        bytes.extend(frame(0x1, 0, 10)); // HEADERS without END_HEADERS
+        let block_end = bytes.len();
+        bytes.extend(frame(0x9, 0x4, 3)); // CONTINUATION with END_HEADERS
+        for split in 1..=bytes.len() {
+            let a = Activity::new(true);
+            let mut clock = FrameClock::new();
+            for chunk in bytes[..block_end].chunks(split) {
+                clock.feed(chunk, &a);
+                assert!(awaiting(&a), "split {split}: head awaited before it ends");
+            }
+            clock.feed(&bytes[block_end..], &a);
+            assert!(!awaiting(&a), "split {split}: head arrived");
+            // A later frame is awaited from its first byte until it is whole.
+            let ping = frame(0x6, 0, 8);
+            clock.feed(&ping[..1], &a);
+            assert!(awaiting(&a), "split {split}: a frame begun is awaited");
+            clock.feed(&ping[1..], &a);
+            assert!(!awaiting(&a), "split {split}: a whole frame is not");
+        }
+    }
+
+    #[test]
+    fn a_connection_without_a_request_stays_awaited() {
+        let a = Activity::new(true);
+        let mut clock = FrameClock::new();
+        clock.feed(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", &a);
+        clock.feed(&frame(0x4, 0, 0), &a);
+        clock.feed(&frame(0x6, 0, 8), &a);
+        assert!(awaiting(&a), "SETTINGS and PING are not a request");
+        assert!(!awaiting(&Activity::new(false)), "HTTP/1.1: hyper's clock");
     }
 }

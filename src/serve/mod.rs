@@ -2,7 +2,8 @@
 //! body.
 //!
 //! Owns: binding the serving listeners, the accept loops, the connection cap
-//! (shared by plain and TLS connections), and the drain on shutdown. The
+//! (shared by plain and TLS connections), the bound on refusals over it, and
+//! the drain on shutdown. The
 //! sub-modules split the path: `http1` parses plain heads, `fields` collects
 //! Range and preconditions from any transport, `route` names the object,
 //! `token` checks signed URLs, `range` and `conditional` decide what part of
@@ -10,14 +11,17 @@
 //! [`respond::Plan`], and `answer` runs those steps in order for every
 //! transport. Two transports carry plans out: `conn` and `body` (plain
 //! HTTP/1.1, sendfile) and `https` over `tls` (hyper, HTTP/2 and HTTP/1.1,
-//! mapped files). Serving never writes to a disk and never contacts an origin:
+//! mapped files; `gate` puts HTTP/1.1 heads over TLS through the plain
+//! parser first). Serving never writes to a disk and never contacts an origin:
 //! a miss is a 404.
 
 pub mod answer;
 pub mod body;
 pub mod conditional;
 pub mod conn;
+pub mod fds;
 pub mod fields;
+pub mod gate;
 pub mod http1;
 pub mod https;
 pub mod prefetch;
@@ -25,6 +29,7 @@ pub mod range;
 pub mod respond;
 pub mod route;
 pub mod tls;
+pub mod trim;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +39,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
 use crate::clock::Clock;
+use crate::config::defaults::{REFUSAL_LINGER, REFUSAL_SEND_TIMEOUT};
 use crate::config::Limits;
 use crate::metrics::Listener;
 use crate::store::Store;
@@ -108,19 +114,36 @@ pub async fn run(
     shared: Arc<Shared>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> usize {
+    // Polled once before anything is accepted: a future that installs signal
+    // handlers when first polled (as `main`'s does) has them in place before
+    // any client can be answered, so a SIGTERM that follows an answer is
+    // always a drain, never the signal's default action.
+    let mut shutdown = std::pin::pin!(shutdown);
+    let stopped =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(shutdown.as_mut().poll(cx).is_ready()))
+            .await;
     let max = shared.limits.max_connections;
     let slots = Arc::new(Semaphore::new(max));
+    let refusals = Arc::new(Semaphore::new(shared.limits.max_refusals));
     let (drain_tx, drain_rx) = watch::channel(false);
     let mut accept_loops = Vec::new();
     for listening in listeners {
         accept_loops.push(tokio::spawn(accept_loop(
             listening,
             shared.clone(),
-            slots.clone(),
+            Caps {
+                slots: slots.clone(),
+                refusals: refusals.clone(),
+            },
             drain_rx.clone(),
         )));
     }
-    shutdown.await;
+    // Freed memory goes back to the kernel once a flood of connections recedes.
+    let trimming = tokio::spawn(trim::run(shared.metrics.clone()));
+    if !stopped {
+        shutdown.await;
+    }
+    trimming.abort();
     tracing::info!(timeout = ?shared.limits.drain_timeout, "draining: no new connections, finishing in-flight responses");
     let _ = drain_tx.send(true);
     for handle in accept_loops {
@@ -134,10 +157,17 @@ pub async fn run(
     }
 }
 
+/// What an accept loop takes a permit from: a connection slot, or else a
+/// place among the refusals being answered.
+struct Caps {
+    slots: Arc<Semaphore>,
+    refusals: Arc<Semaphore>,
+}
+
 async fn accept_loop(
     Listening { listener, kind }: Listening,
     shared: Arc<Shared>,
-    slots: Arc<Semaphore>,
+    Caps { slots, refusals }: Caps,
     mut drain: watch::Receiver<bool>,
 ) {
     loop {
@@ -179,15 +209,26 @@ async fn accept_loop(
                     }
                 }
             }
-            // Over the cap a plain client gets a 503; a TLS client is closed
-            // before the handshake, the cheapest refusal it understands.
+            // Over the cap a plain client gets a 503, as long as fewer than
+            // `max_refusals` are being answered; otherwise (and always for a
+            // TLS client, before the handshake) it is closed at once, the
+            // cheapest refusal there is: a flood of connects that never read
+            // must not spend the descriptors the next accept needs.
             Err(_) => {
                 shared.metrics.connection_rejected(kind.listener());
-                match kind {
-                    Kind::Plain(_) => {
-                        tokio::spawn(reject(stream, shared.clone()));
+                let refusal = match kind {
+                    Kind::Plain(_) => refusals.clone().try_acquire_owned().ok(),
+                    Kind::Tls(_) => None,
+                };
+                match refusal {
+                    Some(permit) => {
+                        let shared = shared.clone();
+                        tokio::spawn(async move {
+                            reject(stream, shared).await;
+                            drop(permit);
+                        });
                     }
-                    Kind::Tls(_) => drop(stream),
+                    None => drop(stream),
                 }
             }
         }
@@ -204,13 +245,13 @@ async fn reject(stream: TcpStream, shared: Arc<Shared>) {
         head,
         &plan.body,
         None,
-        Duration::from_secs(1),
+        REFUSAL_SEND_TIMEOUT,
         &shared.metrics,
     )
     .await
     .is_ok();
     conn::count(&shared, &plan, &plan.body, written);
     if written {
-        conn::linger(&stream, &[], 0, Duration::from_secs(1)).await;
+        conn::linger(&stream, &[], 0, REFUSAL_LINGER).await;
     }
 }

@@ -369,7 +369,10 @@ impl Store {
         let path = disk.root.join(OBJECTS_DIR).join(key.as_str());
         let fd: OwnedFd = match nix::fcntl::openat2(&disk.objects, key.as_str(), how) {
             Ok(fd) => fd,
-            Err(nix::errno::Errno::ENOENT) => return Err(StoreError::NotFound),
+            // ELOOP: a symlink put in place of the object (RESOLVE_NO_SYMLINKS).
+            Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ELOOP) => {
+                return Err(StoreError::NotFound)
+            }
             Err(e) => return Err(StoreError::io(&path, e.into())),
         };
         let file = File::from(fd);

@@ -690,6 +690,86 @@ fn pipeline_depth_limit_closes() {
     assert_closed(&mut c);
 }
 
+/// A 2 MiB object, and a client whose receive buffer is 64 KiB and which reads 64 KiB every 2 ms:
+/// the server's answers wait in its send buffer while the client reads.
+const SLOW_RCVBUF: usize = 64 * 1024;
+const SLOW_PAUSE: Duration = Duration::from_millis(2);
+
+fn big_object() -> (Store, Vec<u8>) {
+    let store = Store::new();
+    let big = gen_bytes(31, 2 << 20);
+    store.write("big.bin", &big);
+    store.import();
+    (store, big)
+}
+
+/// Every answer that arrived must be whole and exact, and the stream must end with a FIN.
+#[track_caller]
+fn assert_whole_answers(
+    got: &[u8],
+    end: &Result<(), std::io::Error>,
+    big: &[u8],
+    want: usize,
+) -> Vec<Response> {
+    let (answers, rest) = split_responses(got);
+    assert!(
+        end.is_ok(),
+        "the connection ended with {end:?} after {} bytes ({} whole answers, {rest} bytes of a cut \
+         one), not with a FIN",
+        got.len(),
+        answers.len()
+    );
+    assert_eq!(
+        rest,
+        0,
+        "{rest} bytes of a cut answer after {} whole ones",
+        answers.len()
+    );
+    assert_eq!(answers.len(), want, "whole answers");
+    for (i, r) in answers.iter().enumerate() {
+        assert_status(r, 200);
+        assert_bytes_eq(&r.body, big, &format!("answer {i}"));
+    }
+    answers
+}
+
+#[test]
+fn pipelining_past_the_depth_limit_delivers_every_started_answer_then_a_fin() {
+    let (_store, big) = big_object();
+    let server = _store.serve();
+    let mut c = Conn::connect_with_rcvbuf(server.addr, SLOW_RCVBUF);
+    // 50 requests in one write: more than one 2 KiB read, so that some are still in the
+    // kernel's receive buffer when the 16th answer (the default depth) closes the connection.
+    let pad = format!("X-Pad: {}", "p".repeat(40));
+    let one = request_bytes("GET", "/big.bin", &[&pad], false);
+    c.send(&one.repeat(50));
+    let (got, end) = c.read_slowly(SLOW_RCVBUF, SLOW_PAUSE);
+    let answers = assert_whole_answers(&got, &end, &big, 16);
+    assert!(
+        answers[15].closes(),
+        "the last answer says Connection: close"
+    );
+    assert!(!answers[14].closes(), "only the last answer closes");
+}
+
+#[test]
+fn requests_after_connection_close_do_not_cut_its_answer() {
+    let (_store, big) = big_object();
+    let server = _store.serve();
+    let mut c = Conn::connect_with_rcvbuf(server.addr, SLOW_RCVBUF);
+    // The requests after it are more than the first 2 KiB read takes, so that some are still in
+    // the kernel's receive buffer when the answer ends.
+    let mut req = request_bytes("GET", "/big.bin", &[], true);
+    let pad = format!("X-Pad: {}", "p".repeat(40));
+    for _ in 0..50 {
+        req.extend(request_bytes("GET", "/big.bin", &[&pad], false));
+    }
+    c.send(&req);
+    let (got, end) = c.read_slowly(SLOW_RCVBUF, SLOW_PAUSE);
+    let answers = assert_whole_answers(&got, &end, &big, 1);
+    assert!(answers[0].closes());
+}
+
 #[test]
 fn default_pipeline_depth_answers_ten() {
     let (_s, server, a, _b) = setup();

@@ -16,6 +16,9 @@ mod conditional;
 /// timeouts, max_connections, pipelining depth, graceful shutdown.
 mod http1;
 
+/// Hostile clients: connect floods over the connection cap, the descriptor budget at start-up.
+mod hostile;
+
 /// Path safety: traversal and encoding tricks never reach a byte outside the store.
 mod paths;
 

@@ -292,3 +292,56 @@ fn plus_is_not_space() {
     assert_bytes_eq(&r.body, &plus, "/a%2Bb.bin");
     check(&server, "/a%20b.bin", &[404]);
 }
+
+#[test]
+fn a_symlink_swapped_into_objects_after_start_is_a_counted_404() {
+    let store = Store::new();
+    store.write("a.bin", &gen_bytes(33, 1000));
+    store.write("dir/x.ts", &gen_bytes(34, 100));
+    store.import();
+    // No open-file cache: every request opens the file afresh.
+    let server = store.serve_with("[store]\nopen_file_cache = 0\n");
+    assert_status(&server.get("/a.bin", &[]), 200);
+    // Replace the visible object, and a directory on the way to another, with symlinks to the
+    // secret next to the store (as a hand-made mistake or an attacker with disk access would).
+    let secret = store.path().join("secret.txt");
+    let swapped = |rel: &str| {
+        let at = store
+            .disks
+            .iter()
+            .map(|d| d.join("objects").join(rel))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{rel} is on no disk"));
+        if at.is_dir() {
+            std::fs::remove_dir_all(&at).expect("remove dir");
+            std::os::unix::fs::symlink(secret.parent().expect("parent"), &at).expect("symlink");
+        } else {
+            std::fs::remove_file(&at).expect("remove");
+            std::os::unix::fs::symlink(&secret, &at).expect("symlink");
+        }
+    };
+    swapped("a.bin");
+    swapped("dir");
+    for target in ["/a.bin", "/dir/x.ts"] {
+        let r = check(&server, target, &[404]);
+        assert_status(&r, 404);
+    }
+    let text = scrape(&server);
+    assert_eq!(
+        sample(
+            &text,
+            "eddy_requests_total{transport=\"http\",status=\"404\"}"
+        ),
+        Some(2.0),
+        "the two 404s are counted"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "eddy_requests_total{transport=\"http\",status=\"500\"}"
+        )
+        .unwrap_or(0.0),
+        0.0,
+        "no 500"
+    );
+}

@@ -1949,6 +1949,250 @@ fn an_idle_tls_connection_is_closed_by_idle_timeout() {
     );
 }
 
+/// The client's HTTP/2 preface and an empty SETTINGS frame: what a dribbler sends a byte at a time.
+fn h2_hello() -> Vec<u8> {
+    let mut v = PREFACE.to_vec();
+    v.extend(frame(SETTINGS, 0, 0, &[]));
+    v
+}
+
+/// Sends `bytes` one byte at a time, `every` apart, on each connection in turn, until the server
+/// has closed every one of them or `within` has passed (after the last byte it only waits).
+/// Returns which were closed.
+fn dribble(conns: &mut [TlsStream], bytes: &[u8], every: Duration, within: Duration) -> Vec<bool> {
+    let mut closed = vec![false; conns.len()];
+    let t = Instant::now();
+    let mut next = 0;
+    while t.elapsed() < within && closed.iter().any(|c| !c) {
+        for (s, closed) in conns
+            .iter_mut()
+            .zip(closed.iter_mut())
+            .filter(|(_, c)| !**c)
+        {
+            if let Some(b) = bytes.get(next) {
+                if s.write_all(&[*b]).and_then(|()| s.flush()).is_err() {
+                    *closed = true;
+                    continue;
+                }
+            }
+            *closed = tls_wait_closed(s, Duration::from_millis(1));
+        }
+        next += 1;
+        std::thread::sleep(every);
+    }
+    closed
+}
+
+#[test]
+fn an_h2_preface_dribbled_a_byte_at_a_time_is_cut_by_header_read_timeout() {
+    let f = fx(
+        "",
+        "[limits]\nheader_read_timeout = \"1s\"\nidle_timeout = \"30s\"\n",
+    );
+    let cfg = client(&f.id, H2_ONLY);
+    let mut s = tls_connect(f.server.https_addr(), &cfg).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.conn.alpn_protocol(), Some(&b"h2"[..]), "ALPN h2");
+    // One byte every 100 ms: each resets the idle deadline, but the preface never ends in time.
+    let closed = dribble(
+        std::slice::from_mut(&mut s),
+        &h2_hello(),
+        Duration::from_millis(100),
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        closed,
+        [true],
+        "an h2 preface dribbled for 10 s was not cut (header_read_timeout = 1s)"
+    );
+    let r = fetch_one(f.server.https_addr(), &cfg, Proto::H2, req("GET", SEG, &[]));
+    assert_status(&r, 200);
+}
+
+#[test]
+fn a_later_h2_request_head_dribbled_is_cut_but_an_idle_h2_connection_is_not() {
+    let f = fx(
+        "",
+        "[limits]\nheader_read_timeout = \"1s\"\nidle_timeout = \"30s\"\n",
+    );
+    let cfg = client(&f.id, H2_ONLY);
+    let (mut h, _) = H2c::open(f.server.https_addr(), &cfg, &[]);
+    assert_eq!(h.get(1, SEG).map(|(st, _)| st), Ok(200), "first request");
+    // Between requests only the idle deadline applies: past the header deadline, still served.
+    std::thread::sleep(Duration::from_secs(2));
+    h.ping()
+        .expect("an idle h2 connection is kept past header_read_timeout");
+    assert_eq!(h.get(3, SEG).map(|(st, _)| st), Ok(200), "second request");
+    // A HEADERS frame dribbled a byte every 100 ms.
+    let headers = frame(HEADERS, END_STREAM | END_HEADERS, 5, &get_block(SEG, &[]));
+    let closed = dribble(
+        std::slice::from_mut(&mut h.s),
+        &headers,
+        Duration::from_millis(100),
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        closed,
+        [true],
+        "a HEADERS frame dribbled for 10 s was not cut (header_read_timeout = 1s)"
+    );
+}
+
+#[test]
+fn h2_dribblers_holding_every_slot_are_cut_and_a_good_client_is_served() {
+    let f = fx(
+        "",
+        "[limits]\nmax_connections = 4\nheader_read_timeout = \"2s\"\nidle_timeout = \"30s\"\n",
+    );
+    let cfg = client(&f.id, H2_ONLY);
+    let mut dribblers: Vec<TlsStream> = (0..4)
+        .map(|_| tls_connect(f.server.https_addr(), &cfg).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    let hello = h2_hello();
+    let held = std::thread::spawn(move || {
+        dribble(
+            &mut dribblers,
+            &hello,
+            Duration::from_millis(100),
+            Duration::from_secs(15),
+        )
+    });
+    // A plain client, retried (the slots free when the dribblers are cut, not before).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let served = loop {
+        let mut c = f.server.connect();
+        let _ = c.try_send(&request_bytes("GET", SEG, &[], true));
+        if let Ok(r) = c.try_read_response(false) {
+            if r.status == 200 {
+                assert_bytes_eq(&r.body, &f.obj.seg, "good client");
+                break true;
+            }
+            assert_status(&r, 503);
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let closed = held.join().expect("dribbler thread");
+    assert_eq!(closed, [true; 4], "every dribbler was cut");
+    assert!(
+        served,
+        "no good client served while h2 dribblers held every slot"
+    );
+}
+
+/// A fixture with a 32 MiB object, more than loopback's socket buffers hold, and `send_timeout`
+/// of 1 s (idle 30 s, so that only the send deadline can cut a stalled reader within 10 s).
+fn stalled_reader_fx() -> (Fx, usize) {
+    let store = Store::new();
+    let obj = objects(&store);
+    store.write("big.bin", &gen_bytes(73, 32 << 20));
+    store.import();
+    let f = fx_with_objects(
+        store,
+        obj,
+        "",
+        "[limits]\nsend_timeout = \"1s\"\nidle_timeout = \"30s\"\n",
+    );
+    (f, 32 << 20)
+}
+
+/// Waits `stall` without reading, then reads what comes for at most 10 s: the bytes read and
+/// whether the server ended the connection (EOF or reset).
+fn stall_then_drain<R: Read>(s: &mut R, sock: &TcpStream, stall: Duration) -> (usize, bool) {
+    // This sleep is the stall under test, not a readiness wait.
+    std::thread::sleep(stall);
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    let mut got = 0;
+    let mut tmp = vec![0u8; 1 << 16];
+    loop {
+        match s.read(&mut tmp) {
+            Ok(0) => return (got, true),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {
+                return (got, false)
+            }
+            Err(_) => return (got, true),
+        }
+    }
+}
+
+#[test]
+fn a_stalled_http11_reader_over_tls_is_cut_by_send_timeout() {
+    let (f, len) = stalled_reader_fx();
+    let mut s = tls_connect(f.server.https_addr(), &client(&f.id, H1_ONLY))
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.write_all(&request_bytes("GET", "/big.bin", &[], false))
+        .and_then(|()| s.flush())
+        .expect("send");
+    let sock = s.sock.try_clone().expect("clone");
+    let (got, ended) = stall_then_drain(&mut s, &sock, Duration::from_secs(4));
+    assert!(
+        ended,
+        "a stalled TLS reader was still connected 10 s after reading again"
+    );
+    assert!(
+        got < len,
+        "all {got} bytes arrived although the reader stalled past send_timeout"
+    );
+}
+
+#[test]
+fn a_stalled_h2_reader_is_cut_by_send_timeout() {
+    let (f, len) = stalled_reader_fx();
+    // A window as large as HTTP/2 allows, for the stream and the connection: only the socket
+    // can hold the response back.
+    const SETTINGS_INITIAL_WINDOW_SIZE: u16 = 0x4;
+    let (mut h, _) = H2c::open(
+        f.server.https_addr(),
+        &client(&f.id, H2_ONLY),
+        &[(SETTINGS_INITIAL_WINDOW_SIZE, 0x7fff_ffff)],
+    );
+    h.send(&frame(
+        WINDOW_UPDATE,
+        0,
+        0,
+        &(0x7fff_ffffu32 - 65_535).to_be_bytes(),
+    ))
+    .expect("connection window");
+    h.request(1, "/big.bin", &[]).expect("request");
+    let sock = h.s.sock.try_clone().expect("clone");
+    let (got, ended) = stall_then_drain(&mut h.s, &sock, Duration::from_secs(4));
+    assert!(
+        ended,
+        "a stalled h2 reader was still connected 10 s after reading again"
+    );
+    assert!(
+        got < len,
+        "all {got} bytes arrived although the reader stalled past send_timeout"
+    );
+}
+
+#[test]
+fn an_h2_stream_stalled_by_its_window_holds_neither_the_other_streams_nor_the_connection() {
+    let (f, _) = stalled_reader_fx();
+    // The client reads the socket and gives back connection credit, but never opens stream 1's
+    // window: its response stops after the initial 64 KiB while the socket stays free.
+    let (mut h, _) = H2c::open(f.server.https_addr(), &client(&f.id, H2_ONLY), &[]);
+    h.request(1, "/big.bin", &[]).expect("request");
+    assert_eq!(h.response_head(1).map(|(st, _)| st), Ok(200));
+    assert_eq!(
+        h.get(3, SEG),
+        Ok((200, f.obj.seg.len())),
+        "a stream after the stalled one"
+    );
+    // Past send_timeout (1 s): the connection is not cut, other streams are still served.
+    std::thread::sleep(Duration::from_secs(3));
+    h.ping().expect("the connection is alive");
+    assert_eq!(
+        h.get(5, SEG),
+        Ok((200, f.obj.seg.len())),
+        "a stream 3 s later"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // HTTP/2 settings and limits
 // ---------------------------------------------------------------------------------------------
@@ -2445,6 +2689,66 @@ fn http11_over_tls_needs_exactly_one_host() {
     let t = h1_raw(&mut s, format!("GET {SEG} HTTP/1.0\r\n\r\n").as_bytes());
     assert_status(&t, 200);
     assert_bytes_eq(&t.body, &f.obj.seg, "HTTP/1.0 over TLS");
+}
+
+#[test]
+fn malformed_heads_get_the_same_refusal_over_tls_http11_as_on_the_plain_listener() {
+    let f = fx("", "");
+    let cfg = client(&f.id, H1_ONLY);
+    #[rustfmt::skip]
+    let cases: Vec<(&str, String, u16)> = vec![
+        ("Content-Length with Transfer-Encoding",
+            format!("GET {SEG} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 400),
+        ("HTTP/1.2", format!("GET {SEG} HTTP/1.2\r\nHost: x\r\n\r\n"), 505),
+        ("HTTP/2.0 in a request line", format!("GET {SEG} HTTP/2.0\r\nHost: x\r\n\r\n"), 505),
+        ("invalid Content-Length", format!("GET {SEG} HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"), 400),
+        ("two different Content-Lengths",
+            format!("GET {SEG} HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"), 400),
+        ("Transfer-Encoding not chunked", format!("GET {SEG} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"), 400),
+        ("Transfer-Encoding in HTTP/1.0", format!("GET {SEG} HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 400),
+        ("malformed header line", format!("GET {SEG} HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n"), 400),
+        ("no Host", format!("GET {SEG} HTTP/1.1\r\n\r\n"), 400),
+    ];
+    for (name, head, status) in &cases {
+        let mut plain = f.server.connect();
+        plain.send(head.as_bytes());
+        let p = plain.read_response(false);
+        assert_eq!(p.status, *status, "{name} (plain): {}", p.describe());
+        assert!(p.closes(), "{name} (plain) closes");
+        let mut s = tls_connect(f.server.https_addr(), &cfg).unwrap_or_else(|e| panic!("{e}"));
+        let t = h1_raw(&mut s, head.as_bytes());
+        assert_same(&format!("{name} over TLS http/1.1"), &p, &t);
+        assert!(t.closes(), "{name} over TLS closes: {}", t.describe());
+        assert!(
+            tls_wait_closed(&mut s, Duration::from_secs(10)),
+            "{name}: the TLS connection stays open after the refusal"
+        );
+    }
+    // Pipelined behind a good request: the good one is answered, then the refusal, in order.
+    let two = format!("GET {SEG} HTTP/1.1\r\nHost: x\r\n\r\nGET {SEG} HTTP/1.2\r\nHost: x\r\n\r\n");
+    let mut s = tls_connect(f.server.https_addr(), &cfg).unwrap_or_else(|e| panic!("{e}"));
+    s.write_all(two.as_bytes())
+        .and_then(|()| s.flush())
+        .expect("send");
+    let mut got = Vec::new();
+    let mut tmp = [0u8; 65536];
+    loop {
+        match s.read(&mut tmp) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&tmp[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!("reading two pipelined answers over TLS: {e}"),
+        }
+    }
+    let (answers, rest) = split_responses(&got);
+    assert_eq!(rest, 0, "bytes after the answers");
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 505], "the good request, then the refusal");
+    assert_bytes_eq(
+        &answers[0].body,
+        &f.obj.seg,
+        "the good request before the refused one",
+    );
 }
 
 #[test]

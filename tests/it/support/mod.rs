@@ -332,6 +332,22 @@ impl Server {
         Server::spawn(store.path(), &args, 1)
     }
 
+    /// Like [`Server::start`], with `ulimit ULIMIT` applied to the process before eddy runs (for
+    /// example `-n 256`, which sets the soft and hard descriptor limits, or `-Sn 128`).
+    pub fn start_with_ulimit(store: &Store, config: Option<&Path>, ulimit: &str) -> Server {
+        let mut args: Vec<String> = vec!["serve".into()];
+        if let Some(c) = config {
+            args.push("--config".into());
+            args.push(c.to_str().expect("utf-8").into());
+        }
+        args.push("--listen".into());
+        args.push("127.0.0.1:0".into());
+        args.push("--admin-listen".into());
+        args.push("127.0.0.1:0".into());
+        args.extend(store.disk_args());
+        Server::spawn_with(store.path(), &args, 1, 0, Some(ulimit))
+    }
+
     /// Like [`Server::start`], also waiting for `https` TLS listening lines (the config file
     /// names the TLS listeners; `--listen` only replaces the plain ones).
     pub fn start_tls(store: &Store, config: &Path, https: usize) -> Server {
@@ -374,6 +390,18 @@ impl Server {
 
     /// Spawns `eddy ARGS` as given and waits for `listeners` plain and `https` TLS listening lines.
     fn spawn_raw(dir: &Path, args: &[String], listeners: usize, https: usize) -> Server {
+        Server::spawn_with(dir, args, listeners, https, None)
+    }
+
+    /// [`Server::spawn_raw`], under `sh -c 'ulimit ULIMIT && exec eddy ARGS'` when `ulimit` is
+    /// given (the process keeps its id: `exec`).
+    fn spawn_with(
+        dir: &Path,
+        args: &[String],
+        listeners: usize,
+        https: usize,
+        ulimit: Option<&str>,
+    ) -> Server {
         let stderr_path = tempfile::Builder::new()
             .prefix("serve-stderr-")
             .suffix(".log")
@@ -383,7 +411,17 @@ impl Server {
             .keep()
             .expect("keep stderr file");
         let stderr = File::create(&stderr_path).expect("create stderr log");
-        let mut child = Command::new(EDDY)
+        let mut command = match ulimit {
+            None => Command::new(EDDY),
+            Some(limit) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit {limit} && exec \"$0\" \"$@\""))
+                    .arg(EDDY);
+                c
+            }
+        };
+        let mut child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -499,6 +537,25 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("child").id()
+    }
+
+    /// How many descriptors the server has open now (`/proc/PID/fd`).
+    pub fn open_fds(&self) -> usize {
+        fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .expect("read /proc/PID/fd")
+            .count()
+    }
+
+    /// The server's (soft, hard) descriptor limits, from `/proc/PID/limits`.
+    pub fn fd_limits(&self) -> (String, String) {
+        let text = fs::read_to_string(format!("/proc/{}/limits", self.pid())).expect("limits");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .expect("a Max open files line");
+        let mut f = line["Max open files".len()..].split_whitespace();
+        let soft = f.next().expect("soft").to_string();
+        (soft, f.next().expect("hard").to_string())
     }
 
     /// Sends a signal with `kill(1)` (the workspace forbids unsafe code, so no libc::kill).
@@ -724,6 +781,35 @@ impl Conn {
         })
     }
 
+    /// Connects, then sets the socket's receive buffer to `rcvbuf` bytes (which also locks it
+    /// against autotuning), as a slow player's would be.
+    pub fn connect_with_rcvbuf(addr: SocketAddr, rcvbuf: usize) -> Conn {
+        use nix::sys::socket::{setsockopt, sockopt};
+        let c = Conn::connect(addr);
+        setsockopt(&c.stream, sockopt::RcvBuf, &rcvbuf).expect("SO_RCVBUF");
+        c
+    }
+
+    /// Reads until the server closes, at most `chunk` bytes per read with `pause` between reads
+    /// (a slow reader). Returns every byte received and how the stream ended: `Ok` for an orderly
+    /// close (FIN), `Err` for a reset or a read timeout.
+    pub fn read_slowly(
+        &mut self,
+        chunk: usize,
+        pause: Duration,
+    ) -> (Vec<u8>, Result<(), std::io::Error>) {
+        let mut got = std::mem::take(&mut self.buf);
+        let mut tmp = vec![0u8; chunk];
+        loop {
+            match read_some(&mut self.stream, &mut tmp) {
+                Ok(0) => return (got, Ok(())),
+                Ok(n) => got.extend_from_slice(&tmp[..n]),
+                Err(e) => return (got, Err(e)),
+            }
+            std::thread::sleep(pause);
+        }
+    }
+
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send request bytes");
     }
@@ -932,6 +1018,33 @@ impl Conn {
     /// Bytes already received but not consumed.
     pub fn buffered(&self) -> &[u8] {
         &self.buf
+    }
+}
+
+/// Splits raw bytes received on one connection into Content-Length framed responses (answers to
+/// GET). Returns the responses whose head and body arrived whole, and how many bytes followed
+/// them (a cut answer's part).
+pub fn split_responses(mut bytes: &[u8]) -> (Vec<Response>, usize) {
+    let mut out = Vec::new();
+    loop {
+        let Some(end) = find(bytes, b"\r\n\r\n") else {
+            return (out, bytes.len());
+        };
+        let h = parse_head(&bytes[..end]).unwrap_or_else(|e| panic!("{e}"));
+        let mut r = Response {
+            version: h.version,
+            status: h.status,
+            reason: h.reason,
+            headers: h.headers,
+            body: Vec::new(),
+        };
+        let n = r.content_length().expect("a Content-Length framed answer") as usize;
+        if bytes.len() < end + 4 + n {
+            return (out, bytes.len());
+        }
+        r.body = bytes[end + 4..end + 4 + n].to_vec();
+        bytes = &bytes[end + 4 + n..];
+        out.push(r);
     }
 }
 
