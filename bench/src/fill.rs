@@ -711,6 +711,9 @@ pub struct FillDuring {
     /// The fill ran out of work before the load ended.
     pub ended_early: bool,
     pub errors: BTreeMap<String, u64>,
+    /// CPU of the fill's source (nginx, on the same machine) over the run, cores; taken out of the run's
+    /// `other_cores`.
+    pub source_cores: f64,
 }
 
 #[cfg(test)]

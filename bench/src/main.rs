@@ -636,6 +636,12 @@ impl Bench<'_> {
             let first_run = self.runs.len();
             let first_check = self.checks.len();
             self.check(round, "before", sides);
+            // The fill's source in (i): nginx's main instance.
+            let source_pids: Vec<u32> = sides
+                .iter()
+                .filter(|s| s.kind == Kind::Nginx)
+                .flat_map(|s| s.main.pids())
+                .collect();
             for (si, sc) in self.scenarios.iter().enumerate() {
                 let seed = self
                     .base_seed
@@ -648,7 +654,7 @@ impl Bench<'_> {
                 for side in sides.iter_mut() {
                     side.alive()?;
                     if sc.fill_mbps.is_some() && side.kind == Kind::Eddy {
-                        self.one_filling(round, sc, seed)?;
+                        self.one_filling(round, sc, seed, &source_pids)?;
                     } else {
                         self.one(round, sc, side, seed, &evict)?;
                     }
@@ -883,7 +889,16 @@ impl Bench<'_> {
     /// Scenario (i) on eddy: two runs of the load on (i)'s own instance, one while its fill downloads at the cap
     /// and one without a fill (odd rounds without first, even rounds with first), each on a freshly started
     /// instance over the same disk roots, with (c)'s body checks on that instance after the load.
-    fn one_filling(&mut self, round: u32, sc: &Scenario, seed: u64) -> Result<()> {
+    ///
+    /// The fill's source (nginx) runs on the same machine: its CPU during the load is recorded with the run
+    /// (`source_cores`) and taken out of the run's other load, so that only other jobs flag a run as contended.
+    fn one_filling(
+        &mut self,
+        round: u32,
+        sc: &Scenario,
+        seed: u64,
+        source_pids: &[u32],
+    ) -> Result<()> {
         let rounds = self.cfg.rounds;
         let cap = sc.fill_mbps.unwrap_or(1200);
         let order = if round % 2 == 1 {
@@ -931,7 +946,9 @@ impl Bench<'_> {
                 before = Some((Instant::now(), fill::status(admin)?));
             }
             let started_at = report::utc_now();
+            let src0 = procstat::cpu_ticks_sum(source_pids);
             let measured = self.load(sc, &server.pids(), server.addr, seed);
+            let src1 = procstat::cpu_ticks_sum(source_pids);
             let after = match before {
                 Some(_) => Some((Instant::now(), fill::status(admin)?)),
                 None => None,
@@ -969,6 +986,10 @@ impl Bench<'_> {
             if let Err(e) = checked {
                 sample.load.body_error = Some(format!("(i) instance: {e}"));
             }
+            let source_cores =
+                src1.saturating_sub(src0) as f64 / self.ticks / sample.wall_s.max(1e-6);
+            sample.other_cores = (sample.other_cores - source_cores).max(0.0);
+            sample.other_top.retain(|o| !source_pids.contains(&o.pid));
             let during = match (before, after) {
                 (Some((t0, s0)), Some((t1, s1))) => fill::FillDuring {
                     filling: true,
@@ -980,6 +1001,7 @@ impl Bench<'_> {
                     ),
                     ended_early: s1.state != "filling",
                     errors: s1.errors,
+                    source_cores,
                 },
                 _ => fill::FillDuring {
                     filling: false,
@@ -987,6 +1009,7 @@ impl Bench<'_> {
                     achieved_mbps: None,
                     ended_early: false,
                     errors: Default::default(),
+                    source_cores,
                 },
             };
             self.record(round, sc, Kind::Eddy, started_at, sample, Some(during));

@@ -233,6 +233,11 @@ pub struct FillServing {
     pub fill_mbps: Option<f64>,
     /// Runs whose fill ran out of work before the load ended.
     pub fill_ended_early: usize,
+    /// Median CPU of the fill's source (nginx, on the same machine) during the runs with a fill, cores.
+    pub source_cores: Option<f64>,
+    /// Median other load of the runs with and without a fill, cores (the source's CPU taken out).
+    pub other_cores_fill: Option<f64>,
+    pub other_cores_no_fill: Option<f64>,
 }
 
 /// Summary of one scenario.
@@ -417,6 +422,15 @@ pub fn summarize(scenarios: &[Scenario], runs: &[RunRecord]) -> Vec<ScenarioSumm
                         &e.iter()
                             .filter_map(|r| r.fill.as_ref()?.achieved_mbps)
                             .collect::<Vec<_>>(),
+                    ),
+                    source_cores: median(
+                        &e.iter()
+                            .filter_map(|r| Some(r.fill.as_ref()?.source_cores))
+                            .collect::<Vec<_>>(),
+                    ),
+                    other_cores_fill: median(&e.iter().map(|r| r.other_cores).collect::<Vec<_>>()),
+                    other_cores_no_fill: median(
+                        &base.iter().map(|r| r.other_cores).collect::<Vec<_>>(),
                     ),
                     fill_ended_early: e
                         .iter()
@@ -631,59 +645,6 @@ pub fn table(report: &Report) -> String {
             e.resident_after_evict_mib,
             1,
         );
-        if let Some(f) = &s.fill_serving {
-            let b = &f.eddy_no_fill;
-            let _ = writeln!(
-                t,
-                "    eddy above ran while its fill downloaded at {} Mbit/s (cap {}); the same eddy without a fill:",
-                fmt_opt(f.fill_mbps, 1),
-                f.cap_mbps
-            );
-            let _ = writeln!(
-                t,
-                "    {:<32}{:>12}{:>12}{:>13}",
-                "", "no fill", "filling", "fill/no fill"
-            );
-            row(
-                &mut t,
-                "req/s",
-                v(b, format!("{:.1}", b.req_s)),
-                v(e, format!("{:.1}", e.req_s)),
-                fmt_opt(f.req_s, 3),
-            );
-            let per: Vec<String> = f
-                .per_round_req_s
-                .iter()
-                .map(|x| format!("{x:.3}"))
-                .collect();
-            let _ = writeln!(
-                t,
-                "    {:<32}{:>37}",
-                "  req/s ratio per round",
-                per.join(" ")
-            );
-            row(
-                &mut t,
-                "latency p99 ms",
-                v(b, format!("{:.2}", b.p99_ms)),
-                v(e, format!("{:.2}", e.p99_ms)),
-                fmt_opt(f.p99_ms, 3),
-            );
-            row(
-                &mut t,
-                "server cores",
-                v(b, format!("{:.3}", b.server_cores)),
-                v(e, format!("{:.3}", e.server_cores)),
-                fmt_opt(f.server_cores, 3),
-            );
-            if f.fill_ended_early > 0 {
-                let _ = writeln!(
-                    t,
-                    "    {} run(s): the fill ran out of work before the load ended",
-                    f.fill_ended_early
-                );
-            }
-        }
         for (side, h2) in [("nginx", &n.h2), ("eddy", &e.h2)] {
             if let Some(h2) = h2 {
                 let _ = writeln!(t, "    h2load with {side}: {h2}");
@@ -745,6 +706,73 @@ pub fn table(report: &Report) -> String {
             format!("{}/{}", e.unscored_runs, e.runs),
             String::new(),
         );
+        if let Some(f) = &s.fill_serving {
+            let b = &f.eddy_no_fill;
+            let _ = writeln!(
+                t,
+                "    eddy above ran while its fill downloaded at {} Mbit/s (cap {}); the same eddy without a fill:",
+                fmt_opt(f.fill_mbps, 1),
+                f.cap_mbps
+            );
+            let _ = writeln!(
+                t,
+                "    {:<32}{:>12}{:>12}{:>13}",
+                "", "no fill", "filling", "fill/no fill"
+            );
+            row(
+                &mut t,
+                "req/s",
+                v(b, format!("{:.1}", b.req_s)),
+                v(e, format!("{:.1}", e.req_s)),
+                fmt_opt(f.req_s, 3),
+            );
+            let per: Vec<String> = f
+                .per_round_req_s
+                .iter()
+                .map(|x| format!("{x:.3}"))
+                .collect();
+            let _ = writeln!(
+                t,
+                "    {:<32}{:>37}",
+                "  req/s ratio per round",
+                per.join(" ")
+            );
+            row(
+                &mut t,
+                "latency p99 ms",
+                v(b, format!("{:.2}", b.p99_ms)),
+                v(e, format!("{:.2}", e.p99_ms)),
+                fmt_opt(f.p99_ms, 3),
+            );
+            row(
+                &mut t,
+                "server cores",
+                v(b, format!("{:.3}", b.server_cores)),
+                v(e, format!("{:.3}", e.server_cores)),
+                fmt_opt(f.server_cores, 3),
+            );
+            row(
+                &mut t,
+                "other load cores (median)",
+                fmt_opt(f.other_cores_no_fill, 2),
+                fmt_opt(f.other_cores_fill, 2),
+                String::new(),
+            );
+            row(
+                &mut t,
+                "fill source (nginx) cores",
+                String::new(),
+                fmt_opt(f.source_cores, 3),
+                String::new(),
+            );
+            if f.fill_ended_early > 0 {
+                let _ = writeln!(
+                    t,
+                    "    {} run(s): the fill ran out of work before the load ended",
+                    f.fill_ended_early
+                );
+            }
+        }
         t.push('\n');
     }
     let parts: Vec<String> = report
