@@ -76,14 +76,25 @@ pub struct Args {
     pub threads: u32,
     /// Scenarios to run, comma-separated (a: 2 MiB ranges, b: whole segments, c: 64 KiB ranges, d: (a) over
     /// TLS 1.3, e: (a) over HTTP/2 with TLS, f: (a) from a cold page cache, g: many idle connections with a
-    /// trickle of requests, h: many small objects).
+    /// trickle of requests, h: many small objects, i: (c) on eddy while it fills, against eddy without a fill).
     #[arg(
         long,
         value_name = "LIST",
         value_delimiter = ',',
-        default_value = "a,b,c,d,e,f,g,h"
+        default_value = "a,b,c,d,e,f,g,h,i"
     )]
     pub scenarios: Vec<String>,
+    /// Fill measurements from nginx into empty disks, comma-separated rate caps in Mbit/s: each cap N > 0 is a
+    /// rate-cap run (achieved rate against N), and 0 is the uncapped run (next to the disk's write speed).
+    /// `none` runs none of them.
+    #[arg(long, value_name = "LIST", default_value = "100,1200,0")]
+    pub fill_caps: String,
+    /// Seconds of the steady window of each rate-cap run [default: 60; 1 with --smoke].
+    #[arg(long, value_name = "SECONDS")]
+    pub fill_duration: Option<u32>,
+    /// The fill's rate cap during scenario i, Mbit/s.
+    #[arg(long, value_name = "MBPS", default_value_t = 1200)]
+    pub fill_serving_mbps: u64,
     /// Where the JSON of every round and the SVG chart go [default: bench/results, or bench/results/smoke with
     /// --smoke].
     #[arg(long, value_name = "DIR")]
@@ -118,6 +129,9 @@ pub struct Config {
     pub connections: u32,
     pub threads: u32,
     pub scenarios: Vec<String>,
+    pub fill_caps: Vec<u64>,
+    pub fill_duration_s: u32,
+    pub fill_serving_mbps: u64,
     pub out: PathBuf,
     pub smoke: bool,
     pub keep_run_dir: bool,
@@ -168,6 +182,9 @@ impl Config {
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .collect(),
+            fill_caps: parse_caps(&a.fill_caps).map_err(Error::Usage)?,
+            fill_duration_s: a.fill_duration.unwrap_or(if smoke { 1 } else { 60 }),
+            fill_serving_mbps: a.fill_serving_mbps,
             out: a.out.unwrap_or_else(|| {
                 root.join(if smoke {
                     "bench/results/smoke"
@@ -211,8 +228,26 @@ impl Config {
         if self.scenarios.is_empty() {
             return bad("--scenarios is empty".into());
         }
+        if self.fill_duration_s == 0 || self.fill_serving_mbps == 0 {
+            return bad("--fill-duration and --fill-serving-mbps must be at least 1".into());
+        }
         Ok(())
     }
+}
+
+/// Parse `--fill-caps`: Mbit/s, comma-separated; `none` (or nothing) is the empty list.
+pub fn parse_caps(s: &str) -> std::result::Result<Vec<u64>, String> {
+    let t = s.trim();
+    if t.is_empty() || t.eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    t.split(',')
+        .map(|x| {
+            x.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("--fill-caps: {x:?} is not a rate in Mbit/s"))
+        })
+        .collect()
 }
 
 /// Parse a byte size: a number with an optional binary suffix (K, KiB, M, MiB, G, GiB; case-insensitive).
@@ -261,6 +296,13 @@ mod tests {
         assert!(parse_size("x").is_err());
         assert!(parse_size("1TiB").is_err());
         assert!(parse_size("99999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn caps_parse() {
+        assert_eq!(parse_caps("100,1200,0"), Ok(vec![100, 1200, 0]));
+        assert_eq!(parse_caps("none"), Ok(vec![]));
+        assert!(parse_caps("fast").is_err());
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! on ephemeral loopback ports read back from its `eddy: listening on http://IP:PORT` (and `https://`) lines
 //! (docs/dev/serve-contract.md).
 //!
-//! eddy also opens its admin listener (metrics, health) on an ephemeral port (`--admin-listen 127.0.0.1:0`); its
-//! `eddy: admin on ...` line is not a serving listener and is passed over.
+//! eddy also opens its admin listener (metrics, health, `/fill/status`) on an ephemeral port
+//! (`--admin-listen 127.0.0.1:0`); its `eddy: admin on ...` line is not a serving listener, and is kept as
+//! [`Started::admin`] for the fill measurements (`fill.rs`), which also pass extra flags (the `--fill-*` ones).
 //!
 //! The config holds the disks, `[limits] max_connections` for the instance of scenario (g), and a `[tls]` section
 //! with the bench's certificate when (d) or (e) runs. An eddy without TLS support refuses that section (it refuses
@@ -28,6 +29,7 @@ use crate::server::{Kind, Server};
 use crate::tls::TlsFiles;
 
 const READY_PREFIX: &str = "eddy: listening on ";
+const ADMIN_PREFIX: &str = "eddy: admin on http://";
 
 /// `eddy version`, e.g. "eddy 0.1.0".
 pub fn version(eddy: &Path) -> Result<String> {
@@ -174,6 +176,10 @@ pub struct Options {
     pub max_connections: Option<u32>,
     /// The instance of scenario (g) (only names its files differently).
     pub idle: bool,
+    /// Names the config and log files instead of `eddy` / `eddy-idle` (the fill's instances).
+    pub name: Option<String>,
+    /// Flags added after `--config FILE` (the fill's `--fill-*` flags).
+    pub extra: Vec<String>,
 }
 
 /// A started eddy.
@@ -181,6 +187,8 @@ pub struct Started {
     pub server: Server,
     /// The TLS listener, or why there is none (not asked for, or this eddy cannot).
     pub tls: std::result::Result<SocketAddr, String>,
+    /// The admin listener (eddy prints it before the listening lines).
+    pub admin: Option<SocketAddr>,
 }
 
 /// Quote a string for TOML (basic string).
@@ -250,7 +258,10 @@ fn check_config(eddy: &Path, conf: &Path) -> std::result::Result<(), String> {
 
 /// Write the config and start `eddy serve --config FILE`; wait for its listening lines.
 pub fn start(eddy: &Path, o: &Options, run_dir: &Path) -> Result<Started> {
-    let name = if o.idle { "eddy-idle" } else { "eddy" };
+    let name = o
+        .name
+        .as_deref()
+        .unwrap_or(if o.idle { "eddy-idle" } else { "eddy" });
     let conf = run_dir.join(format!("{name}.toml"));
     let mut tls: std::result::Result<(), String> = Err("not asked for".into());
     if o.tls.is_some() {
@@ -273,6 +284,7 @@ pub fn start(eddy: &Path, o: &Options, run_dir: &Path) -> Result<Started> {
     let mut child = Command::new(eddy)
         .args(["serve", "--admin-listen", "127.0.0.1:0", "--config"])
         .arg(&conf)
+        .args(&o.extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr)
@@ -290,6 +302,8 @@ pub fn start(eddy: &Path, o: &Options, run_dir: &Path) -> Result<Started> {
             if let Some(rest) = line.strip_prefix(READY_PREFIX) {
                 // The receiver is gone once the listeners are known; later lines are just drained.
                 let _ = tx.send(rest.trim().to_string());
+            } else if let Some(rest) = line.strip_prefix(ADMIN_PREFIX) {
+                let _ = tx.send(format!("admin://{}", rest.trim()));
             }
         }
     });
@@ -297,7 +311,7 @@ pub fn start(eddy: &Path, o: &Options, run_dir: &Path) -> Result<Started> {
     // any early return below stops it.
     let placeholder = SocketAddr::from(([127, 0, 0, 1], 0));
     let mut server = Server::new(Kind::Eddy, placeholder, log, child, Signal::SIGTERM);
-    let (mut plain, mut secure) = (None, None);
+    let (mut plain, mut secure, mut admin) = (None, None, None);
     let deadline = Instant::now() + Duration::from_secs(30);
     while plain.is_none() || (tls.is_ok() && secure.is_none()) {
         match rx.recv_timeout(Duration::from_millis(100)) {
@@ -312,6 +326,7 @@ pub fn start(eddy: &Path, o: &Options, run_dir: &Path) -> Result<Started> {
                 match scheme {
                     "http" => plain = plain.or(Some(addr)),
                     "https" => secure = secure.or(Some(addr)),
+                    "admin" => admin = admin.or(Some(addr)),
                     _ => {}
                 }
             }
@@ -343,7 +358,7 @@ pub fn start(eddy: &Path, o: &Options, run_dir: &Path) -> Result<Started> {
         (Ok(()), None) => Err("eddy printed no https listener".to_string()),
         (Err(e), _) => Err(e),
     };
-    Ok(Started { server, tls })
+    Ok(Started { server, tls, admin })
 }
 
 #[cfg(test)]
@@ -360,6 +375,8 @@ mod tests {
             }),
             max_connections: Some(20000),
             idle: false,
+            name: None,
+            extra: Vec::new(),
         };
         let with = config_text(&o, true);
         assert!(with.contains("[tls]\nlisten = [\"127.0.0.1:0\"]\ncert = \"/r/cert.pem\""));

@@ -4,7 +4,9 @@
 //! certificate, both sides' servers up (see `fleet.rs`) and the ciphers they negotiate, then for each round the
 //! body checks, every scenario on nginx then on eddy (for (f), the page cache emptied of big.bin before each run
 //! and filled again after both), the body checks again; finally the servers stopped, the JSON and the SVG chart
-//! written and the table printed. Exit status: 0 when every body check passed (and, with `--smoke`, the clients
+//! written and the table printed. Scenario (i) runs eddy twice per round on an instance of its own (with and
+//! without a fill, the order alternating by round), and after the rounds the fill measurements (`fill.rs`:
+//! rate caps, uncapped fill and disk write speed) run against nginx as the fill's source. Exit status: 0 when every body check passed (and, with `--smoke`, the clients
 //! saw no failure and no run failed), 1 when a check failed, 2 when the bench itself could not run.
 //!
 //! Usage: `bench/setup.sh` once, `cargo build --release -p eddy`, then `cargo run -p eddy-bench --release -- [flags]`
@@ -17,6 +19,7 @@ mod cold;
 mod content;
 mod eddy;
 mod error;
+mod fill;
 mod fleet;
 mod h2load;
 mod idle;
@@ -69,18 +72,21 @@ struct Needs {
     cold: bool,
     idle: bool,
     small: bool,
+    /// Scenario (i) or a fill measurement: the fill's source (digests, manifests served by nginx).
+    fill: bool,
 }
 
 impl Needs {
     fn of(keys: &[String]) -> Needs {
         let has = |k: &str| keys.iter().any(|x| x == k);
         Needs {
-            wrk: ["a", "b", "c", "d", "f", "h"].iter().any(|k| has(k)),
+            wrk: ["a", "b", "c", "d", "f", "h", "i"].iter().any(|k| has(k)),
             h2load: has("e"),
             tls: has("d") || has("e"),
             cold: has("f"),
             idle: has("g"),
             small: has("h"),
+            fill: has("i"),
         }
     }
 }
@@ -147,7 +153,8 @@ fn run(args: Args) -> Result<bool> {
             )));
         }
     }
-    let needs = Needs::of(&cfg.scenarios);
+    let mut needs = Needs::of(&cfg.scenarios);
+    needs.fill |= !cfg.fill_caps.is_empty();
     cfg.nginx = tool(
         &cfg.nginx,
         "nginx",
@@ -204,6 +211,11 @@ fn run(args: Args) -> Result<bool> {
         None
     };
     let scenarios = scenario::resolve(&cfg.scenarios, &content, small.as_ref(), &cfg)?;
+    let digests = if needs.fill {
+        fill::digests(&content)?
+    } else {
+        Vec::new()
+    };
     let (mut disks, _) = eddy::ensure_store(
         &cfg.eddy,
         &content.dir,
@@ -233,6 +245,10 @@ fn run(args: Args) -> Result<bool> {
     ));
     std::fs::create_dir_all(&run_dir).at("create", &run_dir)?;
     wrk::write_scripts(&run_dir)?;
+    let fill_www = run_dir.join("fill-www");
+    if needs.fill {
+        std::fs::create_dir_all(&fill_www).at("create", &fill_www)?;
+    }
     let tls_files = if needs.tls {
         Some(tls::make_cert(&cfg.openssl, &run_dir)?)
     } else {
@@ -247,7 +263,25 @@ fn run(args: Args) -> Result<bool> {
         tls_files.as_ref(),
         &needs,
         &run_dir,
+        needs.fill.then_some(fill_www.as_path()),
     )?;
+    let source = if needs.fill {
+        Some(fill::Source::new(
+            fill_www.clone(),
+            sides[0].main.addr,
+            digests,
+        )?)
+    } else {
+        None
+    };
+    let serving_roots = if cfg.scenarios.iter().any(|k| k == "i") {
+        fill::serving_store(&run_dir, &eddy::disks(&content.dir.join("store")))?
+    } else {
+        Vec::new()
+    };
+    let big_digest = source
+        .as_ref()
+        .and_then(|s| s.objects.iter().find(|o| o.key == "big.bin").cloned());
     let mut notes = Vec::new();
     let mut negotiated = Vec::new();
     for side in &sides {
@@ -316,9 +350,17 @@ fn run(args: Args) -> Result<bool> {
         checks: Vec::new(),
         runs: Vec::new(),
         skipped: Vec::new(),
+        source,
+        serving_roots,
+        big_digest,
+        content_src: content.src.clone(),
     };
     let mut sides = sides;
     let outcome = bench.rounds(&mut sides);
+    let fill_report = match (&outcome, cfg.fill_caps.is_empty()) {
+        (Ok(()), false) => Some(bench.fill_measurements()),
+        _ => None,
+    };
 
     if let Err(e) = &outcome {
         notes.push(format!("the bench stopped early: {e}"));
@@ -386,6 +428,7 @@ fn run(args: Args) -> Result<bool> {
         runs: bench.runs,
         skipped: bench.skipped,
         summary,
+        fill: fill_report,
         chart,
         notes,
     };
@@ -400,12 +443,28 @@ fn run(args: Args) -> Result<bool> {
     let client_failures: u64 = report.runs.iter().map(|r| r.failures_total).sum();
     let bad_bytes = report.runs.iter().filter(|r| !r.bytes_ok).count();
     let failed_runs = report.skipped.iter().filter(|k| k.failed).count();
+    // Wrong bytes from eddy's (i) instance, or from a filled object, fail any run, like a body check.
+    let wrong_fill_bodies = report
+        .runs
+        .iter()
+        .filter(|r| r.fill.is_some() && r.sample.load.body_error.is_some())
+        .count()
+        + report.fill.as_ref().map_or(0, |f| {
+            f.failures
+                .iter()
+                .filter(|e| e.contains(fill::WRONG_BODY))
+                .count()
+        });
+    let fill_failures = report.fill.as_ref().map_or(0, |f| f.failures.len());
     let ok = body_failures == 0
-        && (!cfg.smoke || (client_failures == 0 && bad_bytes == 0 && failed_runs == 0));
+        && wrong_fill_bodies == 0
+        && (!cfg.smoke
+            || (client_failures == 0 && bad_bytes == 0 && failed_runs == 0 && fill_failures == 0));
     if cfg.smoke {
         eprintln!(
             "smoke: {body_failures} body check failure(s), {client_failures} client failure(s), \
-             {bad_bytes} run(s) with unexpected byte counts, {failed_runs} failed run(s): {}",
+             {bad_bytes} run(s) with unexpected byte counts, {failed_runs} failed run(s), \
+             {fill_failures} fill failure(s): {}",
             if ok { "ok" } else { "FAILED" }
         );
     }
@@ -420,6 +479,7 @@ fn run(args: Args) -> Result<bool> {
 }
 
 /// Start both sides: nginx (main and, for (g), its own instance) and eddy (the same).
+#[allow(clippy::too_many_arguments)]
 fn start_sides(
     cfg: &Config,
     content: &Content,
@@ -428,6 +488,7 @@ fn start_sides(
     tls_files: Option<&TlsFiles>,
     needs: &Needs,
     run_dir: &Path,
+    fill_root: Option<&Path>,
 ) -> Result<Vec<Side>> {
     let n_opts = nginx::Options {
         root: content.src.clone(),
@@ -437,6 +498,7 @@ fn start_sides(
         // Enough for the load and the checks; nginx preallocates its connection table, so no more than that.
         worker_connections: cfg.connections.saturating_mul(2).max(1024),
         idle: false,
+        fill_root: fill_root.map(Path::to_path_buf),
     };
     let (n_main, n_ports) = nginx::start(&cfg.nginx, &n_opts, run_dir)?;
     eprintln!(
@@ -467,6 +529,8 @@ fn start_sides(
         tls: tls_files.cloned(),
         max_connections: None,
         idle: false,
+        name: None,
+        extra: Vec::new(),
     };
     let started = eddy::start(&cfg.eddy, &e_opts, run_dir)?;
     eprintln!(
@@ -503,6 +567,7 @@ fn start_sides(
                 tls: None,
                 worker_connections: wc,
                 idle: true,
+                fill_root: None,
             },
             run_dir: run_dir.to_path_buf(),
         };
@@ -522,6 +587,8 @@ fn start_sides(
                 tls: None,
                 max_connections: Some(max),
                 idle: true,
+                name: None,
+                extra: Vec::new(),
             },
             run_dir: run_dir.to_path_buf(),
         };
@@ -551,6 +618,14 @@ struct Bench<'a> {
     checks: Vec<CheckRecord>,
     runs: Vec<RunRecord>,
     skipped: Vec<Skip>,
+    /// The fill's source, when (i) or a fill measurement runs.
+    source: Option<fill::Source>,
+    /// (i)'s disk roots (big.bin linked in from the bench's store).
+    serving_roots: Vec<PathBuf>,
+    /// big.bin as a manifest names it, so that (i)'s fills keep it.
+    big_digest: Option<fill::Object>,
+    /// The content's `src/`, the fill's source files.
+    content_src: PathBuf,
 }
 
 impl Bench<'_> {
@@ -561,6 +636,12 @@ impl Bench<'_> {
             let first_run = self.runs.len();
             let first_check = self.checks.len();
             self.check(round, "before", sides);
+            // The fill's source in (i): nginx's main instance.
+            let source_pids: Vec<u32> = sides
+                .iter()
+                .filter(|s| s.kind == Kind::Nginx)
+                .flat_map(|s| s.main.pids())
+                .collect();
             for (si, sc) in self.scenarios.iter().enumerate() {
                 let seed = self
                     .base_seed
@@ -572,7 +653,11 @@ impl Bench<'_> {
                 };
                 for side in sides.iter_mut() {
                     side.alive()?;
-                    self.one(round, sc, side, seed, &evict)?;
+                    if sc.fill_mbps.is_some() && side.kind == Kind::Eddy {
+                        self.one_filling(round, sc, seed, &source_pids)?;
+                    } else {
+                        self.one(round, sc, side, seed, &evict)?;
+                    }
                 }
                 if !evict.is_empty() {
                     let t = Instant::now();
@@ -637,10 +722,38 @@ impl Bench<'_> {
         };
         let started_at = report::utc_now();
         let pids = server.pids();
+        let mut sample = match self.load(sc, &pids, addr, seed) {
+            Ok(s) => s,
+            Err(e) => {
+                side.alive()?;
+                eprintln!("round {round}/{rounds} ({}) {name:<5}: FAILED: {e}", sc.key);
+                self.skipped.push(Skip {
+                    round,
+                    scenario: sc.key.clone(),
+                    server: side.kind,
+                    reason: e.to_string(),
+                    failed: true,
+                });
+                return Ok(());
+            }
+        };
+        sample.cold = cold_stats;
+        self.record(round, sc, side.kind, started_at, sample, None);
+        Ok(())
+    }
+
+    /// Run `sc`'s load against `addr` (the server made of `pids`) and measure it.
+    fn load(
+        &self,
+        sc: &Scenario,
+        pids: &[u32],
+        addr: SocketAddr,
+        seed: u64,
+    ) -> Result<measure::Sample> {
         let url = sc.url(addr);
         let cfg = self.cfg;
         let (wrk, h2load) = (&self.wrk, &self.h2load);
-        let measured = measure::run(&pids, self.ticks, || match (&sc.load, sc.transport) {
+        measure::run(pids, self.ticks, || match (&sc.load, sc.transport) {
             (
                 Load::Idle {
                     connections,
@@ -662,7 +775,7 @@ impl Bench<'_> {
                     file_size: *file_size,
                     len: *len,
                     seed,
-                    pids: &pids,
+                    pids,
                 })?;
                 Ok(Loaded {
                     outcome,
@@ -688,31 +801,26 @@ impl Bench<'_> {
                     h2: None,
                 })
             }
-        });
-        let mut sample = match measured {
-            Ok(s) => s,
-            Err(e) => {
-                side.alive()?;
-                eprintln!("round {round}/{rounds} ({}) {name:<5}: FAILED: {e}", sc.key);
-                self.skipped.push(Skip {
-                    round,
-                    scenario: sc.key.clone(),
-                    server: side.kind,
-                    reason: e.to_string(),
-                    failed: true,
-                });
-                return Ok(());
-            }
+        })
+    }
+
+    /// Record one measured run (and print its line).
+    fn record(
+        &mut self,
+        round: u32,
+        sc: &Scenario,
+        kind: Kind,
+        started_at: String,
+        sample: measure::Sample,
+        fill: Option<fill::FillDuring>,
+    ) {
+        let rounds = self.cfg.rounds;
+        let name = match &fill {
+            Some(f) if f.filling => "eddy+fill",
+            _ => kind.name(),
         };
-        sample.cold = cold_stats;
-        let r = RunRecord::new(
-            round,
-            sc,
-            side.kind,
-            self.cfg.connections,
-            started_at,
-            sample,
-        );
+        let mut r = RunRecord::new(round, sc, kind, self.cfg.connections, started_at, sample);
+        r.fill = fill;
         let extra = match (&r.sample.idle, &r.sample.cold) {
             (Some(i), _) => format!(
                 "  conns {}/{} (setup {:.1} s) rss {:.1} -> {:.1} MiB",
@@ -728,7 +836,19 @@ impl Bench<'_> {
                     .map_or("?".to_string(), |b| format!("{:.1}", b as f64 / 1048576.0)),
                 c.size() / (1 << 20)
             ),
-            _ => String::new(),
+            _ => match &r.fill {
+                Some(f) if f.filling => format!(
+                    "  fill {} Mbit/s{}",
+                    f.achieved_mbps
+                        .map_or("?".to_string(), |m| format!("{m:.1}")),
+                    if f.ended_early {
+                        " (ran out of work)"
+                    } else {
+                        ""
+                    }
+                ),
+                _ => String::new(),
+            },
         };
         eprintln!(
             "round {round}/{rounds} ({}) {name:<5}: {:>9.1} req/s {:>6.2} Gbit/s  p50 {:>7.2} ms  p99 {:>7.2} ms  \
@@ -764,7 +884,219 @@ impl Bench<'_> {
             eprintln!("    other load: {top}");
         }
         self.runs.push(r);
+    }
+
+    /// Scenario (i) on eddy: two runs of the load on (i)'s own instance, one while its fill downloads at the cap
+    /// and one without a fill (odd rounds without first, even rounds with first), each on a freshly started
+    /// instance over the same disk roots, with (c)'s body checks on that instance after the load.
+    ///
+    /// The fill's source (nginx) runs on the same machine: its CPU during the load is recorded with the run
+    /// (`source_cores`) and taken out of the run's other load, so that only other jobs flag a run as contended.
+    fn one_filling(
+        &mut self,
+        round: u32,
+        sc: &Scenario,
+        seed: u64,
+        source_pids: &[u32],
+    ) -> Result<()> {
+        let rounds = self.cfg.rounds;
+        let cap = sc.fill_mbps.unwrap_or(1200);
+        let order = if round % 2 == 1 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        let lead = if self.cfg.smoke {
+            Duration::from_millis(250)
+        } else {
+            Duration::from_secs(1)
+        };
+        for filling in order {
+            let roots = self.serving_roots.clone();
+            fill::wipe_fill(&roots)?;
+            let extra = match (filling, self.source.as_mut(), &self.big_digest) {
+                (false, _, _) => Vec::new(),
+                (true, Some(src), Some(big)) => {
+                    // Enough copies that the fill outlasts the load.
+                    let secs = lead.as_secs_f64() + f64::from(self.cfg.duration_s) + 5.0;
+                    let copies = src.copies_for(cap as f64 * 1e6 / 8.0 * secs * 1.2);
+                    src.publish(std::slice::from_ref(big), &format!("r{round}-"), copies)?;
+                    src.flags(cap)
+                }
+                (true, _, _) => {
+                    return Err(Error::Usage(
+                        "scenario i needs the fill's source (internal)".into(),
+                    ))
+                }
+            };
+            let (mut server, admin) = fill::start_eddy(
+                &self.cfg.eddy,
+                &roots,
+                &format!(
+                    "eddy-fill-serve-r{round}-{}",
+                    if filling { "fill" } else { "nofill" }
+                ),
+                extra,
+                self.run_dir,
+            )?;
+            let mut before = None;
+            if filling {
+                fill::wait_first_bytes(&mut server, admin, Duration::from_secs(30))?;
+                std::thread::sleep(lead);
+                before = Some((Instant::now(), fill::status(admin)?));
+            }
+            let started_at = report::utc_now();
+            let src0 = procstat::cpu_ticks_sum(source_pids);
+            let measured = self.load(sc, &server.pids(), server.addr, seed);
+            let src1 = procstat::cpu_ticks_sum(source_pids);
+            let after = match before {
+                Some(_) => Some((Instant::now(), fill::status(admin)?)),
+                None => None,
+            };
+            let probes = sc.probes(&mut self.rng);
+            let checked = check::run(server.addr, &probes);
+            if let Err(e) = server.stop() {
+                eprintln!("round {round}/{rounds} ({}) eddy: {e}", sc.key);
+            }
+            let mut sample = match measured {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!(
+                        "round {round}/{rounds} ({}) eddy{}: FAILED: {e}",
+                        sc.key,
+                        if filling { "+fill" } else { "" }
+                    );
+                    self.skipped.push(Skip {
+                        round,
+                        scenario: sc.key.clone(),
+                        server: Kind::Eddy,
+                        reason: format!(
+                            "{}: {e}",
+                            if filling {
+                                "with a fill"
+                            } else {
+                                "without a fill"
+                            }
+                        ),
+                        failed: true,
+                    });
+                    continue;
+                }
+            };
+            if let Err(e) = checked {
+                sample.load.body_error = Some(format!("(i) instance: {e}"));
+            }
+            let source_cores =
+                src1.saturating_sub(src0) as f64 / self.ticks / sample.wall_s.max(1e-6);
+            sample.other_cores = (sample.other_cores - source_cores).max(0.0);
+            sample.other_top.retain(|o| !source_pids.contains(&o.pid));
+            let during = match (before, after) {
+                (Some((t0, s0)), Some((t1, s1))) => fill::FillDuring {
+                    filling: true,
+                    cap_mbps: cap,
+                    achieved_mbps: Some(
+                        s1.bytes_downloaded.saturating_sub(s0.bytes_downloaded) as f64 * 8.0
+                            / t1.duration_since(t0).as_secs_f64().max(1e-6)
+                            / 1e6,
+                    ),
+                    ended_early: s1.state != "filling",
+                    errors: s1.errors,
+                    source_cores,
+                },
+                _ => fill::FillDuring {
+                    filling: false,
+                    cap_mbps: cap,
+                    achieved_mbps: None,
+                    ended_early: false,
+                    errors: Default::default(),
+                    source_cores,
+                },
+            };
+            self.record(round, sc, Kind::Eddy, started_at, sample, Some(during));
+        }
+        fill::wipe_fill(&self.serving_roots)?;
         Ok(())
+    }
+
+    /// The fill measurements after the rounds: each `--fill-caps` entry in turn, nginx the source. A run that
+    /// fails is recorded as a failure and the next one runs.
+    fn fill_measurements(&mut self) -> fill::FillReport {
+        let mut out = fill::FillReport::default();
+        let Some(src) = self.source.as_mut() else {
+            out.failures
+                .push("no fill source was set up (internal)".into());
+            return out;
+        };
+        let smoke = self.cfg.smoke;
+        let p = fill::Params {
+            eddy: &self.cfg.eddy,
+            run_dir: self.run_dir,
+            ticks: self.ticks,
+            window: Duration::from_secs(u64::from(self.cfg.fill_duration_s)),
+            skip: if smoke {
+                Duration::from_millis(250)
+            } else {
+                Duration::from_secs(2)
+            },
+            interval: if smoke {
+                Duration::from_millis(250)
+            } else {
+                Duration::from_secs(1)
+            },
+            warm: vec![self.content_src.clone()],
+        };
+        for &cap in &self.cfg.fill_caps {
+            if cap == 0 {
+                match fill::uncapped_run(&p, src, &mut self.rng) {
+                    Ok(u) => {
+                        eprintln!(
+                            "fill uncapped: {:.2} GiB in {:.2} s = {:.1} MiB/s, eddy {:.3} cores; disk write {:.1} MiB/s",
+                            u.bytes as f64 / (1u64 << 30) as f64,
+                            u.seconds,
+                            u.mib_s,
+                            u.cores,
+                            u.disk.mib_s
+                        );
+                        if u.objects != u.objects_planned {
+                            out.failures.push(format!(
+                                "uncapped: {} of {} objects installed",
+                                u.objects, u.objects_planned
+                            ));
+                        }
+                        if u.errors.values().any(|&n| n > 0) {
+                            out.failures
+                                .push(format!("uncapped: fill errors {:?}", u.errors));
+                        }
+                        out.uncapped = Some(u);
+                    }
+                    Err(e) => out.failures.push(format!("uncapped: {e}")),
+                }
+                continue;
+            }
+            match fill::cap_run(&p, src, cap) {
+                Ok(c) => {
+                    eprintln!(
+                        "fill cap {cap} Mbit/s: achieved {:.1} Mbit/s over {:.1} s, error {:+.2}%, eddy {:.3} cores{}",
+                        c.achieved_mbps,
+                        c.window_s,
+                        c.error_pct,
+                        c.cores,
+                        if c.ended_early { " (ran out of work)" } else { "" }
+                    );
+                    if c.achieved_mbps <= 0.0 {
+                        out.failures
+                            .push(format!("cap {cap}: nothing downloaded in the window"));
+                    }
+                    if c.errors.values().any(|&n| n > 0) {
+                        out.failures
+                            .push(format!("cap {cap}: fill errors {:?}", c.errors));
+                    }
+                    out.caps.push(c);
+                }
+                Err(e) => out.failures.push(format!("cap {cap}: {e}")),
+            }
+        }
+        out
     }
 
     /// Body checks of every side with the same sample requests (drawn fresh for each check point), each sent the

@@ -5,7 +5,9 @@
 //! loopback, `on` stalls 64 KiB answers for 40 ms and would flatter eddy 18-20x in scenario c), `tcp_nodelay on`,
 //! `worker_processes` = cores, no access log, keep-alive practically unlimited. One nginx serves scenarios
 //! (a)-(f) and (h) from separate `server` blocks:
-//! - plain: `root` = the content's `src/`, and `location /obj/` rooted at the small objects' tree for (h);
+//! - plain: `root` = the content's `src/`, `location /obj/` rooted at the small objects' tree for (h), and
+//!   `location /_fill/` aliased to the run directory's `fill-www/`, where the fill measurements (`fill.rs`)
+//!   write the sealed manifest that eddy's fill fetches (the fill's sources are the plain block's files);
 //! - cold (f): the same, plus `aio threads;` (the default thread pool, 32 threads), which moves reads and
 //!   sendfile calls that would block on the disk off the event loop;
 //! - TLS (d, e): `listen ... ssl http2;` with the bench's certificate, `ssl_protocols TLSv1.3`, only
@@ -59,6 +61,8 @@ pub struct Options {
     pub worker_connections: u32,
     /// The instance of scenario (g) (only names its directory differently).
     pub idle: bool,
+    /// Served under `/_fill/` (the fill's manifest), when a fill is measured.
+    pub fill_root: Option<PathBuf>,
 }
 
 /// The ports of one instance.
@@ -86,13 +90,19 @@ pub fn config_text(
             q(r)
         )
     });
+    let fill = o.fill_root.as_ref().map_or(String::new(), |r| {
+        format!(
+            "        location /_fill/ {{\n            alias \"{}/\";\n        }}\n",
+            r.display()
+        )
+    });
     let mut servers = format!(
         "    server {{
         listen {plain};
         root {root};
         location / {{
         }}
-{small}    }}
+{small}{fill}    }}
 ",
         plain = ports.plain
     );
@@ -240,6 +250,7 @@ mod tests {
             }),
             worker_connections: 1024,
             idle: false,
+            fill_root: Some("/r/fill-www".into()),
         };
         let ports = Listeners {
             plain: "127.0.0.1:18001".parse().expect("addr"),
@@ -258,6 +269,7 @@ mod tests {
             "listen 127.0.0.1:18001;",
             "root \"/c/src\";",
             "location /obj/ {\n            root \"/c/small/src\";",
+            "location /_fill/ {\n            alias \"/r/fill-www/\";",
             "listen 127.0.0.1:18002;",
             "aio threads;",
             "listen 127.0.0.1:18003 ssl http2;",

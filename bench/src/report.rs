@@ -6,6 +6,10 @@
 //! every body itself) no body was wrong; otherwise both are 0. Socket errors and responses with status >= 400 are
 //! counted as failures (and error responses are not counted as requests). The JSON's `summary` is what the chart
 //! of the ratios per scenario (`chart.rs`) is drawn from.
+//!
+//! Scenario (i) adds a third column per round: eddy's runs while it fills are its "eddy" figures, its runs
+//! without a fill (same instance, same round) are summarized apart, and the figure that counts there is the
+//! ratio eddy while filling / eddy without a fill. The fill measurements (`fill.rs`) get a block of their own.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -17,6 +21,7 @@ use serde::Serialize;
 use crate::cli::Config;
 use crate::content::Manifest;
 use crate::error::{IoContext, Result};
+use crate::fill::{FillDuring, FillReport};
 use crate::idle::IdleStats;
 use crate::measure::Errors;
 use crate::measure::Sample;
@@ -74,6 +79,9 @@ pub struct RunRecord {
     /// this run, if any.
     pub body_error: Option<String>,
     pub scored: bool,
+    /// (i): whether a fill ran during this run of eddy, and what it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fill: Option<FillDuring>,
     pub sample: Sample,
 }
 
@@ -122,6 +130,7 @@ impl RunRecord {
             bytes_ok,
             body_error,
             scored: false,
+            fill: None,
             sample: s,
         };
         r.rescore();
@@ -208,14 +217,40 @@ pub struct Ratios {
     pub server_rss_anon_mib: Option<f64>,
 }
 
+/// (i): eddy while it fills against the same eddy without a fill, in the same rounds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FillServing {
+    pub cap_mbps: u64,
+    /// eddy's runs without a fill.
+    pub eddy_no_fill: ServerSummary,
+    /// Median of the per-round ratios of req/s, eddy while filling / eddy without a fill.
+    pub req_s: Option<f64>,
+    pub per_round_req_s: Vec<f64>,
+    /// Ratios of the medians.
+    pub p99_ms: Option<f64>,
+    pub server_cores: Option<f64>,
+    /// Median of the fill's rate during the runs with a fill, Mbit/s.
+    pub fill_mbps: Option<f64>,
+    /// Runs whose fill ran out of work before the load ended.
+    pub fill_ended_early: usize,
+    /// Median CPU of the fill's source (nginx, on the same machine) during the runs with a fill, cores.
+    pub source_cores: Option<f64>,
+    /// Median other load of the runs with and without a fill, cores (the source's CPU taken out).
+    pub other_cores_fill: Option<f64>,
+    pub other_cores_no_fill: Option<f64>,
+}
+
 /// Summary of one scenario.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ScenarioSummary {
     pub scenario: String,
     pub title: String,
     pub nginx: ServerSummary,
+    /// In (i): eddy while it fills.
     pub eddy: ServerSummary,
     pub eddy_over_nginx: Ratios,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fill_serving: Option<FillServing>,
 }
 
 /// Versions of what ran.
@@ -268,6 +303,9 @@ pub struct Report {
     pub runs: Vec<RunRecord>,
     pub skipped: Vec<Skip>,
     pub summary: Vec<ScenarioSummary>,
+    /// The fill measurements, when any ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fill: Option<FillReport>,
     /// The SVG chart of the summary, when it was drawn.
     pub chart: Option<PathBuf>,
     pub notes: Vec<String>,
@@ -350,12 +388,57 @@ pub fn summarize(scenarios: &[Scenario], runs: &[RunRecord]) -> Vec<ScenarioSumm
     scenarios
         .iter()
         .map(|s| {
-            let of = |k: Kind| {
+            // In (i), eddy's figures are its runs while filling; its runs without a fill are the baseline.
+            let filling = |r: &RunRecord| r.fill.as_ref().is_none_or(|f| f.filling);
+            let of = |k: Kind, fill: bool| {
                 runs.iter()
-                    .filter(|r| r.scenario == s.key && r.server == k)
+                    .filter(|r| r.scenario == s.key && r.server == k && filling(r) == fill)
                     .collect::<Vec<_>>()
             };
-            let (n, e) = (of(Kind::Nginx), of(Kind::Eddy));
+            let (n, e, base) = (
+                of(Kind::Nginx, true),
+                of(Kind::Eddy, true),
+                of(Kind::Eddy, false),
+            );
+            let fill_serving = s.fill_mbps.map(|cap| {
+                let per_round: Vec<f64> = e
+                    .iter()
+                    .filter_map(|er| {
+                        let br = base.iter().find(|b| b.round == er.round)?;
+                        ratio(er.req_s, br.req_s)
+                    })
+                    .collect();
+                let (es, bs) = (summarize_server(&e), summarize_server(&base));
+                let ok = !e.is_empty() && !base.is_empty();
+                FillServing {
+                    cap_mbps: cap,
+                    req_s: median(&per_round),
+                    per_round_req_s: per_round,
+                    p99_ms: ok.then(|| ratio(es.p99_ms, bs.p99_ms)).flatten(),
+                    server_cores: ok
+                        .then(|| ratio(es.server_cores, bs.server_cores))
+                        .flatten(),
+                    fill_mbps: median(
+                        &e.iter()
+                            .filter_map(|r| r.fill.as_ref()?.achieved_mbps)
+                            .collect::<Vec<_>>(),
+                    ),
+                    source_cores: median(
+                        &e.iter()
+                            .filter_map(|r| Some(r.fill.as_ref()?.source_cores))
+                            .collect::<Vec<_>>(),
+                    ),
+                    other_cores_fill: median(&e.iter().map(|r| r.other_cores).collect::<Vec<_>>()),
+                    other_cores_no_fill: median(
+                        &base.iter().map(|r| r.other_cores).collect::<Vec<_>>(),
+                    ),
+                    fill_ended_early: e
+                        .iter()
+                        .filter(|r| r.fill.as_ref().is_some_and(|f| f.ended_early))
+                        .count(),
+                    eddy_no_fill: bs,
+                }
+            });
             let per_round: Vec<f64> = n
                 .iter()
                 .filter_map(|nr| {
@@ -391,6 +474,7 @@ pub fn summarize(scenarios: &[Scenario], runs: &[RunRecord]) -> Vec<ScenarioSumm
                 },
                 nginx: ns,
                 eddy: es,
+                fill_serving,
             }
         })
         .collect()
@@ -622,6 +706,73 @@ pub fn table(report: &Report) -> String {
             format!("{}/{}", e.unscored_runs, e.runs),
             String::new(),
         );
+        if let Some(f) = &s.fill_serving {
+            let b = &f.eddy_no_fill;
+            let _ = writeln!(
+                t,
+                "    eddy above ran while its fill downloaded at {} Mbit/s (cap {}); the same eddy without a fill:",
+                fmt_opt(f.fill_mbps, 1),
+                f.cap_mbps
+            );
+            let _ = writeln!(
+                t,
+                "    {:<32}{:>12}{:>12}{:>13}",
+                "", "no fill", "filling", "fill/no fill"
+            );
+            row(
+                &mut t,
+                "req/s",
+                v(b, format!("{:.1}", b.req_s)),
+                v(e, format!("{:.1}", e.req_s)),
+                fmt_opt(f.req_s, 3),
+            );
+            let per: Vec<String> = f
+                .per_round_req_s
+                .iter()
+                .map(|x| format!("{x:.3}"))
+                .collect();
+            let _ = writeln!(
+                t,
+                "    {:<32}{:>37}",
+                "  req/s ratio per round",
+                per.join(" ")
+            );
+            row(
+                &mut t,
+                "latency p99 ms",
+                v(b, format!("{:.2}", b.p99_ms)),
+                v(e, format!("{:.2}", e.p99_ms)),
+                fmt_opt(f.p99_ms, 3),
+            );
+            row(
+                &mut t,
+                "server cores",
+                v(b, format!("{:.3}", b.server_cores)),
+                v(e, format!("{:.3}", e.server_cores)),
+                fmt_opt(f.server_cores, 3),
+            );
+            row(
+                &mut t,
+                "other load cores (median)",
+                fmt_opt(f.other_cores_no_fill, 2),
+                fmt_opt(f.other_cores_fill, 2),
+                String::new(),
+            );
+            row(
+                &mut t,
+                "fill source (nginx) cores",
+                String::new(),
+                fmt_opt(f.source_cores, 3),
+                String::new(),
+            );
+            if f.fill_ended_early > 0 {
+                let _ = writeln!(
+                    t,
+                    "    {} run(s): the fill ran out of work before the load ended",
+                    f.fill_ended_early
+                );
+            }
+        }
         t.push('\n');
     }
     let parts: Vec<String> = report
@@ -640,8 +791,86 @@ pub fn table(report: &Report) -> String {
         parts.join("  "),
         fmt_opt(worst, 3)
     );
+    for s in &report.summary {
+        if let Some(f) = &s.fill_serving {
+            let _ = writeln!(
+                t,
+                "req/s eddy filling/eddy not filling ({}): {}",
+                s.scenario,
+                fmt_opt(f.req_s, 3)
+            );
+        }
+    }
+    if let Some(fill) = &report.fill {
+        t.push_str(&fill_table(fill));
+    }
     for note in &report.notes {
         let _ = writeln!(t, "note: {note}");
+    }
+    t
+}
+
+/// The block of the fill measurements.
+pub fn fill_table(f: &FillReport) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "\n(fill) eddy filling empty disks from nginx (`--fill-window always`), read from /fill/status"
+    );
+    for c in &f.caps {
+        let _ = writeln!(
+            t,
+            "    cap {:>5} Mbit/s: achieved {:>8.1} Mbit/s over {:.1} s (after {:.1} s), error {:+.2}%, \
+             per-interval {:.1}..{:.1}, eddy {:.3} cores{}{}",
+            c.cap_mbps,
+            c.achieved_mbps,
+            c.window_s,
+            c.skip_s,
+            c.error_pct,
+            c.interval_min_mbps,
+            c.interval_max_mbps,
+            c.cores,
+            if c.ended_early {
+                "  ENDED EARLY (ran out of work)"
+            } else {
+                ""
+            },
+            if c.errors.values().any(|&n| n > 0) {
+                format!("  errors {:?}", c.errors)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if let Some(u) = &f.uncapped {
+        let _ = writeln!(
+            t,
+            "    uncapped: {} objects, {:.2} GiB in {:.2} s = {:.1} MiB/s ({:.2} Gbit/s), eddy {:.3} cores, \
+             {:.2} CPU s per GiB",
+            u.objects,
+            u.bytes as f64 / (1u64 << 30) as f64,
+            u.seconds,
+            u.mib_s,
+            u.gbps,
+            u.cores,
+            u.cpu_s_per_gib
+        );
+        let _ = writeln!(
+            t,
+            "    disk write ({}, fsync): {:.2} GiB in {:.2} s = {:.1} MiB/s; fill/disk {:.3}",
+            if u.disk.direct {
+                "O_DIRECT"
+            } else {
+                "buffered"
+            },
+            u.disk.bytes as f64 / (1u64 << 30) as f64,
+            u.disk.seconds,
+            u.disk.mib_s,
+            u.of_disk
+        );
+    }
+    for e in &f.failures {
+        let _ = writeln!(t, "    FAILED: {e}");
     }
     t
 }

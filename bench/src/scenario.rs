@@ -38,6 +38,10 @@ pub const KNOWN: &[(&str, &str)] = &[
         "h",
         "10,000 (--objects) small objects of 256 KiB (--object-size), whole, uniform",
     ),
+    (
+        "i",
+        "(c) while eddy fills from nginx at 1.2 Gbit/s (--fill-serving-mbps); eddy also without a fill, same round",
+    ),
 ];
 
 /// Size of the ranges the trickle of scenario (g) asks for.
@@ -105,6 +109,10 @@ pub struct Scenario {
     pub cold: bool,
     /// The source tree the objects were made from (the content's `src/`, or the small objects' for (h)).
     pub src: PathBuf,
+    /// (i): eddy's runs happen while its fill downloads at this cap (Mbit/s), each next to a run of the same
+    /// eddy without a fill; nginx's runs are (c)'s (nginx has no fill).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fill_mbps: Option<u64>,
 }
 
 /// Build the scenarios named by `keys` for this content. `small` is the content of (h), when (h) is asked for.
@@ -136,6 +144,7 @@ pub fn resolve(
             )
         };
         let (mut transport, mut cold, mut src) = (Transport::Http, false, content.src.clone());
+        let mut fill_mbps = None;
         let (title, load) = match key.as_str() {
             "a" => ranges(m.segment_size),
             "b" => (
@@ -152,6 +161,17 @@ pub fn resolve(
                 },
             ),
             "c" => ranges(64 * 1024),
+            "i" => {
+                fill_mbps = Some(cfg.fill_serving_mbps);
+                let (t, l) = ranges(64 * 1024);
+                (
+                    format!(
+                        "{t}; eddy while it fills from nginx at {} Mbit/s, and without a fill",
+                        cfg.fill_serving_mbps
+                    ),
+                    l,
+                )
+            }
             "d" => {
                 transport = Transport::Https;
                 let (t, l) = ranges(m.segment_size);
@@ -219,6 +239,7 @@ pub fn resolve(
             load,
             cold,
             src,
+            fill_mbps,
         });
     }
     Ok(out)
@@ -346,6 +367,7 @@ mod tests {
             },
             cold: false,
             src: "/s".into(),
+            fill_mbps: None,
         };
         let mut rng = Xoshiro::new(3);
         let p = s.probes(&mut rng);
@@ -363,6 +385,7 @@ mod tests {
             },
             cold: false,
             src: "/s".into(),
+            fill_mbps: None,
         };
         for p in r.probes(&mut rng) {
             let (a, b) = p.range.expect("ranged");
