@@ -372,6 +372,27 @@ mod tests {
         assert_eq!(r.map(|b| b.len()), Ok(MAX_BODY));
     }
 
+    /// The examples of `docs/protocol.md` ("Reports, version 1.0") are reports
+    /// this build accepts, one of each kind.
+    #[test]
+    fn the_protocol_examples_are_accepted() {
+        let doc = include_str!("../../docs/protocol.md");
+        let start = doc.find("## Reports, version 1.0").unwrap_or(0);
+        let end = doc[start + 3..]
+            .find("\n## ")
+            .map_or(doc.len(), |e| start + 3 + e);
+        let section = &doc[start..end];
+        let mut kinds = Vec::new();
+        for block in section.split("```json\n").skip(1) {
+            let json = block.split("```").next().unwrap_or("");
+            match check(json.as_bytes(), "oca-1") {
+                Ok(r) => kinds.push(r.kind()),
+                Err(e) => panic!("{e}: {json}"),
+            }
+        }
+        assert_eq!(kinds, ["health", "popularity", "inventory"]);
+    }
+
     /// A body that never yields a frame.
     struct Pending;
 
