@@ -310,6 +310,8 @@ fn demo(listen: String, admin_listen: String) -> anyhow::Result<()> {
         fill_start: None,
         generation_start: None,
         faults: Vec::new(),
+        db: None,
+        report_tokens: Vec::new(),
     };
     std::thread::Builder::new()
         .name("demo-origin".into())

@@ -1,14 +1,16 @@
 //! The server: bind, accept, HTTP/1.1 connections (hyper, keep-alive),
 //! routing, error bodies, signals.
 //!
-//! Owns: the order of start-up (key, content directory and catalogue checked
-//! before the bind, then the ready callback with the bound address), the
-//! routes (`GET /v1/manifest/{appliance}`, `GET /v1/stats`, `GET`/`HEAD
-//! /content/{key}`), the one shape of every error answer (a JSON
-//! [`ErrorBody`] with a fixed code), the clock read for manifest times, and
-//! stopping on SIGTERM or SIGINT. It must never build a manifest or a content
-//! answer itself (that is `issue` and `object`), and never answer an error
-//! without a JSON body.
+//! Owns: the order of start-up (key, content directory, catalogue and
+//! database checked before the bind, then the ready callback with the bound
+//! address), the routes (`GET /v1/manifest/{appliance}`, `GET /v1/stats`,
+//! `GET`/`HEAD /content/{key}`, `POST /v1/report/{appliance}`, `GET
+//! /v1/appliances[/{id}/health|inventory|popularity]`), the one shape of every
+//! error answer (a JSON [`ErrorBody`] with a fixed code), the clock read for
+//! manifest and report times, and stopping on SIGTERM or SIGINT. It must never
+//! build a manifest, a content answer or a report's verdict itself (that is
+//! `issue`, `object` and `report`), and never answer an error without a JSON
+//! body.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -32,7 +34,10 @@ use crate::issue::{self, IssueError, Issuer};
 use crate::keyfile::{self, KeyFileError};
 use crate::object;
 use crate::options::ServeOptions;
+use crate::report::{self, Refusal, Sink, Tokens, ViewError};
+use crate::sqlite::{OpenError, SqliteStore};
 use crate::stats::Stats;
+use crate::store::{self, LatestKind, Shared, StoreError};
 use crate::Class;
 
 /// The body of every answer.
@@ -50,6 +55,10 @@ pub enum ServeError {
     Content { source: ContentError },
     #[error("--catalogue {source}")]
     Catalogue { source: IssueError },
+    #[error(transparent)]
+    Db(#[from] OpenError),
+    #[error("--db: {0}")]
+    Store(#[from] StoreError),
     #[error("--listen {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -71,6 +80,8 @@ impl ServeError {
                 source: IssueError::CatalogueIo { .. },
             } => Class::Io,
             ServeError::Catalogue { .. } => Class::Usage,
+            ServeError::Db(e) => e.class(),
+            ServeError::Store(_) => Class::Io,
             ServeError::Bind { .. } | ServeError::Io { .. } => Class::Io,
         }
     }
@@ -83,6 +94,8 @@ struct App {
     content: Arc<Content>,
     faults: Faults,
     stats: Arc<Stats>,
+    store: Shared,
+    tokens: Tokens,
 }
 
 /// Builds a runtime and serves until a signal.
@@ -113,6 +126,17 @@ async fn serve(
     if let Some(path) = &options.catalogue {
         issue::read_catalogue(path).map_err(|source| ServeError::Catalogue { source })?;
     }
+    let store = open_store(options.db.clone()).await?;
+    let last = store::blocking(&store, |s| s.last_generation()).await?;
+    if let (Some(given), Some(last)) = (options.generation_start, last) {
+        if given < last.generation {
+            tracing::warn!(
+                given,
+                kept = last.generation,
+                "--generation-start is below the generation the database holds: it goes on from there"
+            );
+        }
+    }
     let mut term = signal(SignalKind::terminate()).map_err(|source| ServeError::Io {
         what: "installing the SIGTERM handler",
         source,
@@ -142,13 +166,18 @@ async fn serve(
     };
     let issuer = Issuer::new(
         content.clone(),
+        store.clone(),
+        last,
         key,
         issue::Config {
             catalogue: options.catalogue.clone(),
             sources,
             ttl: options.manifest_ttl,
             fill_start: options.fill_start.clone(),
-            generation_start: options.generation_start.unwrap_or_else(unix_now),
+            generation_start: match options.generation_start {
+                Some(n) => issue::Start::Given(n),
+                None => issue::Start::Clock(unix_now()),
+            },
         },
     )
     .map_err(|source| ServeError::Catalogue { source })?;
@@ -157,8 +186,15 @@ async fn serve(
         content,
         faults: Faults::new(options.faults.clone()),
         stats: Arc::new(Stats::default()),
+        store,
+        tokens: Tokens::new(&options.report_tokens),
     });
-    tracing::info!(%addr, faults = options.faults.len(), "serving");
+    tracing::info!(
+        %addr,
+        faults = options.faults.len(),
+        report_tokens = options.report_tokens.len(),
+        "serving"
+    );
     ready(addr);
     loop {
         tokio::select! {
@@ -176,6 +212,24 @@ async fn serve(
     }
     tracing::info!("stopping on a signal");
     Ok(())
+}
+
+/// The database file, or memory (with a warning) without one; opened on the
+/// blocking pool.
+async fn open_store(path: Option<std::path::PathBuf>) -> Result<Shared, ServeError> {
+    if path.is_none() {
+        tracing::warn!(
+            "no --db: reports, manifests issued and the generation are kept in memory \
+             and lost on restart"
+        );
+    }
+    let opened = tokio::task::spawn_blocking(move || match path {
+        Some(p) => SqliteStore::open(&p),
+        None => SqliteStore::in_memory(),
+    })
+    .await
+    .map_err(|e| ServeError::Store(StoreError::Join(e.to_string())))??;
+    Ok(Arc::new(opened))
 }
 
 async fn connection(app: Arc<App>, stream: tokio::net::TcpStream, peer: SocketAddr) {
@@ -211,6 +265,59 @@ async fn route(app: &App, req: Request<Incoming>) -> Response<Body> {
         }
         return manifest(app, appliance).await;
     }
+    if let Some(appliance) = path.strip_prefix(report::PATH_PREFIX) {
+        if method != Method::POST {
+            return not_allowed("POST");
+        }
+        let appliance = appliance.to_owned();
+        let (parts, body) = req.into_parts();
+        let sink = Sink {
+            tokens: &app.tokens,
+            store: &app.store,
+        };
+        return match report::accept(sink, &appliance, &parts.headers, body, unix_now()).await {
+            Ok(kind) => {
+                app.stats.report_received(kind);
+                tracing::debug!(appliance, kind, "report kept");
+                Response::builder()
+                    .status(StatusCode::NO_CONTENT)
+                    .body(empty())
+                    .unwrap_or_else(|_| internal())
+            }
+            Err(refusal) => {
+                app.stats.report_refused(refusal.code());
+                tracing::info!(
+                    appliance,
+                    code = refusal.code(),
+                    "report refused: {refusal}"
+                );
+                refused(&refusal)
+            }
+        };
+    }
+    if path == "/v1/appliances" {
+        if method != Method::GET {
+            return not_allowed("GET");
+        }
+        return view(report::appliances(&app.store).await);
+    }
+    if let Some(rest) = path.strip_prefix("/v1/appliances/") {
+        if method != Method::GET {
+            return not_allowed("GET");
+        }
+        let Some((appliance, what)) = rest.split_once('/') else {
+            return not_found(&path);
+        };
+        if let Err(reason) = catalogue::check_appliance_id(appliance) {
+            return error(StatusCode::BAD_REQUEST, "bad_appliance", &reason);
+        }
+        return match what {
+            "health" => view(report::latest(&app.store, appliance, LatestKind::Health).await),
+            "inventory" => view(report::latest(&app.store, appliance, LatestKind::Inventory).await),
+            "popularity" => view(report::popularity(&app.store, appliance).await),
+            _ => not_found(&path),
+        };
+    }
     if path == "/v1/stats" {
         if method != Method::GET {
             return not_allowed("GET");
@@ -218,11 +325,47 @@ async fn route(app: &App, req: Request<Incoming>) -> Response<Body> {
         let snapshot = app.stats.snapshot(app.faults.applied());
         return json(StatusCode::OK, &snapshot);
     }
+    not_found(&path)
+}
+
+fn not_found(path: &str) -> Response<Body> {
     error(
         StatusCode::NOT_FOUND,
         "not_found",
         &format!("no route for {path}"),
     )
+}
+
+fn refused(refusal: &Refusal) -> Response<Body> {
+    let mut r = error(refusal.status(), refusal.code(), &refusal.to_string());
+    if *refusal == Refusal::BadToken {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer"),
+        );
+    }
+    r
+}
+
+/// A read-side answer: the value as JSON, or its error.
+fn view<T: serde::Serialize>(result: Result<T, ViewError>) -> Response<Body> {
+    match result {
+        Ok(value) => json(StatusCode::OK, &value),
+        Err(e @ ViewError::UnknownAppliance(_)) => {
+            error(StatusCode::NOT_FOUND, "unknown_appliance", &e.to_string())
+        }
+        Err(e @ ViewError::NoReport { .. }) => {
+            error(StatusCode::NOT_FOUND, "no_report", &e.to_string())
+        }
+        Err(e) => {
+            tracing::error!("reading the store: {e}");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storage_error",
+                "the store could not be read",
+            )
+        }
+    }
 }
 
 async fn manifest(app: &App, appliance: &str) -> Response<Body> {

@@ -6,9 +6,12 @@
 //! kept), the generation rule ([`Generation`]: it starts at the configured
 //! value and goes up by one exactly when the catalogue's manifest content —
 //! objects, sizes, digests, ranks, appliances, sources — changes), building
-//! the [`Manifest`] and sealing it with `eddy_proto::manifest::seal`, and
-//! carrying out the manifest faults. It must never serve content, and never
-//! hand out a manifest whose generation is lower than one it issued before.
+//! the [`Manifest`] and sealing it with `eddy_proto::manifest::seal`,
+//! recording every manifest (and so the generation) in the [`crate::store`]
+//! before it is handed out, resuming from the store's last generation at
+//! start, and carrying out the manifest faults. It must never serve content,
+//! and never hand out a manifest whose generation is lower than one it issued
+//! before, in this process or an earlier one over the same database.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -24,27 +27,64 @@ use crate::catalogue::{Catalogue, CatalogueError, Listed};
 use crate::content::{self, Content, ContentError};
 use crate::fault::{Faults, ManifestFault};
 use crate::sources;
+use crate::store::{self, GenerationMark, ManifestIssued, Shared, StoreError};
+
+/// Where the first generation comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// `--generation-start N`.
+    Given(u64),
+    /// The unix time at start (the default).
+    Clock(u64),
+}
+
+impl Start {
+    fn value(self) -> u64 {
+        match self {
+            Start::Given(n) | Start::Clock(n) => n,
+        }
+    }
+}
 
 /// The generation of the catalogue: monotonic, bumped by content changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Generation {
-    start: u64,
+    start: Start,
     now: Option<(u64, [u8; 32])>,
+    /// The next observation is the first after a resume.
+    resumed: bool,
 }
 
 impl Generation {
     /// A generation that will start at `start`.
     pub fn new(start: u64) -> Generation {
-        Generation { start, now: None }
+        Generation::resume(Start::Given(start), None)
+    }
+
+    /// A generation that goes on from `last`, the highest one a previous run
+    /// issued: unchanged content keeps it (or jumps to a given start above
+    /// it); changed content gets one more, or the start when that is higher.
+    /// It never goes below `last`.
+    pub fn resume(start: Start, last: Option<GenerationMark>) -> Generation {
+        Generation {
+            start,
+            now: last.map(|m| (m.generation, m.fingerprint)),
+            resumed: last.is_some(),
+        }
     }
 
     /// The generation for content with this fingerprint: the same as before
     /// when the fingerprint is the same, one more when it changed.
     pub fn observe(&mut self, fingerprint: [u8; 32]) -> u64 {
-        let next = match self.now {
-            None => self.start,
-            Some((g, f)) if f == fingerprint => g,
-            Some((g, _)) => g.saturating_add(1),
+        let next = match (self.now, std::mem::take(&mut self.resumed)) {
+            (None, _) => self.start.value(),
+            (Some((g, f)), false) if f == fingerprint => g,
+            (Some((g, _)), false) => g.saturating_add(1),
+            (Some((g, f)), true) if f == fingerprint => match self.start {
+                Start::Given(n) => g.max(n),
+                Start::Clock(_) => g,
+            },
+            (Some((g, _)), true) => g.saturating_add(1).max(self.start.value()),
         };
         self.now = Some((next, fingerprint));
         next
@@ -108,6 +148,8 @@ pub enum IssueError {
     },
     #[error("could not serialise the manifest: {0}")]
     Serialise(#[from] serde_json::Error),
+    #[error("could not record the manifest: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// What the issuer is configured with.
@@ -118,7 +160,7 @@ pub struct Config {
     pub sources: Vec<String>,
     pub ttl: Duration,
     pub fill_start: Option<String>,
-    pub generation_start: u64,
+    pub generation_start: Start,
 }
 
 /// A signed manifest ready to send.
@@ -140,6 +182,7 @@ struct State {
 #[derive(Debug)]
 pub struct Issuer {
     content: Arc<Content>,
+    store: Shared,
     key: SignKey,
     config: Config,
     state: tokio::sync::Mutex<State>,
@@ -158,19 +201,27 @@ pub fn read_catalogue(path: &std::path::Path) -> Result<Catalogue, IssueError> {
 }
 
 impl Issuer {
-    /// An issuer; the catalogue file, when configured, must be readable and
-    /// valid now.
-    pub fn new(content: Arc<Content>, key: SignKey, config: Config) -> Result<Issuer, IssueError> {
+    /// An issuer that records what it issues in `store` and goes on from
+    /// `last`, the store's last generation; the catalogue file, when
+    /// configured, must be readable and valid now.
+    pub fn new(
+        content: Arc<Content>,
+        store: Shared,
+        last: Option<GenerationMark>,
+        key: SignKey,
+        config: Config,
+    ) -> Result<Issuer, IssueError> {
         let catalogue = match &config.catalogue {
             Some(path) => Some(read_catalogue(path)?),
             None => None,
         };
         Ok(Issuer {
             content,
+            store,
             key,
             state: tokio::sync::Mutex::new(State {
                 catalogue,
-                generation: Generation::new(config.generation_start),
+                generation: Generation::resume(config.generation_start, last),
             }),
             config,
         })
@@ -213,9 +264,18 @@ impl Issuer {
             );
         }
         let items = content::blocking(&self.content, move |c| resolve(c, listed, &keys)).await?;
-        let generation = state
-            .generation
-            .observe(fingerprint(&items, &self.config.sources));
+        let fingerprint = fingerprint(&items, &self.config.sources);
+        let generation = state.generation.observe(fingerprint);
+        // Recorded before it is handed out, and under the lock, so that the
+        // kept generation is the highest one anybody was given.
+        let record = ManifestIssued {
+            appliance: appliance.to_owned(),
+            generation,
+            fingerprint,
+            issued_at: now,
+            objects: items.iter().filter(|r| r.listed.is_for(appliance)).count() as u64,
+        };
+        store::blocking(&self.store, move |s| s.put_manifest(&record)).await?;
         drop(state);
         let fault = faults.manifest();
 
@@ -327,6 +387,41 @@ mod tests {
         only[0].listed.appliances = Some(["oca-1".to_owned()].into());
         assert_eq!(g.observe(fingerprint(&only, &other)), 106);
         assert_eq!(g.observe(fingerprint(&only, &other)), 106);
+    }
+
+    #[test]
+    fn a_resumed_generation_never_goes_below_the_last_one() {
+        let last = Some(GenerationMark {
+            generation: 500,
+            fingerprint: [1; 32],
+        });
+        let same = [1; 32];
+        let other = [2; 32];
+        // Unchanged content keeps the generation, whatever the clock says.
+        let mut g = Generation::resume(Start::Clock(900), last);
+        assert_eq!(g.observe(same), 500);
+        assert_eq!(g.observe(other), 501, "then the ordinary rule");
+        // Changed content: one more, or the clock when later.
+        assert_eq!(
+            Generation::resume(Start::Clock(100), last).observe(other),
+            501
+        );
+        assert_eq!(
+            Generation::resume(Start::Clock(900), last).observe(other),
+            900
+        );
+        // A given start below the last one is not obeyed; above it, it is.
+        assert_eq!(Generation::resume(Start::Given(7), last).observe(same), 500);
+        assert_eq!(
+            Generation::resume(Start::Given(7), last).observe(other),
+            501
+        );
+        assert_eq!(
+            Generation::resume(Start::Given(800), last).observe(same),
+            800
+        );
+        // Nothing kept: the start, as before.
+        assert_eq!(Generation::resume(Start::Given(7), None).observe(same), 7);
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //! directory and an optional catalogue ([`catalogue`], [`content`]), serving
 //! that content with single byte ranges ([`object`], [`range`]) over plain
 //! HTTP/1.1 ([`http`]), the test-only fault mode ([`fault`]), the counters
-//! tests read back ([`stats`]), and the key file ([`keyfile`]). The binary
+//! tests read back ([`stats`]), the key file ([`keyfile`]), the report sink
+//! and the appliance views ([`report`]), and the state kept across restarts
+//! — reports, manifests issued, the generation — behind one interface
+//! ([`store`]) implemented with SQLite ([`sqlite`]). The binary
 //! `eddy-origin` (in the root package) only parses its command line into
 //! [`options`] and calls [`keygen`], [`pubkey`] or [`serve`].
 //!
@@ -24,7 +27,9 @@ pub mod options;
 pub mod range;
 pub mod report;
 pub mod sources;
+pub mod sqlite;
 pub mod stats;
+pub mod store;
 
 use std::path::Path;
 
@@ -48,6 +53,8 @@ pub enum Error {
     Key(#[from] keyfile::KeyFileError),
     #[error(transparent)]
     Serve(#[from] http::ServeError),
+    #[error(transparent)]
+    Options(#[from] options::TokenFlagError),
 }
 
 impl Error {
@@ -56,6 +63,7 @@ impl Error {
         match self {
             Error::Key(e) => e.class(),
             Error::Serve(e) => e.class(),
+            Error::Options(_) => Class::Usage,
         }
     }
 }

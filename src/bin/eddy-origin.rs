@@ -82,11 +82,22 @@ struct Serve {
     /// manifests. Never use in production.
     #[arg(long = "fault", value_name = "SPEC", value_parser = fault::parse)]
     faults: Vec<FaultSpec>,
+    /// The SQLite database of reports, manifests issued and the generation (created if
+    /// absent). Without it: in memory, lost on restart.
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// The bearer token APPLIANCE posts its reports with, at least 16 visible ASCII
+    /// characters. Repeatable, once per appliance.
+    // Checked after clap, so that a refusal never prints the token.
+    #[arg(long = "report-token", value_name = "APPLIANCE=TOKEN")]
+    report_tokens: Vec<String>,
 }
 
-impl From<Serve> for ServeOptions {
-    fn from(s: Serve) -> ServeOptions {
-        ServeOptions {
+impl TryFrom<Serve> for ServeOptions {
+    type Error = eddy_origin::Error;
+
+    fn try_from(s: Serve) -> Result<ServeOptions, eddy_origin::Error> {
+        Ok(ServeOptions {
             listen: s.listen,
             content: s.content,
             key: s.key,
@@ -97,7 +108,9 @@ impl From<Serve> for ServeOptions {
             fill_start: s.fill_start,
             generation_start: s.generation_start,
             faults: s.faults,
-        }
+            db: s.db,
+            report_tokens: options::parse_report_tokens(&s.report_tokens)?,
+        })
     }
 }
 
@@ -118,10 +131,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Keygen { out } => eddy_origin::keygen(&out).map(|public| println!("{public}")),
         Command::Pubkey { key } => eddy_origin::pubkey(&key).map(|public| println!("{public}")),
-        Command::Serve(s) => eddy_origin::serve(ServeOptions::from(*s), |addr| {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "eddy-origin: listening on http://{addr}");
-            let _ = out.flush();
+        Command::Serve(s) => ServeOptions::try_from(*s).and_then(|o| {
+            eddy_origin::serve(o, |addr| {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "eddy-origin: listening on http://{addr}");
+                let _ = out.flush();
+            })
         }),
     };
     match result {

@@ -1,6 +1,7 @@
 //! `eddy-origin`, black-box: keys, signed manifests that verify with `eddy_proto`, catalogue
 //! reloads and generations, content with single ranges, `--source` order, the test-only faults,
-//! error bodies, exit codes, and curl as a client.
+//! error bodies, exit codes, curl as a client, and the reports: accepted ones read back with the
+//! numbers posted, refusals with their codes, and the database across a restart.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -694,5 +695,396 @@ fn curl_downloads_a_range() {
         &fs::read(&out).expect("read curl output"),
         &objects[key][100..=65_635],
         "curl range",
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reports and the database
+// ---------------------------------------------------------------------------------------------
+
+const TOKEN_1: &str = "oca-1-token-0123456789";
+const TOKEN_2: &str = "oca-2-token-abcdefghij";
+
+fn token_args(db: &std::path::Path) -> Vec<String> {
+    vec![
+        "--db".into(),
+        db.to_str().expect("utf-8").into(),
+        "--report-token".into(),
+        format!("oca-1={TOKEN_1}"),
+        "--report-token".into(),
+        format!("oca-2={TOKEN_2}"),
+    ]
+}
+
+fn start_reporting(dir: &std::path::Path, db: &std::path::Path) -> Origin {
+    let args = token_args(db);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Origin::start(dir, &args)
+}
+
+fn health_report(appliance: &str, sent_at: u64, serving: bool) -> serde_json::Value {
+    serde_json::json!({
+        "kind": "health",
+        "version": "1.0",
+        "appliance": appliance,
+        "sent_at": sent_at,
+        "software": "eddy 0.1.0",
+        "serving": serving,
+        "disks": [
+            {"id": "/srv/d0", "state": "active", "free_bytes": 1000, "objects": 3, "bytes": 700},
+            {"id": "/srv/d1", "state": "failed", "free_bytes": 0, "objects": 0, "bytes": 0}
+        ],
+        "connections_open": 7,
+        "requests_total": 1234,
+        "bytes_total": 987654,
+        "throughput_bps": 4321,
+        "load1": 0.25,
+        "generation": 42,
+        "a_field_from_a_newer_minor": {"x": 1}
+    })
+}
+
+fn popularity_report(
+    appliance: &str,
+    from: u64,
+    objects: &[(&str, u64, u64)],
+    content_misses: u64,
+    health_misses: u64,
+) -> serde_json::Value {
+    let objects: Vec<serde_json::Value> = objects
+        .iter()
+        .map(|(k, r, b)| serde_json::json!({"key": k, "requests": r, "bytes": b}))
+        .collect();
+    serde_json::json!({
+        "kind": "popularity",
+        "version": "1.0",
+        "appliance": appliance,
+        "from": from,
+        "to": from + 60,
+        "objects": objects,
+        "content_misses": content_misses,
+        "health_misses": health_misses
+    })
+}
+
+fn inventory_report(appliance: &str, sent_at: u64) -> serde_json::Value {
+    serde_json::json!({
+        "kind": "inventory",
+        "version": "1.0",
+        "appliance": appliance,
+        "sent_at": sent_at,
+        "generation": 42,
+        "objects": [
+            {"key": "b.bin", "size": 5000, "sha256": "ab".repeat(32), "disk": "/srv/d0"},
+            {"key": "titles/81/a.m4a", "size": 123457, "sha256": "cd".repeat(32), "disk": "/srv/d0"}
+        ]
+    })
+}
+
+#[test]
+fn accepted_reports_show_up_in_the_api_with_exactly_the_numbers_posted() {
+    let (tmp, dir, _objects) = content();
+    let origin = start_reporting(&dir, &tmp.path().join("origin.db"));
+    let before = now_secs();
+    let health = health_report("oca-1", 1_000, true);
+    let r = origin.post_report("oca-1", Some(TOKEN_1), &health);
+    assert_status(&r, 204);
+    assert!(r.body.is_empty());
+    for p in [
+        popularity_report(
+            "oca-1",
+            2_000,
+            &[("a.mp4", 3, 3_000), ("b.mp4", 1, 10)],
+            4,
+            1,
+        ),
+        popularity_report(
+            "oca-1",
+            2_060,
+            &[("a.mp4", 2, 2_000), ("c.mp4", 9, 99)],
+            5,
+            0,
+        ),
+    ] {
+        assert_status(&origin.post_report("oca-1", Some(TOKEN_1), &p), 204);
+    }
+    let inventory = inventory_report("oca-1", 1_500);
+    assert_status(&origin.post_report("oca-1", Some(TOKEN_1), &inventory), 204);
+
+    let list = origin.appliances();
+    let list = list.as_array().expect("a JSON list");
+    assert_eq!(list.len(), 1, "{list:?}");
+    let a = &list[0];
+    assert_eq!(a["appliance"], "oca-1");
+    assert_eq!(
+        a["reports"],
+        serde_json::json!({"health": 1, "popularity": 2, "inventory": 1})
+    );
+    assert_eq!(a["health"]["serving"], true);
+    assert_eq!(a["health"]["sent_at"], 1_000);
+    let received = a["health"]["received_at"].as_u64().expect("received_at");
+    assert!(received >= before && received <= now_secs(), "{a}");
+
+    // The health report as posted (unknown fields kept), plus received_at.
+    let mut want = health.clone();
+    want["received_at"] = received.into();
+    assert_eq!(origin.appliance_view("oca-1", "health"), want);
+    let got = origin.appliance_view("oca-1", "inventory");
+    assert_eq!(got["objects"], inventory["objects"]);
+    assert_eq!(got["generation"], 42);
+
+    // Popularity: summed over both snapshots.
+    let p = origin.appliance_view("oca-1", "popularity");
+    assert_eq!(p["snapshots"], 2);
+    assert_eq!(
+        (p["from"].as_u64(), p["to"].as_u64()),
+        (Some(2_000), Some(2_120))
+    );
+    assert_eq!(
+        (p["content_misses"].as_u64(), p["health_misses"].as_u64()),
+        (Some(9), Some(1))
+    );
+    assert_eq!(
+        p["objects"],
+        serde_json::json!({
+            "a.mp4": {"requests": 5, "bytes": 5_000},
+            "b.mp4": {"requests": 1, "bytes": 10},
+            "c.mp4": {"requests": 9, "bytes": 99}
+        })
+    );
+
+    let stats = origin.stats();
+    assert_eq!(
+        stats["reports_received"],
+        serde_json::json!({"health": 1, "popularity": 2, "inventory": 1})
+    );
+    assert_eq!(stats["reports_refused"]["bad_token"], 0);
+
+    // An older health arriving late never replaces the newer one, but is counted.
+    let late = health_report("oca-1", 900, false);
+    assert_status(&origin.post_report("oca-1", Some(TOKEN_1), &late), 204);
+    assert_eq!(origin.appliance_view("oca-1", "health")["sent_at"], 1_000);
+    assert_eq!(origin.appliances()[0]["reports"]["health"], 2);
+    // A known appliance that sent no report of a kind.
+    assert_status(
+        &origin.post_report("oca-2", Some(TOKEN_2), &health_report("oca-2", 5, false)),
+        204,
+    );
+    let r = origin.get("/v1/appliances/oca-2/inventory");
+    assert_status(&r, 404);
+    assert_eq!(error_body(&r).error, "no_report");
+    assert_eq!(origin.appliance_view("oca-2", "popularity")["snapshots"], 0);
+}
+
+#[test]
+fn reports_are_refused_with_their_codes_and_nothing_is_kept() {
+    let (tmp, dir, _objects) = content();
+    let origin = start_reporting(&dir, &tmp.path().join("origin.db"));
+    let health = health_report("oca-1", 1_000, true);
+    let refused = |r: &Response, status: u16, code: &str| {
+        assert_status(r, status);
+        assert_eq!(error_body(r).error, code, "{}", r.describe());
+    };
+    for token in [
+        Some("oca-1-token-012345678X"),
+        Some(TOKEN_2),
+        None,
+        Some(""),
+    ] {
+        let r = origin.post_report("oca-1", token, &health);
+        refused(&r, 401, "bad_token");
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    }
+    let r = origin.post(
+        "/v1/report/oca-1",
+        &[&format!("Authorization: Basic {TOKEN_1}")],
+        b"{}",
+    );
+    refused(&r, 401, "bad_token");
+    // No token configured for this appliance: nothing it sends is taken.
+    let r = origin.post_report("oca-3", Some(TOKEN_1), &health_report("oca-3", 1, true));
+    refused(&r, 401, "bad_token");
+    // Another appliance's report on this appliance's path.
+    let r = origin.post_report("oca-1", Some(TOKEN_1), &health_report("oca-2", 1, true));
+    refused(&r, 400, "bad_report");
+    // A major this build does not speak.
+    let mut v2 = health.clone();
+    v2["version"] = "2.0".into();
+    refused(
+        &origin.post_report("oca-1", Some(TOKEN_1), &v2),
+        400,
+        "version",
+    );
+    let auth = format!("Authorization: Bearer {TOKEN_1}");
+    refused(
+        &origin.post("/v1/report/oca-1", &[&auth], b"{not json"),
+        400,
+        "bad_report",
+    );
+    // Too large: refused from Content-Length, before any byte of the body.
+    let mut c = origin.connect();
+    c.send(&request_bytes(
+        "POST",
+        "/v1/report/oca-1",
+        &[&auth, &format!("Content-Length: {}", 16 * 1024 * 1024 + 1)],
+        true,
+    ));
+    refused(&c.read_response(false), 413, "too_large");
+    let r = origin.get("/v1/report/oca-1");
+    refused(&r, 405, "method_not_allowed");
+    assert_eq!(r.header("allow"), Some("POST"));
+
+    let stats = origin.stats();
+    assert_eq!(
+        stats["reports_refused"],
+        serde_json::json!({
+            "bad_token": 6, "bad_report": 2, "version": 1, "too_large": 1,
+            "timeout": 0, "bad_body": 0, "storage_error": 0
+        })
+    );
+    assert_eq!(stats["reports_received"]["health"], 0);
+    assert_eq!(origin.appliances(), serde_json::json!([]));
+    for what in ["health", "inventory", "popularity"] {
+        let r = origin.get(&format!("/v1/appliances/oca-1/{what}"));
+        refused(&r, 404, "unknown_appliance");
+    }
+    refused(
+        &origin.get("/v1/appliances/bad%20id/health"),
+        400,
+        "bad_appliance",
+    );
+    refused(&origin.get("/v1/appliances/oca-1/gossip"), 404, "not_found");
+}
+
+#[test]
+fn a_restarted_origin_keeps_its_reports_and_never_issues_an_older_generation() {
+    let (tmp, dir, _objects) = content();
+    let db = tmp.path().join("origin.db");
+    let mut origin = start_reporting(&dir, &db);
+    assert_status(
+        &origin.post_report("oca-1", Some(TOKEN_1), &health_report("oca-1", 10, true)),
+        204,
+    );
+    let pop = popularity_report("oca-1", 100, &[("a.mp4", 3, 30)], 1, 0);
+    assert_status(&origin.post_report("oca-1", Some(TOKEN_1), &pop), 204);
+    let first = origin.manifest("oca-1").generation;
+    let listed = origin.appliances();
+
+    origin.restart();
+    assert_eq!(origin.appliances(), listed, "the same after a restart");
+    assert_eq!(listed[0]["manifests"]["generation"], first);
+    assert_eq!(listed[0]["manifests"]["issued"], 1);
+    let again = origin.manifest("oca-1").generation;
+    assert_eq!(again, first, "unchanged content keeps its generation");
+    // The sums go on across the restart.
+    assert_status(&origin.post_report("oca-1", Some(TOKEN_1), &pop), 204);
+    let p = origin.appliance_view("oca-1", "popularity");
+    assert_eq!(
+        (
+            p["snapshots"].as_u64(),
+            p["objects"]["a.mp4"]["requests"].as_u64()
+        ),
+        (Some(2), Some(6))
+    );
+
+    // New content, and a --generation-start far below: still above what was issued.
+    write_object(&dir, "new.bin", b"new bytes");
+    let mut args = token_args(&db);
+    args.extend(["--generation-start".into(), "5".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    origin.restart_with(&args);
+    let later = origin.manifest("oca-1").generation;
+    assert_eq!(later, first + 1);
+    assert!(
+        origin.stderr().contains("--generation-start is below"),
+        "{}",
+        origin.stderr()
+    );
+    assert_eq!(origin.appliances()[0]["manifests"]["issued"], 3);
+}
+
+#[test]
+fn report_flags_and_the_database_are_checked_at_start() {
+    let (tmp, dir, _objects) = content();
+    let key = tmp.path().join("k");
+    keygen(&key);
+    let serve = |extra: &[&str]| {
+        let mut args = vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--content",
+            dir.to_str().expect("utf-8"),
+            "--key",
+            key.to_str().expect("utf-8"),
+        ];
+        args.extend_from_slice(extra);
+        run_origin(&args)
+    };
+    for (extra, needle) in [
+        (
+            vec!["--report-token", "oca-1=short-secret"],
+            "appliance \"oca-1\"",
+        ),
+        (
+            vec!["--report-token", "oca-1=has a space secret"],
+            "visible ASCII",
+        ),
+        (
+            vec!["--report-token", "no-equals-secret-here"],
+            "APPLIANCE=TOKEN",
+        ),
+        (
+            vec!["--report-token", "bad id=0123456789abcdef-secret"],
+            "\"bad id\"",
+        ),
+        (
+            vec![
+                "--report-token",
+                "oca-1=0123456789abcdef-secret",
+                "--report-token",
+                "oca-1=0123456789abcdef-secret2",
+            ],
+            "more than once",
+        ),
+    ] {
+        let out = serve(&extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{extra:?}: {err}");
+        assert!(
+            err.contains("--report-token") && err.contains(needle),
+            "{extra:?}: {err}"
+        );
+        assert!(
+            !err.contains("secret"),
+            "{extra:?} printed the token: {err}"
+        );
+    }
+    let text = tmp.path().join("secret.txt");
+    let out = serve(&["--db", text.to_str().expect("utf-8")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("--db") && err.contains("not an SQLite database"),
+        "{err}"
+    );
+    let missing = tmp.path().join("no/such/dir/origin.db");
+    let out = serve(&["--db", missing.to_str().expect("utf-8")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(74), "{err}");
+    assert!(err.contains("--db"), "{err}");
+
+    // Without --db: served from memory, with a warning.
+    let origin = Origin::start(&dir, &[]);
+    assert!(
+        origin.stderr().contains("lost on restart"),
+        "{}",
+        origin.stderr()
+    );
+    let help = run_origin(&["serve", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("--db") && help.contains("--report-token"),
+        "{help}"
     );
 }

@@ -3,8 +3,10 @@
 //!
 //! [`Origin::start`] makes a fresh signing key in a temp dir and waits for the one
 //! `eddy-origin: listening on http://ADDR` line (never a sleep); [`Origin::restart`] starts it again
-//! with the same key, content and arguments. Requests go through the raw HTTP/1.1 client of
-//! [`super`]. Dropping an `Origin` kills its process.
+//! with the same key, content and arguments (and so the same `--db`). Requests go through the
+//! raw HTTP/1.1 client of [`super`]; [`Origin::post_report`] posts a report as an appliance
+//! would, and [`Origin::appliances`], [`Origin::appliance_view`] read back what was kept.
+//! Dropping an `Origin` kills its process.
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
@@ -327,6 +329,49 @@ impl Origin {
 
     pub fn get_with(&self, target: &str, extra: &[&str]) -> Response {
         self.request("GET", target, extra)
+    }
+
+    /// `POST target` with `Connection: close`, `extra` header lines, a `Content-Length` and
+    /// `body`.
+    pub fn post(&self, target: &str, extra: &[&str], body: &[u8]) -> Response {
+        let length = format!("Content-Length: {}", body.len());
+        let mut headers: Vec<&str> = extra.to_vec();
+        headers.push(&length);
+        let mut bytes = request_bytes("POST", target, &headers, true);
+        bytes.extend_from_slice(body);
+        let mut c = self.connect();
+        c.send(&bytes);
+        c.read_response(false)
+    }
+
+    /// `POST /v1/report/{appliance}` with `json` as the body and, when given,
+    /// `Authorization: Bearer {token}`.
+    pub fn post_report(
+        &self,
+        appliance: &str,
+        token: Option<&str>,
+        json: &serde_json::Value,
+    ) -> Response {
+        let auth = token.map(|t| format!("Authorization: Bearer {t}"));
+        let mut extra = vec!["Content-Type: application/json"];
+        extra.extend(auth.as_deref());
+        let body = serde_json::to_vec(json).expect("serialise a report");
+        self.post(&format!("/v1/report/{appliance}"), &extra, &body)
+    }
+
+    /// `GET /v1/appliances`; panics unless 200.
+    pub fn appliances(&self) -> serde_json::Value {
+        let r = self.get("/v1/appliances");
+        super::assert_status(&r, 200);
+        serde_json::from_slice(&r.body).expect("appliances are JSON")
+    }
+
+    /// `GET /v1/appliances/{appliance}/{what}` (`health`, `inventory`, `popularity`); panics
+    /// unless 200.
+    pub fn appliance_view(&self, appliance: &str, what: &str) -> serde_json::Value {
+        let r = self.get(&format!("/v1/appliances/{appliance}/{what}"));
+        super::assert_status(&r, 200);
+        serde_json::from_slice(&r.body).expect("an appliance view is JSON")
     }
 
     /// The signed manifest bytes for `appliance`; panics unless 200.
