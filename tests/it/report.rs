@@ -76,3 +76,107 @@ fn a_report_url_without_a_token_is_a_config_error() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("report.token"));
 }
+
+/// Polls `f` until it returns `Some`, or panics after 30 s with `what`.
+fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn reports_reach_eddy_origin_with_exactly_the_numbers_served() {
+    use crate::support::origin::Origin;
+    let store = Store::new();
+    let a = gen_bytes(1, 30_000);
+    let b = gen_bytes(2, 5_000);
+    store.write("t/a.mp4", &a);
+    store.write("t/b.mp4", &b);
+    store.import();
+    let content = store.path().join("cp-content");
+    std::fs::create_dir_all(&content).expect("mkdir");
+    let origin = Origin::start(&content, &["--report-token", &format!("oca-test={TOKEN}")]);
+    let cfg = report_config(
+        &store,
+        &origin.url("/v1/report/oca-test"),
+        "health_interval = \"200ms\"\npopularity_interval = \"1s\"\n",
+    );
+    let server = Server::start(&store, Some(&cfg));
+    // The scripted requests: 3 whole a, 2 ranges of 100 bytes of b, 1 HEAD of a, 4 misses.
+    for _ in 0..3 {
+        assert_eq!(server.get("/t/a.mp4", &[]).status, 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(server.get("/t/b.mp4", &["Range: bytes=0-99"]).status, 206);
+    }
+    assert_eq!(server.head("/t/a.mp4", &[]).status, 200);
+    for _ in 0..4 {
+        assert_eq!(server.get("/t/missing.mp4", &[]).status, 404);
+    }
+    let pop = eventually("popularity summed at the control plane", || {
+        let r = origin.get("/v1/appliances/oca-test/popularity");
+        if r.status != 200 {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+        (v["objects"]["t/a.mp4"]["requests"] == 4
+            && v["objects"]["t/b.mp4"]["requests"] == 2
+            && v["content_misses"] == 4)
+            .then_some(v)
+    });
+    assert_eq!(pop["objects"]["t/a.mp4"]["bytes"], 3 * 30_000, "{pop:#}");
+    assert_eq!(pop["objects"]["t/b.mp4"]["bytes"], 200, "{pop:#}");
+    assert_eq!(pop["health_misses"], 0);
+    assert!(pop["objects"].get("t/missing.mp4").is_none());
+    let health = origin.appliance_view("oca-test", "health");
+    assert_eq!(health["serving"], true, "{health:#}");
+    assert_eq!(health["disks"].as_array().map(Vec::len), Some(3));
+    let inv = origin.appliance_view("oca-test", "inventory");
+    let keys: Vec<&str> = inv["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .filter_map(|o| o["key"].as_str())
+        .collect();
+    assert_eq!(keys, vec!["t/a.mp4", "t/b.mp4"], "{inv:#}");
+    let sha = <sha2::Sha256 as sha2::Digest>::digest(&a);
+    let want: String = sha.iter().map(|x| format!("{x:02x}")).collect();
+    assert_eq!(inv["objects"][0]["sha256"], want.as_str());
+    assert!(metric(&server, "eddy_report_sent_total{kind=\"popularity\"}") >= 1.0);
+    assert_eq!(metric(&server, "eddy_report_dropped_total"), 0.0);
+    assert_eq!(metric(&server, "eddy_misses_total{kind=\"content\"}"), 4.0);
+}
+
+#[test]
+fn a_wrong_report_token_is_refused_and_counted_as_errors() {
+    use crate::support::origin::Origin;
+    let store = Store::new();
+    let content = store.path().join("cp-content");
+    std::fs::create_dir_all(&content).expect("mkdir");
+    store.write("t/x", b"x");
+    store.import();
+    let origin = Origin::start(
+        &content,
+        &["--report-token", "oca-test=a-different-token-entirely"],
+    );
+    let cfg = report_config(
+        &store,
+        &origin.url("/v1/report/oca-test"),
+        "health_interval = \"100ms\"\n",
+    );
+    let server = Server::start(&store, Some(&cfg));
+    eventually("refusals counted", || {
+        (metric(&server, "eddy_report_errors_total") >= 1.0).then_some(())
+    });
+    assert_eq!(
+        metric(&server, "eddy_report_sent_total{kind=\"health\"}"),
+        0.0
+    );
+    assert_eq!(origin.get("/v1/appliances/oca-test/health").status, 404);
+    assert!(!server.stderr().contains(TOKEN), "the token was logged");
+}
