@@ -59,6 +59,10 @@ pub struct Common {
     /// Allow a plain http:// report URL (`report.insecure_plain_http`): tests and the demo only.
     #[arg(long = "report-insecure-plain-http")]
     pub report_insecure_plain_http: bool,
+    /// The report token, set by `eddy demo` (never a flag: a token on a
+    /// command line is visible in `ps`; use `report.token` or EDDY_REPORT_TOKEN).
+    #[arg(skip)]
+    pub report_token: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -93,6 +93,7 @@ fn load(common: &Common) -> Result<Config, ConfigError> {
         fill_poll: common.fill_poll.clone(),
         report_url: common.report_url.clone(),
         report_insecure_plain_http: common.report_insecure_plain_http,
+        report_token: common.report_token.clone(),
     };
     config::load(common.config.as_deref(), &overrides)
 }
@@ -285,6 +286,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// The appliance id of `eddy demo`.
+const DEMO_APPLIANCE: &str = "demo-oca";
+
 /// The whole system on loopback: a sample library served by a control plane
 /// (`eddy-origin`, in this process), and an appliance of two empty disks that
 /// fills itself from its signed manifest while it serves.
@@ -297,6 +301,14 @@ fn demo(listen: String, admin_listen: String) -> anyhow::Result<()> {
     println!("eddy demo: wrote {} files", written.len());
     import::prepare_disks(&disks)?;
     let key = work.join("control-plane.key");
+    // A token for this run only: the demo's appliance reports with it.
+    let report_token = format!(
+        "demo-{:x}-{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
     let public = eddy_origin::keygen(&key).context("cannot make the control plane's key")?;
     let (tx, rx) = std::sync::mpsc::channel();
     let options = eddy_origin::ServeOptions {
@@ -310,8 +322,11 @@ fn demo(listen: String, admin_listen: String) -> anyhow::Result<()> {
         fill_start: None,
         generation_start: None,
         faults: Vec::new(),
-        db: None,
-        report_tokens: Vec::new(),
+        db: Some(work.join("control-plane.sqlite")),
+        report_tokens: vec![
+            eddy_origin::options::ReportToken::new(DEMO_APPLIANCE, &report_token)
+                .map_err(|e| anyhow::anyhow!("demo report token: {e}"))?,
+        ],
     };
     std::thread::Builder::new()
         .name("demo-origin".into())
@@ -325,7 +340,7 @@ fn demo(listen: String, admin_listen: String) -> anyhow::Result<()> {
     let origin = rx
         .recv_timeout(std::time::Duration::from_secs(30))
         .context("the control plane did not start")?;
-    let appliance = "demo-oca";
+    let appliance = DEMO_APPLIANCE;
     println!("eddy demo: control plane (eddy-origin) on http://{origin}, signing with {public}");
     println!(
         "eddy demo: the appliance fills its two empty disks from http://{origin}/v1/manifest/{appliance}"
@@ -340,10 +355,15 @@ fn demo(listen: String, admin_listen: String) -> anyhow::Result<()> {
         fill_appliance: Some(appliance.into()),
         fill_insecure_plain_http: true,
         fill_poll: Some("10s".into()),
+        report_url: Some(format!("http://{origin}/v1/report/{appliance}")),
+        report_insecure_plain_http: true,
+        report_token: Some(report_token),
         ..Common::default()
     };
     println!("eddy demo: try, in another terminal:");
     println!("  curl -s http://{admin_listen}/fill/status          # the fill's progress (JSON)");
+    println!("  curl -s http://{origin}/v1/appliances              # what the control plane knows (reports)");
+    println!("  curl -s http://{origin}/v1/appliances/{appliance}/popularity");
     println!("  curl -sI http://{listen}/titles/81/video-1080.mp4");
     println!("  curl -s -r 1048576-2097151 http://{listen}/titles/81/video-1080.mp4 | wc -c");
     println!("  curl -s -H 'Range: bytes=0-99,-100' http://{listen}/titles/81/audio-en.m4a | head -c 300");

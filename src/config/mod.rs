@@ -224,6 +224,8 @@ pub struct Overrides {
     /// `--report-url`, `--report-insecure-plain-http`.
     pub report_url: Option<String>,
     pub report_insecure_plain_http: bool,
+    /// Set by `eddy demo` only.
+    pub report_token: Option<String>,
 }
 
 /// The checked configuration.

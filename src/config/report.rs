@@ -66,7 +66,11 @@ pub fn resolve(
             "must be an https:// URL",
         ));
     }
-    let token = std::env::var("EDDY_REPORT_TOKEN").ok().or(raw.token);
+    let token = o
+        .report_token
+        .clone()
+        .or_else(|| std::env::var("EDDY_REPORT_TOKEN").ok())
+        .or(raw.token);
     let token = match token {
         Some(t)
             if t.len() >= defaults::REPORT_TOKEN_MIN_BYTES

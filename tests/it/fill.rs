@@ -1113,6 +1113,27 @@ fn the_demo_fills_from_its_control_plane_and_serves() {
     let r = server.get("/titles/81/hls/index.m3u8", &[]);
     assert_eq!(r.status, 200);
     assert!(String::from_utf8_lossy(&r.body).starts_with("#EXTM3U"));
+    // The appliance reports to the demo's control plane.
+    let cp: std::net::SocketAddr = server
+        .startup_lines
+        .iter()
+        .find_map(|l| l.strip_prefix("eddy demo: control plane (eddy-origin) on http://"))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|a| a.parse().ok())
+        .expect("the demo names its control plane");
+    let deadline = std::time::Instant::now() + FILL_DEADLINE;
+    loop {
+        if let Some((200, _, body)) = fill::raw_get(cp, "/v1/appliances/demo-oca/health") {
+            let v: serde_json::Value = serde_json::from_slice(&body).expect("health JSON");
+            assert_eq!(v["serving"], true);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no health report reached the control plane"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let work = server
         .startup_lines
         .iter()
