@@ -24,9 +24,8 @@ use crate::progress::{ErrorKind, Progress};
 use crate::rate::TokenBucket;
 use crate::target::Target;
 
-/// Bytes gathered before one write to the part: small, so that a crash
-/// loses little of what arrived (it is downloaded again on resume).
-const WRITE_CHUNK: usize = 16 << 10;
+/// The read buffer for re-hashing a part left by an earlier process.
+const REHASH_CHUNK: usize = 1 << 20;
 
 /// How failed attempts are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +97,20 @@ pub struct Downloader {
     pub epoch: Instant,
     pub retry: Retry,
     pub progress: Arc<Progress>,
+    /// Bytes gathered before one write to the part (see [`write_batch`]).
+    pub write_batch: usize,
+}
+
+/// The largest write batch: few system calls per MiB, little memory per download.
+pub const MAX_WRITE_BATCH: usize = 256 << 10;
+
+/// Bytes gathered before one write: no more than one receive window (what
+/// a crash loses in the kernel anyway), at least 4 KiB, at most
+/// [`MAX_WRITE_BATCH`] (when the kernel sizes the window).
+pub fn write_batch(recv_buffer: Option<u32>) -> usize {
+    recv_buffer.map_or(MAX_WRITE_BATCH, |b| {
+        (b as usize).clamp(4 << 10, MAX_WRITE_BATCH)
+    })
 }
 
 /// The part being written: its file, its length and the hash of its bytes.
@@ -222,7 +235,7 @@ impl Downloader {
             len = 0;
         }
         let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; WRITE_CHUNK];
+        let mut buf = vec![0u8; REHASH_CHUNK];
         let mut at = 0u64;
         while at < len {
             let want = ((len - at) as usize).min(buf.len());
@@ -364,7 +377,7 @@ impl Downloader {
             self.progress
                 .bytes_done
                 .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            if part.buf.len() >= WRITE_CHUNK {
+            if part.buf.len() >= self.write_batch {
                 part.flush().map_err(AttemptError::Disk)?;
             }
         }

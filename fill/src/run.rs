@@ -29,6 +29,9 @@ use crate::rate::TokenBucket;
 use crate::target::Target;
 use crate::window::Window;
 
+/// Worker threads of the fill's runtime.
+const FILL_WORKERS: usize = 2;
+
 /// The state file holding the last accepted signed manifest.
 pub const MANIFEST_STATE: &str = "manifest.signed";
 
@@ -142,7 +145,11 @@ pub fn start(
     let thread = std::thread::Builder::new()
         .name("eddy-fill".into())
         .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
+            // Two workers: an uncapped fill is bound by one core's receive,
+            // hash and write; under a cap it uses a fraction of one.
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(FILL_WORKERS)
+                .thread_name("eddy-fill")
                 .enable_all()
                 .build()
             {
@@ -197,12 +204,13 @@ impl Driver {
         if let Some(m) = &held {
             self.progress.set_generation(m.generation);
         }
+        let window = self
+            .settings
+            .recv_buffer
+            .or_else(|| recv_buffer(self.settings.rate_bits_per_sec, self.settings.parallel));
         let downloader = Arc::new(Downloader {
-            client: self.client.with_recv_buffer(
-                self.settings.recv_buffer.or_else(|| {
-                    recv_buffer(self.settings.rate_bits_per_sec, self.settings.parallel)
-                }),
-            ),
+            client: self.client.with_recv_buffer(window),
+            write_batch: crate::download::write_batch(window),
             bucket: Arc::new(Mutex::new(TokenBucket::new(
                 self.settings.rate_bits_per_sec,
                 // A burst of 50 ms at the rate (at least 256 KiB).
