@@ -180,3 +180,45 @@ fn a_wrong_report_token_is_refused_and_counted_as_errors() {
     assert_eq!(origin.get("/v1/appliances/oca-test/health").status, 404);
     assert!(!server.stderr().contains(TOKEN), "the token was logged");
 }
+
+#[test]
+fn promtool_accepts_the_metrics_with_fill_and_reports_on() {
+    let Ok(out) = std::process::Command::new("promtool")
+        .arg("--version")
+        .output()
+    else {
+        eprintln!("skipped: promtool is not installed (apt-get install prometheus)");
+        return;
+    };
+    assert!(out.status.success());
+    let store = Store::new();
+    store.write("t/a", b"a");
+    store.import();
+    let cfg = report_config(&store, "http://127.0.0.1:9/v1/report/oca-test", "[fill]\nmanifest_url = \"http://127.0.0.1:9/m\"\nkeys = [\"ed25519:A6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg\"]\ninsecure_plain_http = true\n");
+    let server = Server::start(&store, Some(&cfg));
+    assert_eq!(server.get("/t/a", &[]).status, 200);
+    let r = server.admin_request("GET", "/metrics");
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    assert!(text.contains("eddy_fill_state") && text.contains("eddy_report_sent_total"));
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write metrics");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
