@@ -222,3 +222,25 @@ fn promtool_accepts_the_metrics_with_fill_and_reports_on() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn every_metric_family_is_documented() {
+    let store = Store::new();
+    store.write("t/a", b"a");
+    store.import();
+    let cfg = report_config(&store, "http://127.0.0.1:9/v1/report/oca-test", "[fill]\nmanifest_url = \"http://127.0.0.1:9/m\"\nkeys = [\"ed25519:A6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg\"]\ninsecure_plain_http = true\n");
+    let server = Server::start(&store, Some(&cfg));
+    let text = String::from_utf8_lossy(&server.admin_request("GET", "/metrics").body).into_owned();
+    let doc = include_str!("../../docs/metrics.md");
+    let families: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+        .collect();
+    assert!(families.len() > 30, "{families:?}");
+    for f in families {
+        assert!(
+            doc.contains(&format!("| `{f}` |")),
+            "docs/metrics.md lacks {f}"
+        );
+    }
+}
