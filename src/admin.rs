@@ -16,6 +16,8 @@
 //!   now`). The one mutating endpoint: it needs `Authorization: Bearer
 //!   <admin.token>`, and is refused (403) when no token is configured.
 //!
+//! - `POST /drain`: begin the drain, as SIGTERM does (`eddy drain`); same token.
+//!
 //! Any other path is a 404; another method on one of these paths is a 405 with
 //! `Allow: GET, HEAD` (or `POST` for `/fill/now`).
 //!
@@ -94,6 +96,8 @@ pub struct State {
     pub token: Option<String>,
     /// The reporter's counters, if reports are on.
     pub report: Option<Arc<crate::report::Counters>>,
+    /// Told by `POST /drain`; `main` begins the drain when it is.
+    pub drain: Arc<tokio::sync::Notify>,
 }
 
 impl State {
@@ -112,7 +116,14 @@ impl State {
             fill: None,
             token: None,
             report: None,
+            drain: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// With the notifier `POST /drain` tells.
+    pub fn with_drain(mut self, drain: Arc<tokio::sync::Notify>) -> State {
+        self.drain = drain;
+        self
     }
 
     /// With the reporter's counters.
@@ -215,6 +226,7 @@ enum Route {
     FillNow,
     Live,
     Ready,
+    Drain,
 }
 
 fn route(path: &str) -> Option<Route> {
@@ -226,6 +238,7 @@ fn route(path: &str) -> Option<Route> {
         "/fill/now" => Some(Route::FillNow),
         "/livez" => Some(Route::Live),
         "/readyz" => Some(Route::Ready),
+        "/drain" => Some(Route::Drain),
         _ => None,
     }
 }
@@ -247,18 +260,20 @@ fn authorized<B>(state: &State, request: &Request<B>) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn fill_now<B>(state: &State, request: &Request<B>) -> Response<Full<Bytes>> {
+/// The checks every mutating endpoint makes: POST, a configured token, the
+/// token sent. `None` when the request may go on.
+fn refuse_mutation<B>(state: &State, request: &Request<B>) -> Option<Response<Full<Bytes>>> {
     if request.method() != Method::POST {
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return r;
+        return Some(r);
     }
     if state.token.is_none() {
-        return text(
+        return Some(text(
             StatusCode::FORBIDDEN,
             "mutating admin endpoints are off: set admin.token (or EDDY_ADMIN_TOKEN)\n",
-        );
+        ));
     }
     if !authorized(state, request) {
         let mut r = text(
@@ -267,7 +282,14 @@ fn fill_now<B>(state: &State, request: &Request<B>) -> Response<Full<Bytes>> {
         );
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return r;
+        return Some(r);
+    }
+    None
+}
+
+fn fill_now<B>(state: &State, request: &Request<B>) -> Response<Full<Bytes>> {
+    if let Some(refused) = refuse_mutation(state, request) {
+        return refused;
     }
     match &state.fill {
         Some(fill) => {
@@ -279,6 +301,16 @@ fn fill_now<B>(state: &State, request: &Request<B>) -> Response<Full<Bytes>> {
             "no fill is configured (fill.manifest_url)\n",
         ),
     }
+}
+
+/// `POST /drain`: the same drain as SIGTERM (readiness false, in-flight
+/// responses finish, exit 0).
+fn drain<B>(state: &State, request: &Request<B>) -> Response<Full<Bytes>> {
+    if let Some(refused) = refuse_mutation(state, request) {
+        return refused;
+    }
+    state.drain.notify_one();
+    text(StatusCode::ACCEPTED, "draining\n")
 }
 
 fn fill_status(state: &State) -> Response<Full<Bytes>> {
@@ -306,6 +338,9 @@ async fn answer<B>(state: &Arc<State>, request: &Request<B>) -> Response<Full<By
     if route == Route::FillNow {
         return fill_now(state, request);
     }
+    if route == Route::Drain {
+        return drain(state, request);
+    }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         r.headers_mut()
@@ -329,6 +364,7 @@ async fn answer<B>(state: &Arc<State>, request: &Request<B>) -> Response<Full<By
         }
         Route::Ready => text(StatusCode::OK, "ready\n"),
         Route::FillNow => fill_now(state, request),
+        Route::Drain => drain(state, request),
         Route::Metrics => match disk_stats(state).await {
             Some(disks) => {
                 let mut body = state.shared.metrics.render(&disks);

@@ -88,6 +88,9 @@ pub enum Command {
     /// Signed URLs.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Drain the running server through its admin listener, as SIGTERM does
+    /// (needs `admin.token` or EDDY_ADMIN_TOKEN).
+    Drain(Common),
     /// The fill from the control plane, through the admin listener.
     #[command(subcommand)]
     Fill(FillCommand),

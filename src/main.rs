@@ -213,6 +213,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(common) => serve_command(&common),
+        Command::Drain(common) => Ok(eddy::cmd::fill::drain(&load(&common)?)?),
         Command::Fill(FillCommand::Now(common)) => Ok(eddy::cmd::fill::now(&load(&common)?)?),
         Command::Fill(FillCommand::Status { common, json }) => {
             Ok(eddy::cmd::fill::status(&load(&common)?, json)?)
@@ -511,6 +512,7 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
             });
         }
         let health = admin::Health::default();
+        let drain_now = Arc::new(tokio::sync::Notify::new());
         let reporter = match &config.report {
             Some(r) => {
                 let h = health.clone();
@@ -530,7 +532,8 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
                 let state = Arc::new(
                     admin::State::new(shared.clone(), health.clone(), serving, addr)
                         .with_control(fill.clone(), config.admin_token.clone())
-                        .with_report(reporter.as_ref().map(|r| r.counters.clone())),
+                        .with_report(reporter.as_ref().map(|r| r.counters.clone()))
+                        .with_drain(drain_now.clone()),
                 );
                 Some(tokio::spawn(admin::run(listener, state, async {
                     let _ = admin_stopped.await;
@@ -539,7 +542,10 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
             _ => None,
         };
         let cut = serve::run(listeners, shared, async {
-            shutdown_signal().await;
+            tokio::select! {
+                () = shutdown_signal() => {}
+                () = drain_now.notified() => tracing::info!("drain asked through the admin listener"),
+            }
             health.begin_drain();
             notify::notify("STOPPING=1");
         })

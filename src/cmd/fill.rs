@@ -1,6 +1,6 @@
 //! The appliance's side of the fill: starting `eddy-fill` inside `eddy
-//! serve` over the store, and `eddy fill now` / `eddy fill status`, which are
-//! clients of the admin listener.
+//! serve` over the store, and the clients of the admin listener's control
+//! endpoints: `eddy fill now`, `eddy fill status` and `eddy drain`.
 //!
 //! Owns: building the fill's settings, HTTP client (the CA bundle is read
 //! here) and clocks from the config (the local minute of day from the
@@ -142,6 +142,21 @@ fn admin_call(config: &Config, method: &str, path: &str) -> Result<(u16, String)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     Ok((status, body.to_owned()))
+}
+
+/// `eddy drain`: the running server drains and exits 0, as on SIGTERM.
+pub fn drain(config: &Config) -> Result<(), FillCmdError> {
+    let (status, body) = admin_call(config, "POST", "/drain")?;
+    if status == 202 {
+        println!("draining");
+        Ok(())
+    } else {
+        Err(FillCmdError::Refused {
+            addr: config.admin_listen.ok_or(FillCmdError::NoAdmin)?,
+            status,
+            body: body.trim().to_owned(),
+        })
+    }
 }
 
 /// `eddy fill now`.

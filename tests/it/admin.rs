@@ -461,3 +461,51 @@ fn requests_bytes_and_token_refusals_are_counted() {
         (1.0, 1.0, 1.0, 0.0)
     );
 }
+
+#[test]
+fn eddy_drain_drains_like_sigterm_through_the_admin_token() {
+    let store = Store::new();
+    let big = gen_bytes(11, 16 << 20);
+    store.write("big.mp4", &big);
+    store.import();
+    let token = "drain-token-0123456789abcdef";
+    let cfg = store.config(
+        "drain.toml",
+        &format!("[admin]\ntoken = \"{token}\"\n[limits]\ndrain_timeout = \"30s\"\n"),
+    );
+    let mut server = Server::start(&store, Some(&cfg));
+    let mut c = server.connect();
+    c.send(&request_bytes("GET", "/big.mp4", &[], false));
+    assert_eq!(c.read_head().status, 200);
+    let mut got = c.read_exact_body(1 << 16);
+    // Without the token: refused, nothing happens.
+    let mut plain = Conn::connect(server.admin_addr());
+    plain.send(&request_bytes("POST", "/drain", &[], true));
+    assert_eq!(plain.read_response(false).status, 401);
+    assert_status(&server.admin_request("GET", "/readyz"), 200);
+    let mut args = vec![
+        s("drain"),
+        s("--config"),
+        cfg.display().to_string(),
+        s("--admin-listen"),
+        server.admin_addr().to_string(),
+    ];
+    args.extend(store.disk_args());
+    let out = run_eddy(&args);
+    assert!(
+        out.status.success(),
+        "eddy drain: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + POLL_BOUND;
+    while server.admin_request("GET", "/readyz").status != 503 {
+        assert!(Instant::now() < deadline, "/readyz never turned 503");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    got.extend(c.read_exact_body(big.len() as u64 - got.len() as u64));
+    assert_bytes_eq(&got, &big, "in-flight body across eddy drain");
+    let st = server
+        .wait_exit(Duration::from_secs(20))
+        .expect("exits after draining");
+    assert_eq!(st.code(), Some(0), "{st:?}");
+}
