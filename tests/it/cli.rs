@@ -528,3 +528,37 @@ fn log_format_json_writes_one_json_object_per_line() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("log.format"));
 }
+
+#[test]
+fn the_systemd_units_verify() {
+    if std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: systemd-analyze is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for unit in ["eddy.service", "eddy-origin.service"] {
+        // The units name the installed binaries; point them at the ones under test.
+        let text = std::fs::read_to_string(root.join("systemd").join(unit)).expect("unit");
+        let text = text
+            .replace("/usr/bin/eddy-origin", env!("CARGO_BIN_EXE_eddy-origin"))
+            .replace("/usr/bin/eddy ", &format!("{} ", EDDY));
+        let path = dir.path().join(unit);
+        std::fs::write(&path, text).expect("write unit");
+        let out = std::process::Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&path)
+            .output()
+            .expect("systemd-analyze");
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{unit}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
