@@ -244,3 +244,34 @@ fn every_metric_family_is_documented() {
         );
     }
 }
+
+#[test]
+fn the_alert_rules_pass_promtool_and_name_only_real_families() {
+    let rules = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/prometheus/eddy-alerts.yml"
+    );
+    let doc = include_str!("../../docs/metrics.md");
+    let text = std::fs::read_to_string(rules).expect("rules");
+    for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if word.starts_with("eddy_") {
+            assert!(
+                doc.contains(&format!("| `{word}` |")),
+                "the rules name {word}, which docs/metrics.md does not"
+            );
+        }
+    }
+    let Ok(out) = std::process::Command::new("promtool")
+        .args(["check", "rules", rules])
+        .output()
+    else {
+        eprintln!("skipped: promtool is not installed (apt-get install prometheus)");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
