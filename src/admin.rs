@@ -387,6 +387,7 @@ async fn answer<B>(state: &Arc<State>, request: &Request<B>) -> Response<Full<By
                     serving: &state.serving,
                     admin: state.admin,
                     disks: &disks,
+                    fill: state.fill.as_ref().map(|f| f.progress.snapshot()),
                 });
                 let mut r = respond(StatusCode::OK, "text/html; charset=utf-8", page);
                 r.headers_mut().insert(
@@ -443,6 +444,8 @@ struct StatusView<'a> {
     serving: &'a [String],
     admin: SocketAddr,
     disks: &'a [DiskStats],
+    /// The fill's progress, when a fill is configured.
+    fill: Option<eddy_proto::report::FillStatus>,
 }
 
 /// The status page (pure: values in, HTML out). Every value is escaped.
@@ -500,6 +503,35 @@ fn status_page(v: &StatusView<'_>) -> String {
         v.disks.iter().map(|d| d.objects).sum::<u64>(),
         bytes(v.disks.iter().map(|d| d.bytes).sum()),
     );
+
+    match &v.fill {
+        None => h.push_str("<h2>Fill</h2>\n<p>off (no <code>fill.manifest_url</code>).</p>\n"),
+        Some(f) => {
+            let errors: u64 = f.errors.values().sum();
+            let _ = writeln!(
+                h,
+                "<h2>Fill</h2>\n<table>\n\
+                 <tr><th>state</th><td>{}</td></tr>\n\
+                 <tr><th>generation</th><td class=\"n\">{}</td></tr>\n\
+                 <tr><th>objects done / planned</th><td class=\"n\">{} / {}</td></tr>\n\
+                 <tr><th>bytes done / planned</th><td class=\"n\">{} / {}</td></tr>\n\
+                 <tr><th>installed, evicted, skipped</th><td class=\"n\">{}, {}, {}</td></tr>\n\
+                 <tr><th>errors</th><td class=\"n\">{}</td></tr>\n\
+                 <tr><th>last refusal</th><td>{}</td></tr>\n</table>",
+                esc(&f.state),
+                f.generation.map_or("none".to_owned(), |g| g.to_string()),
+                f.objects_done,
+                f.objects_planned,
+                bytes(f.bytes_done),
+                bytes(f.bytes_planned),
+                f.objects_installed,
+                f.objects_evicted,
+                f.objects_skipped,
+                errors,
+                esc(f.last_refusal.as_deref().unwrap_or("none")),
+            );
+        }
+    }
 
     let (mode, reason) = m.ktls();
     let _ = writeln!(
@@ -663,7 +695,24 @@ mod tests {
             serving: &["http://127.0.0.1:8080".to_owned()],
             admin: "127.0.0.1:9180".parse().expect("addr"),
             disks: &disks,
+            fill: Some(eddy_proto::report::FillStatus {
+                state: "filling".into(),
+                generation: Some(7),
+                objects_done: 3,
+                objects_planned: 9,
+                last_refusal: Some("<b>expired</b>".into()),
+                ..Default::default()
+            }),
         });
+        assert!(
+            page.contains("<tr><th>state</th><td>filling</td></tr>"),
+            "{page}"
+        );
+        assert!(page.contains("<td class=\"n\">3 / 9</td>"), "{page}");
+        assert!(
+            page.contains("&lt;b&gt;expired&lt;/b&gt;"),
+            "the refusal is escaped"
+        );
         assert!(page.starts_with("<!DOCTYPE html>"));
         assert!(page.contains(&format!("<h1>eddy {}</h1>", env!("CARGO_PKG_VERSION"))));
         assert!(page.contains("<strong>draining</strong>"), "{page}");
