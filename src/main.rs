@@ -541,12 +541,17 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
             }
             _ => None,
         };
+        let fill_on_drain = fill.clone();
         let cut = serve::run(listeners, shared, async {
             tokio::select! {
                 () = shutdown_signal() => {}
                 () = drain_now.notified() => tracing::info!("drain asked through the admin listener"),
             }
             health.begin_drain();
+            // The fill stops with the drain: downloads keep their parts for the next start.
+            if let Some(f) = &fill_on_drain {
+                f.stop();
+            }
             notify::notify("STOPPING=1");
         })
         .await;
