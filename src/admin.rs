@@ -374,6 +374,9 @@ async fn answer<B>(state: &Arc<State>, request: &Request<B>) -> Response<Full<By
                 if let Some(report) = &state.report {
                     crate::metrics::render_report(&mut body, report);
                 }
+                if let Some(log) = &state.shared.access_log {
+                    crate::metrics::render_access_log(&mut body, log);
+                }
                 respond(StatusCode::OK, METRICS_TYPE, body)
             }
             None => text(StatusCode::INTERNAL_SERVER_ERROR, "store figures failed\n"),

@@ -5,6 +5,7 @@
 //! - [`clock`]: the one source of wall time, injected everywhere it matters.
 //! - [`store`]: content on N disks, placed by rendezvous hashing, installed atomically.
 //! - [`serve`]: listener → HTTP/1.1 head → route → store → plan → sendfile.
+//! - [`access_log`]: one line per request, off by default, never written from a serving thread.
 //! - [`metrics`]: counters and gauges on atomics, rendered for Prometheus.
 //! - [`admin`]: the admin listener: `/metrics`, `/healthz`, the status page.
 //! - [`cli`]: the command-line surface of the `eddy` binary.
@@ -13,6 +14,7 @@
 //! - [`report`]: health, popularity and inventory to the control plane.
 //! - [`cmd`]: subcommand glue; [`cmd::fill`] starts the fill (`eddy-fill`) over the store.
 
+pub mod access_log;
 pub mod admin;
 pub mod cli;
 pub mod clock;

@@ -429,6 +429,10 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
         clock: Box::new(clock),
         boundary_salt: salt,
         metrics: Arc::new(Metrics::new(clock.now())),
+        access_log: match &config.access_log {
+            Some((path, sampling)) => Some(eddy::access_log::AccessLog::open(path, *sampling)?),
+            None => None,
+        },
     });
     if let Some((_, ktls, _)) = &tls_listener {
         shared.metrics.set_ktls(ktls.mode, ktls.reason);

@@ -815,6 +815,23 @@ pub fn render_report(body: &mut String, c: &crate::report::Counters) {
     body.push_str(&out.text);
 }
 
+/// Appends the access log's family (`eddy_access_log_lines_total`).
+pub fn render_access_log(body: &mut String, log: &crate::access_log::AccessLog) {
+    let mut out = Exposition::default();
+    out.family("eddy_access_log_lines_total", "counter", "Access log lines, by result: written (handed to the writer) or dropped (the writer fell behind).");
+    out.sample(
+        "eddy_access_log_lines_total",
+        &[("result", "written")],
+        log.written.load(Relaxed),
+    );
+    out.sample(
+        "eddy_access_log_lines_total",
+        &[("result", "dropped")],
+        log.dropped.load(Relaxed),
+    );
+    body.push_str(&out.text);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

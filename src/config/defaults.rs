@@ -305,3 +305,7 @@ pub const REPORT_TOKEN_MIN_BYTES: usize = 16;
 /// Log lines as text: readable on a terminal and in journald; `json` is one
 /// key away for a log pipeline.
 pub const LOG_FORMAT: &str = "text";
+
+/// The access log is off: at the request rates of an appliance a line per
+/// request is a disk's worth of writes; `full` or `1/N` turn it on.
+pub const ACCESS_LOG: &str = "off";

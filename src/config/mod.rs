@@ -196,6 +196,8 @@ pub struct RawLimits {
 pub struct RawLog {
     pub level: Option<String>,
     pub format: Option<String>,
+    pub access: Option<String>,
+    pub access_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -247,6 +249,8 @@ pub struct Config {
     pub log_level: String,
     /// Log lines as text (for a terminal or journald) or JSON (for a log pipeline).
     pub log_json: bool,
+    /// The access log: where, and how much (`None` = off).
+    pub access_log: Option<(PathBuf, crate::access_log::Sampling)>,
     pub tokens: Tokens,
     /// The admin listener (`/metrics`, `/healthz`, status page); `None` = off.
     pub admin_listen: Option<SocketAddr>,
@@ -551,6 +555,7 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
             ))
         }
     };
+    let access_log = access_log(raw.log.access, raw.log.access_file)?;
     let tokens = tokens(raw.tokens)?;
     let require_tokens = raw
         .serve
@@ -612,12 +617,44 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
         limits,
         log_level,
         log_json,
+        access_log,
         tokens,
         admin_listen,
         admin_token,
         fill,
         report,
     })
+}
+
+/// `log.access`: `off`, `full` or `1/N`; a file is needed unless off.
+fn access_log(
+    mode: Option<String>,
+    file: Option<PathBuf>,
+) -> Result<Option<(PathBuf, crate::access_log::Sampling)>, ConfigError> {
+    use crate::access_log::Sampling;
+    let mode = mode.unwrap_or_else(|| defaults::ACCESS_LOG.to_owned());
+    let sampling = match mode.as_str() {
+        "off" => return Ok(None),
+        "full" => Sampling::Full,
+        other => match other.strip_prefix("1/").and_then(|n| n.parse::<u64>().ok()) {
+            Some(n) if (1..=1_000_000).contains(&n) => Sampling::OneIn(n),
+            _ => {
+                return Err(invalid(
+                    "log.access",
+                    format!("{other:?}"),
+                    "must be \"off\", \"full\" or \"1/N\" (one request in N, N up to 1000000)",
+                ))
+            }
+        },
+    };
+    match file {
+        Some(f) if !f.as_os_str().is_empty() => Ok(Some((f, sampling))),
+        _ => Err(invalid(
+            "log.access_file",
+            "(none)",
+            "a file is required when log.access is on",
+        )),
+    }
 }
 
 /// The admin token: from `admin.token`, or the environment variable

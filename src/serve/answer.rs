@@ -56,6 +56,25 @@ pub fn answer(
     ask: &Ask<'_>,
     now: SystemTime,
 ) -> Answer {
+    let answer = plan_answer(shared, policy, peer, ask, now);
+    if let Some(log) = &shared.access_log {
+        let body = if ask.method == "HEAD" {
+            0
+        } else {
+            answer.plan.content_length
+        };
+        log.record(now, peer, ask.method, ask.target, answer.plan.status, body);
+    }
+    answer
+}
+
+fn plan_answer(
+    shared: &Shared,
+    policy: Policy,
+    peer: IpAddr,
+    ask: &Ask<'_>,
+    now: SystemTime,
+) -> Answer {
     match plan_object(shared, policy, peer, ask, now) {
         Ok((plan, object)) => Answer {
             plan,

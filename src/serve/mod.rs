@@ -60,6 +60,8 @@ pub struct Shared {
     pub boundary_salt: u64,
     /// Counters and gauges, rendered by the admin listener.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The access log, when `log.access` is on.
+    pub access_log: Option<crate::access_log::AccessLog>,
 }
 
 /// Binds every address (before anything is served, so that a bad address fails

@@ -562,3 +562,49 @@ fn the_systemd_units_verify() {
         );
     }
 }
+
+#[test]
+fn the_access_log_writes_a_line_per_request_off_the_serving_path() {
+    let store = Store::new();
+    store.write("t/a.bin", &gen_bytes(3, 1000));
+    store.import();
+    let log = store.path().join("access.log");
+    let server = store.serve_with(&format!(
+        "[log]\naccess = \"full\"\naccess_file = \"{}\"\n",
+        log.display()
+    ));
+    for _ in 0..5 {
+        assert_eq!(server.get("/t/a.bin", &["Range: bytes=0-9"]).status, 206);
+    }
+    assert_eq!(server.get("/t/nope", &[]).status, 404);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.lines().count() >= 6 {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "access log: {text:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6, "{text}");
+    assert!(
+        lines[0].ends_with("127.0.0.1 \"GET /t/a.bin\" 206 10"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[5].ends_with("\"GET /t/nope\" 404 10"), "{}", lines[5]);
+    let r = server.admin_request("GET", "/metrics");
+    assert!(String::from_utf8_lossy(&r.body)
+        .contains("eddy_access_log_lines_total{result=\"written\"} 6"));
+    let bad = store.config("bad-access.toml", "[log]\naccess = \"some\"\n");
+    let out = run_eddy(&[
+        "check-config".to_string(),
+        "--config".into(),
+        bad.display().to_string(),
+        "--disk".into(),
+        store.disks[0].display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("log.access"));
+}
