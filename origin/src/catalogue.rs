@@ -22,8 +22,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use eddy_proto::ObjectKey;
 
-/// The longest appliance id accepted.
-pub const MAX_APPLIANCE_ID: usize = 128;
+pub use eddy_proto::wire::{check_appliance_id, MAX_APPLIANCE_ID};
 
 /// A checked catalogue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,22 +84,6 @@ fn bad(at: String, value: &str, reason: impl Into<String>) -> CatalogueError {
         value: value.to_owned(),
         reason: reason.into(),
     }
-}
-
-/// Checks an appliance id: 1 to 128 of `A-Z a-z 0-9 . _ -`.
-pub fn check_appliance_id(id: &str) -> Result<(), String> {
-    if id.is_empty() || id.len() > MAX_APPLIANCE_ID {
-        return Err(format!(
-            "an appliance id is 1 to {MAX_APPLIANCE_ID} characters"
-        ));
-    }
-    if !id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        return Err("an appliance id is made of A-Z, a-z, 0-9, `.`, `_` and `-`".to_owned());
-    }
-    Ok(())
 }
 
 impl Catalogue {

@@ -40,6 +40,26 @@ pub fn check_version(version: &str, supported: u32) -> Result<(), VersionError> 
     Ok(())
 }
 
+/// The longest appliance id accepted, by the appliance and the control plane.
+pub const MAX_APPLIANCE_ID: usize = 128;
+
+/// Whether `id` is an appliance id: 1 to [`MAX_APPLIANCE_ID`] characters of
+/// `A-Z a-z 0-9 . _ -` (it names manifests, reports and URL paths).
+pub fn check_appliance_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > MAX_APPLIANCE_ID {
+        return Err(format!(
+            "an appliance id is 1 to {MAX_APPLIANCE_ID} characters"
+        ));
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err("an appliance id is made of A-Z, a-z, 0-9, `.`, `_` and `-`".to_owned());
+    }
+    Ok(())
+}
+
 /// The JSON body of every error answer of the control plane.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ErrorBody {
@@ -247,6 +267,16 @@ pub(crate) mod tests {
             Ok(k) => k,
             Err(e) => panic!("test key: {e}"),
         }
+    }
+
+    #[test]
+    fn appliance_ids() {
+        assert!(check_appliance_id("oca-1.site_a").is_ok());
+        assert!(check_appliance_id("").is_err());
+        assert!(check_appliance_id("a/b").is_err());
+        assert!(check_appliance_id("a b").is_err());
+        assert!(check_appliance_id(&"x".repeat(MAX_APPLIANCE_ID)).is_ok());
+        assert!(check_appliance_id(&"x".repeat(MAX_APPLIANCE_ID + 1)).is_err());
     }
 
     #[test]

@@ -15,7 +15,10 @@ use std::time::Duration;
 use eddy_fill::window::Window;
 use eddy_proto::wire::VerifyKey;
 
-use super::{count, defaults, duration, invalid, ConfigError, Overrides, RawFill};
+use super::{
+    appliance_id, control_plane_url, count, defaults, duration, invalid, ConfigError, Overrides,
+    RawFill,
+};
 
 /// The checked fill settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,22 +49,12 @@ pub fn resolve(raw: RawFill, o: &Overrides) -> Result<Option<Fill>, ConfigError>
         return Ok(None);
     };
     let insecure = o.fill_insecure_plain_http || raw.insecure_plain_http.unwrap_or(false);
-    let lower = url.to_ascii_lowercase();
-    if lower.starts_with("http://") {
-        if !insecure {
-            return Err(invalid(
-                "fill.manifest_url",
-                format!("{url:?}"),
-                "plain http is refused for the control plane; use https, or set fill.insecure_plain_http = true (--fill-insecure-plain-http) for tests",
-            ));
-        }
-    } else if !lower.starts_with("https://") {
-        return Err(invalid(
-            "fill.manifest_url",
-            format!("{url:?}"),
-            "must be an https:// URL",
-        ));
-    }
+    control_plane_url(
+        "fill.manifest_url",
+        &url,
+        insecure,
+        "fill.insecure_plain_http = true (--fill-insecure-plain-http)",
+    )?;
     let key_texts = if o.fill_keys.is_empty() {
         raw.keys.unwrap_or_default()
     } else {
@@ -81,25 +74,7 @@ pub fn resolve(raw: RawFill, o: &Overrides) -> Result<Option<Fill>, ConfigError>
                 .map_err(|e| invalid("fill.keys", format!("{k:?}"), e.to_string()))?,
         );
     }
-    let appliance = match o.fill_appliance.clone().or(raw.appliance) {
-        Some(a) => a,
-        None => nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_default(),
-    };
-    if appliance.is_empty()
-        || appliance.len() > 128
-        || !appliance
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-    {
-        return Err(invalid(
-            "fill.appliance",
-            format!("{appliance:?}"),
-            "1 to 128 characters of A-Z, a-z, 0-9, -, _ and . (default: the host name)",
-        ));
-    }
+    let appliance = appliance_id("fill.appliance", o.fill_appliance.clone().or(raw.appliance))?;
     let window_text = o
         .fill_window
         .clone()

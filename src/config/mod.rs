@@ -661,24 +661,64 @@ fn access_log(
 /// `EDDY_ADMIN_TOKEN` (which keeps it out of a file), at least
 /// [`defaults::ADMIN_TOKEN_MIN_BYTES`] long.
 fn admin_token(raw: Option<String>) -> Result<Option<String>, ConfigError> {
-    let token = std::env::var("EDDY_ADMIN_TOKEN").ok().or(raw);
-    match token {
-        None => Ok(None),
-        Some(t)
-            if t.len() >= defaults::ADMIN_TOKEN_MIN_BYTES
-                && t.bytes().all(|b| b.is_ascii_graphic()) =>
-        {
-            Ok(Some(t))
-        }
-        Some(t) => Err(invalid(
-            "admin.token",
-            format!("({} characters)", t.len()),
-            format!(
-                "must be at least {} visible ASCII characters (for example 32 hex digits)",
-                defaults::ADMIN_TOKEN_MIN_BYTES
-            ),
-        )),
+    std::env::var("EDDY_ADMIN_TOKEN")
+        .ok()
+        .or(raw)
+        .map(|t| secret("admin.token", t, defaults::ADMIN_TOKEN_MIN_BYTES))
+        .transpose()
+}
+
+/// A bearer token: at least `min` visible ASCII characters. The error names
+/// the key and the token's length, never its value.
+pub(crate) fn secret(key: &'static str, token: String, min: usize) -> Result<String, ConfigError> {
+    if token.len() >= min && token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(token);
     }
+    Err(invalid(
+        key,
+        format!("({} characters)", token.len()),
+        format!("must be at least {min} visible ASCII characters (for example 32 hex digits)"),
+    ))
+}
+
+/// A control-plane URL: `https://`, or `http://` only when `insecure` (the
+/// `insecure_key` setting, for tests and the demo).
+pub(crate) fn control_plane_url(
+    key: &'static str,
+    url: &str,
+    insecure: bool,
+    insecure_key: &str,
+) -> Result<(), ConfigError> {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("https://") || (insecure && lower.starts_with("http://")) {
+        return Ok(());
+    }
+    let reason = if lower.starts_with("http://") {
+        format!("plain http is refused for the control plane; use https, or set {insecure_key} for tests")
+    } else {
+        "must be an https:// URL".to_owned()
+    };
+    Err(invalid(key, format!("{url:?}"), reason))
+}
+
+/// An appliance id (`eddy_proto::wire::check_appliance_id`); `None` takes
+/// the host name.
+pub(crate) fn appliance_id(key: &'static str, id: Option<String>) -> Result<String, ConfigError> {
+    let id = id
+        .or_else(|| {
+            nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+        })
+        .unwrap_or_default();
+    eddy_proto::wire::check_appliance_id(&id).map_err(|reason| {
+        invalid(
+            key,
+            format!("{id:?}"),
+            format!("{reason} (default: the host name)"),
+        )
+    })?;
+    Ok(id)
 }
 
 /// The admin address: `off` or empty disables it; otherwise an `IP:PORT` that

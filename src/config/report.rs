@@ -11,7 +11,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{count, defaults, duration, invalid, ConfigError, Fill, Overrides, RawReport};
+use super::{
+    appliance_id, control_plane_url, count, defaults, duration, invalid, secret, ConfigError, Fill,
+    Overrides, RawReport,
+};
 
 /// The checked report settings.
 #[derive(Clone, PartialEq, Eq)]
@@ -50,44 +53,19 @@ pub fn resolve(
         return Ok(None);
     };
     let insecure = o.report_insecure_plain_http || raw.insecure_plain_http.unwrap_or(false);
-    let lower = url.to_ascii_lowercase();
-    if lower.starts_with("http://") {
-        if !insecure {
-            return Err(invalid(
-                "report.url",
-                format!("{url:?}"),
-                "plain http is refused for the control plane; use https, or set report.insecure_plain_http = true (--report-insecure-plain-http) for tests",
-            ));
-        }
-    } else if !lower.starts_with("https://") {
-        return Err(invalid(
-            "report.url",
-            format!("{url:?}"),
-            "must be an https:// URL",
-        ));
-    }
+    control_plane_url(
+        "report.url",
+        &url,
+        insecure,
+        "report.insecure_plain_http = true (--report-insecure-plain-http)",
+    )?;
     let token = o
         .report_token
         .clone()
         .or_else(|| std::env::var("EDDY_REPORT_TOKEN").ok())
         .or(raw.token);
     let token = match token {
-        Some(t)
-            if t.len() >= defaults::REPORT_TOKEN_MIN_BYTES
-                && t.bytes().all(|b| b.is_ascii_graphic()) =>
-        {
-            t
-        }
-        Some(t) => {
-            return Err(invalid(
-                "report.token",
-                format!("({} characters)", t.len()),
-                format!(
-                    "must be at least {} visible ASCII characters",
-                    defaults::REPORT_TOKEN_MIN_BYTES
-                ),
-            ))
-        }
+        Some(t) => secret("report.token", t, defaults::REPORT_TOKEN_MIN_BYTES)?,
         None => {
             return Err(invalid(
                 "report.token",
@@ -96,26 +74,11 @@ pub fn resolve(
             ))
         }
     };
-    let appliance = raw
-        .appliance
-        .or_else(|| fill.map(|f| f.appliance.clone()))
-        .or_else(|| {
-            nix::unistd::gethostname()
-                .ok()
-                .and_then(|h| h.into_string().ok())
-        })
-        .unwrap_or_default();
-    if appliance.is_empty()
-        || !appliance
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-    {
-        return Err(invalid(
-            "report.appliance",
-            format!("{appliance:?}"),
-            "1 to 128 characters of A-Z, a-z, 0-9, -, _ and . (default: fill.appliance, else the host name)",
-        ));
-    }
+    // The fill's id unless said otherwise, so both talk of one appliance.
+    let appliance = appliance_id(
+        "report.appliance",
+        raw.appliance.or_else(|| fill.map(|f| f.appliance.clone())),
+    )?;
     Ok(Some(Report {
         url,
         appliance,
