@@ -144,45 +144,41 @@ fn admin_call(config: &Config, method: &str, path: &str) -> Result<(u16, String)
     Ok((status, body.to_owned()))
 }
 
+/// [`admin_call`] that expects `want`; any other status is refused with
+/// the admin listener's answer. Returns the body.
+fn admin_expect(
+    config: &Config,
+    method: &str,
+    path: &str,
+    want: u16,
+) -> Result<String, FillCmdError> {
+    let (status, body) = admin_call(config, method, path)?;
+    if status == want {
+        return Ok(body);
+    }
+    Err(FillCmdError::Refused {
+        addr: config.admin_listen.ok_or(FillCmdError::NoAdmin)?,
+        status,
+        body: body.trim().to_owned(),
+    })
+}
+
 /// `eddy drain`: the running server drains and exits 0, as on SIGTERM.
 pub fn drain(config: &Config) -> Result<(), FillCmdError> {
-    let (status, body) = admin_call(config, "POST", "/drain")?;
-    if status == 202 {
-        println!("draining");
-        Ok(())
-    } else {
-        Err(FillCmdError::Refused {
-            addr: config.admin_listen.ok_or(FillCmdError::NoAdmin)?,
-            status,
-            body: body.trim().to_owned(),
-        })
-    }
+    admin_expect(config, "POST", "/drain", 202)?;
+    println!("draining");
+    Ok(())
 }
 
 /// `eddy fill now`.
 pub fn now(config: &Config) -> Result<(), FillCmdError> {
-    let (status, body) = admin_call(config, "POST", "/fill/now")?;
-    if status == 202 {
-        println!("fill started");
-        Ok(())
-    } else {
-        Err(FillCmdError::Refused {
-            addr: config.admin_listen.ok_or(FillCmdError::NoAdmin)?,
-            status,
-            body: body.trim().to_owned(),
-        })
-    }
+    admin_expect(config, "POST", "/fill/now", 202)?;
+    println!("fill started");
+    Ok(())
 }
 
 fn fetch_status(config: &Config) -> Result<FillStatus, FillCmdError> {
-    let (status, body) = admin_call(config, "GET", "/fill/status")?;
-    if status != 200 {
-        return Err(FillCmdError::Refused {
-            addr: config.admin_listen.ok_or(FillCmdError::NoAdmin)?,
-            status,
-            body: body.trim().to_owned(),
-        });
-    }
+    let body = admin_expect(config, "GET", "/fill/status", 200)?;
     serde_json::from_str(&body).map_err(|e| FillCmdError::BadStatus(e.to_string()))
 }
 
