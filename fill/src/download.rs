@@ -148,15 +148,11 @@ impl Part {
 }
 
 fn disk_error(disk: usize, e: io::Error) -> FetchError {
-    if e.raw_os_error() == Some(libc_enospc()) || e.kind() == IoKind::StorageFull {
+    if e.kind() == IoKind::StorageFull {
         FetchError::DiskFull { disk }
     } else {
         FetchError::Io { disk, source: e }
     }
-}
-
-const fn libc_enospc() -> i32 {
-    28
 }
 
 impl Downloader {
