@@ -444,23 +444,47 @@ mod tests {
     }
 
     #[test]
-    fn every_label_is_declared() {
-        for l in [
-            "unsigned",
-            "unknown_key",
-            "bad_signature",
-            "malformed",
-            "version",
-            "other_appliance",
-            "expired",
-            "not_yet_valid",
-            "older_generation",
-            "bad_entry",
-            "bad_fill_start",
-            "malformed_signature",
-        ] {
-            assert!(Refusal::LABELS.contains(&l), "{l}");
-        }
+    fn every_label_is_declared_once() {
+        use crate::wire::VersionError;
+        let every = [
+            Refusal::Seal(SealError::Unsigned),
+            Refusal::Seal(SealError::MalformedSignature),
+            Refusal::Seal(SealError::UnknownKey(String::new())),
+            Refusal::Seal(SealError::BadSignature),
+            Refusal::Malformed(String::new()),
+            Refusal::Version(VersionError::Malformed(String::new())),
+            Refusal::OtherAppliance {
+                got: String::new(),
+                want: String::new(),
+            },
+            Refusal::Expired {
+                expires_at: 0,
+                now: 0,
+            },
+            Refusal::NotYetValid {
+                issued_at: 0,
+                now: 0,
+            },
+            Refusal::OlderGeneration { got: 0, held: 0 },
+            Refusal::BadEntry {
+                index: 0,
+                key: String::new(),
+                reason: String::new(),
+            },
+            Refusal::BadFillStart(String::new()),
+        ];
+        let labels: Vec<&str> = every.iter().map(Refusal::label).collect();
+        let mut unique = labels.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            labels.len(),
+            "two kinds share a label: {labels:?}"
+        );
+        let mut declared = Refusal::LABELS.to_vec();
+        declared.sort_unstable();
+        assert_eq!(declared, unique);
     }
 
     proptest! {
