@@ -155,6 +155,14 @@ fn refused(server: &Server, reason: &str) -> f64 {
     )
 }
 
+/// Waits until `reason` has been counted `at_least` times.
+fn wait_refused(server: &Server, reason: &str, at_least: f64) {
+    crate::support::eventually(FILL_DEADLINE, || {
+        (refused(server, reason) >= at_least).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{reason} was not counted:\n{}", server.stderr()));
+}
+
 /// What the disks hold: every file below every root, with its length.
 fn disk_listing(store: &Store) -> Vec<(String, u64)> {
     fn walk(dir: &std::path::Path, out: &mut Vec<(String, u64)>) {
@@ -227,15 +235,7 @@ fn bad_manifests_are_refused_by_reason_and_change_nothing() {
     for (reason, bytes) in cases {
         let n = refused(&server, reason);
         std::fs::write(&path, bytes).expect("write manifest");
-        let deadline = std::time::Instant::now() + FILL_DEADLINE;
-        while refused(&server, reason) < n + 1.0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{reason} was not counted:\n{}",
-                server.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_refused(&server, reason, n + 1.0);
         let s = fill::status(&server);
         assert_eq!(s.generation, Some(5), "{reason}: {s:#?}");
         assert_eq!(disk_listing(&store), before, "{reason} changed the disks");
@@ -845,26 +845,20 @@ fn metrics_carry_the_fill_families() {
         );
     }
     // The control plane is unreachable: counted as a manifest error, never as a refusal.
-    let deadline = std::time::Instant::now() + FILL_DEADLINE;
-    loop {
+    let text = crate::support::eventually(FILL_DEADLINE, || {
         let text =
             String::from_utf8_lossy(&server.admin_request("GET", "/metrics").body).into_owned();
-        if crate::support::must_sample(&text, "eddy_fill_errors_total{kind=\"manifest\"}") >= 1.0 {
-            assert_eq!(
-                crate::support::must_sample(
-                    &text,
-                    "eddy_fill_manifest_refused_total{reason=\"bad_signature\"}"
-                ),
-                0.0
-            );
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no manifest error counted"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        (crate::support::must_sample(&text, "eddy_fill_errors_total{kind=\"manifest\"}") >= 1.0)
+            .then_some(text)
+    })
+    .expect("no manifest error counted");
+    assert_eq!(
+        crate::support::must_sample(
+            &text,
+            "eddy_fill_manifest_refused_total{reason=\"bad_signature\"}"
+        ),
+        0.0
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1061,28 +1055,12 @@ fn a_tampered_manifest_from_the_control_plane_is_refused() {
     lib.add("t/a.mp4", 10, 1000);
     let origin = Origin::start(&lib.dir, &["--fault", "manifest=tamper"]);
     let server = serve_from(&store, &origin, "");
-    let deadline = std::time::Instant::now() + FILL_DEADLINE;
-    while refused(&server, "bad_signature") < 1.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not refused:\n{}",
-            server.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_refused(&server, "bad_signature", 1.0);
     assert_eq!(fill::status(&server).generation, None);
     assert_eq!(server.get("/t/a.mp4", &[]).status, 404);
     let other = Origin::start(&lib.dir, &["--fault", "manifest=appliance:someone-else"]);
     let server = serve_from(&store, &other, "");
-    let deadline = std::time::Instant::now() + FILL_DEADLINE;
-    while refused(&server, "other_appliance") < 1.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not refused:\n{}",
-            server.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_refused(&server, "other_appliance", 1.0);
     assert_eq!(server.get("/t/a.mp4", &[]).status, 404);
 }
 
@@ -1121,19 +1099,15 @@ fn the_demo_fills_from_its_control_plane_and_serves() {
         .and_then(|rest| rest.split(',').next())
         .and_then(|a| a.parse().ok())
         .expect("the demo names its control plane");
-    let deadline = std::time::Instant::now() + FILL_DEADLINE;
-    loop {
-        if let Some((200, _, body)) = fill::raw_get(cp, "/v1/appliances/demo-oca/health") {
-            let v: serde_json::Value = serde_json::from_slice(&body).expect("health JSON");
-            assert_eq!(v["serving"], true);
-            break;
+    let health = crate::support::eventually(FILL_DEADLINE, || {
+        match fill::raw_get(cp, "/v1/appliances/demo-oca/health") {
+            Some((200, _, body)) => Some(body),
+            _ => None,
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no health report reached the control plane"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    })
+    .expect("no health report reached the control plane");
+    let v: serde_json::Value = serde_json::from_slice(&health).expect("health JSON");
+    assert_eq!(v["serving"], true);
     let work = server
         .startup_lines
         .iter()

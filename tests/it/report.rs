@@ -77,16 +77,9 @@ fn a_report_url_without_a_token_is_a_config_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("report.token"));
 }
 
-/// Polls `f` until it returns `Some`, or panics after 30 s with `what`.
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "never: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// [`eventually`] within 30 s, or a panic naming `what`.
+fn wait<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    eventually(Duration::from_secs(30), f).unwrap_or_else(|| panic!("never: {what}"))
 }
 
 #[test]
@@ -118,7 +111,7 @@ fn reports_reach_eddy_origin_with_exactly_the_numbers_served() {
     for _ in 0..4 {
         assert_eq!(server.get("/t/missing.mp4", &[]).status, 404);
     }
-    let pop = eventually("popularity summed at the control plane", || {
+    let pop = wait("popularity summed at the control plane", || {
         let r = origin.get("/v1/appliances/oca-test/popularity");
         if r.status != 200 {
             return None;
@@ -170,7 +163,7 @@ fn a_wrong_report_token_is_refused_and_counted_as_errors() {
         "health_interval = \"100ms\"\n",
     );
     let server = Server::start(&store, Some(&cfg));
-    eventually("refusals counted", || {
+    wait("refusals counted", || {
         (metric(&server, "eddy_report_errors_total") >= 1.0).then_some(())
     });
     assert_eq!(

@@ -281,6 +281,21 @@ pub fn wait_output(mut child: Child, timeout: Duration) -> Output {
 }
 
 /// Polls `try_wait` until the child exits or `timeout` passes (bounded, not sleep-and-hope).
+/// Polls `f` every 50 ms until it returns `Some`, for at most `within`; `None`
+/// when it never did (the caller panics with what it waited for).
+pub fn eventually<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
     loop {
