@@ -155,9 +155,7 @@ fn unix_now() -> u64 {
 
 impl Sources {
     fn generation(&self) -> Option<u64> {
-        self.fill
-            .as_ref()
-            .and_then(|f| f.progress.snapshot().generation)
+        self.fill.as_ref().and_then(|f| f.progress.generation())
     }
 
     fn health(&self, throughput_bps: u64) -> wire::Health {

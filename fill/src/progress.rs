@@ -117,6 +117,11 @@ impl Progress {
         self.small().generation = Some(g);
     }
 
+    /// The generation of the manifest held, if any.
+    pub fn generation(&self) -> Option<u64> {
+        self.small().generation
+    }
+
     /// Records a refused manifest.
     pub fn refused(&self, label: &'static str, why: String) {
         let mut s = self.small();
