@@ -2,7 +2,8 @@
 //!
 //! Owns: the sampling rule (every request, or one in N), the line's format
 //! (a subset of the common log format plus the transport-independent facts:
-//! time, peer, method, target, status, body bytes), and the writer thread.
+//! time, peer, method, target, status, body bytes), the writer thread, and
+//! its metric family (`eddy_access_log_lines_total`).
 //! The serving path only formats a line and hands it over with a
 //! non-blocking `try_send` into a bounded channel: when the writer falls
 //! behind, the line is dropped and counted, never waited for. It must never
@@ -14,6 +15,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::time::SystemTime;
+
+use prometheus::IntCounter;
+
+use crate::metrics::{MetricsError, Registry};
 
 /// Lines waiting for the writer before new ones are dropped.
 const QUEUE: usize = 16_384;
@@ -33,25 +38,39 @@ pub struct AccessLog {
     tx: SyncSender<String>,
     sampling: Sampling,
     seen: AtomicU64,
-    /// Lines dropped because the writer fell behind.
-    pub dropped: AtomicU64,
-    /// Lines handed to the writer.
-    pub written: AtomicU64,
+    /// Lines handed to the writer (`eddy_access_log_lines_total{result="written"}`).
+    written: IntCounter,
+    /// Lines dropped because the writer fell behind (`result="dropped"`).
+    dropped: IntCounter,
 }
 
 /// Why the access log could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot open the access log {path} (log.access_file): {source}")]
-pub struct AccessLogError {
-    pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
+pub enum AccessLogError {
+    #[error("cannot open the access log {path} (log.access_file): {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
 }
 
 impl AccessLog {
-    /// Opens `path` for appending and starts its writer thread.
-    pub fn open(path: &Path, sampling: Sampling) -> Result<AccessLog, AccessLogError> {
-        let err = |source| AccessLogError {
+    /// Opens `path` for appending, starts its writer thread, and declares
+    /// its family in `registry`.
+    pub fn open(
+        path: &Path,
+        sampling: Sampling,
+        registry: &Registry,
+    ) -> Result<AccessLog, AccessLogError> {
+        let lines = registry.counter_vec(
+            "eddy_access_log_lines_total",
+            "Access log lines, by result: written (handed to the writer) or dropped (the writer fell behind).",
+            &["result"],
+        )?;
+        let err = |source| AccessLogError::Open {
             path: path.to_owned(),
             source,
         };
@@ -80,8 +99,8 @@ impl AccessLog {
             tx,
             sampling,
             seen: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            written: AtomicU64::new(0),
+            written: lines.with_label_values(&["written"]),
+            dropped: lines.with_label_values(&["dropped"]),
         })
     }
 
@@ -111,12 +130,17 @@ impl AccessLog {
         );
         match self.tx.try_send(line) {
             Ok(()) => {
-                self.written.fetch_add(1, Relaxed);
+                self.written.inc();
             }
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Relaxed);
+                self.dropped.inc();
             }
         }
+    }
+
+    /// Lines `(written, dropped)` since the start.
+    pub fn lines(&self) -> (u64, u64) {
+        (self.written.get(), self.dropped.get())
     }
 }
 
@@ -172,11 +196,12 @@ mod tests {
 
     #[test]
     fn one_in_n_samples_and_full_drops_are_counted() -> Result<(), AccessLogError> {
-        let dir = tempfile::tempdir().map_err(|source| AccessLogError {
+        let dir = tempfile::tempdir().map_err(|source| AccessLogError::Open {
             path: "tmp".into(),
             source,
         })?;
-        let log = AccessLog::open(&dir.path().join("a.log"), Sampling::OneIn(10))?;
+        let registry = Registry::new(SystemTime::UNIX_EPOCH)?;
+        let log = AccessLog::open(&dir.path().join("a.log"), Sampling::OneIn(10), &registry)?;
         for _ in 0..100 {
             log.record(
                 SystemTime::now(),
@@ -187,7 +212,17 @@ mod tests {
                 1,
             );
         }
-        assert_eq!(log.written.load(Relaxed) + log.dropped.load(Relaxed), 10);
+        let (written, dropped) = log.lines();
+        assert_eq!(written + dropped, 10);
+        let text = registry.render();
+        let n = |result: &str| {
+            crate::metrics::testing::value(
+                &text,
+                &format!("eddy_access_log_lines_total{{result=\"{result}\"}}"),
+            )
+        };
+        assert_eq!(n("written"), Some(written.to_string()));
+        assert_eq!(n("dropped"), Some(dropped.to_string()));
         Ok(())
     }
 }

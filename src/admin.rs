@@ -2,8 +2,8 @@
 //! on an address of its own (`admin.listen`, loopback by default).
 //!
 //! Endpoints (HTTP/1.1 via hyper; GET and HEAD):
-//! - `/metrics`: every [`Metrics`] family in the Prometheus text format 0.0.4,
-//!   with the store's per-disk figures read at scrape time.
+//! - `/metrics`: every family of the process registry ([`Registry`]) in the Prometheus text format 0.0.4,
+//!   each area's own, with the store's per-disk figures read at scrape time.
 //! - `/healthz`: 200 `ok` while serving; 503 `draining` once the drain has
 //!   begun, so that whoever steers players stops sending them here.
 //! - `/`: a small HTML status page (version, uptime, listeners, disks, kTLS,
@@ -46,12 +46,11 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::config::defaults;
-use crate::metrics::{Listener, Metrics};
+use crate::metrics::Registry;
+use crate::serve::metrics::{Listener, ServeMetrics};
 use crate::serve::Shared;
 use crate::store::DiskStats;
 
-/// The media type of the text exposition format.
-const METRICS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// The status page loads nothing: its only style is inline.
 const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'";
 
@@ -87,15 +86,15 @@ pub struct State {
     pub serving: Vec<String>,
     /// The admin listener's own bound address.
     pub admin: SocketAddr,
-    /// One store walk at a time, however many scrapers ask at once: the walk
-    /// stats every object, on the disks that serve.
+    /// One scrape at a time, however many scrapers ask at once: a scrape
+    /// reads every disk's file system figures.
     walk: tokio::sync::Mutex<()>,
     /// The running fill, if one is configured.
     pub fill: Option<Arc<eddy_fill::Handle>>,
     /// The bearer token of the mutating endpoints (`admin.token`).
     pub token: Option<String>,
-    /// The reporter's counters, if reports are on.
-    pub report: Option<Arc<crate::report::Counters>>,
+    /// Every area's metric families, rendered by `/metrics`.
+    pub registry: Option<Arc<Registry>>,
     /// Told by `POST /drain`; `main` begins the drain when it is.
     pub drain: Arc<tokio::sync::Notify>,
 }
@@ -115,7 +114,7 @@ impl State {
             walk: tokio::sync::Mutex::new(()),
             fill: None,
             token: None,
-            report: None,
+            registry: None,
             drain: Arc::new(tokio::sync::Notify::new()),
         }
     }
@@ -126,9 +125,9 @@ impl State {
         self
     }
 
-    /// With the reporter's counters.
-    pub fn with_report(mut self, report: Option<Arc<crate::report::Counters>>) -> State {
-        self.report = report;
+    /// With the registry `/metrics` renders.
+    pub fn with_registry(mut self, registry: Arc<Registry>) -> State {
+        self.registry = Some(registry);
         self
     }
 
@@ -365,21 +364,9 @@ async fn answer<B>(state: &Arc<State>, request: &Request<B>) -> Response<Full<By
         Route::Ready => text(StatusCode::OK, "ready\n"),
         Route::FillNow => fill_now(state, request),
         Route::Drain => drain(state, request),
-        Route::Metrics => match disk_stats(state).await {
-            Some(disks) => {
-                let mut body = state.shared.metrics.render(&disks);
-                if let Some(fill) = &state.fill {
-                    crate::metrics::render_fill(&mut body, &fill.progress);
-                }
-                if let Some(report) = &state.report {
-                    crate::metrics::render_report(&mut body, report);
-                }
-                if let Some(log) = &state.shared.access_log {
-                    crate::metrics::render_access_log(&mut body, log);
-                }
-                respond(StatusCode::OK, METRICS_TYPE, body)
-            }
-            None => text(StatusCode::INTERNAL_SERVER_ERROR, "store figures failed\n"),
+        Route::Metrics => match metrics(state).await {
+            Some(body) => respond(StatusCode::OK, crate::metrics::CONTENT_TYPE, body),
+            None => text(StatusCode::INTERNAL_SERVER_ERROR, "metrics failed\n"),
         },
         Route::Status => match disk_stats(state).await {
             Some(disks) => {
@@ -401,6 +388,21 @@ async fn answer<B>(state: &Arc<State>, request: &Request<B>) -> Response<Full<By
             }
             None => text(StatusCode::INTERNAL_SERVER_ERROR, "store figures failed\n"),
         },
+    }
+}
+
+/// Every family, rendered on a blocking thread (collectors read the store's
+/// disks), one scrape at a time. `None` without a registry, or when that
+/// thread panicked.
+async fn metrics(state: &Arc<State>) -> Option<String> {
+    let registry = state.registry.clone()?;
+    let _one_walk = state.walk.lock().await;
+    match tokio::task::spawn_blocking(move || registry.render()).await {
+        Ok(text) => Some(text),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering the metrics failed");
+            None
+        }
     }
 }
 
@@ -441,7 +443,7 @@ fn respond(
 
 /// Everything the status page shows.
 struct StatusView<'a> {
-    metrics: &'a Metrics,
+    metrics: &'a ServeMetrics,
     draining: bool,
     now: SystemTime,
     serving: &'a [String],
@@ -630,7 +632,7 @@ fn esc(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Transport;
+    use crate::serve::metrics::Transport;
     use std::path::PathBuf;
 
     #[test]
@@ -672,13 +674,14 @@ mod tests {
     }
 
     #[test]
-    fn status_page_shows_everything_escaped() {
+    fn status_page_shows_everything_escaped() -> Result<(), crate::metrics::MetricsError> {
         let started = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let m = Metrics::new(started);
-        m.request(Transport::Http1, 206, 4096);
-        m.connection_opened(Listener::Plain);
+        let registry = Registry::new(started)?;
+        let m = ServeMetrics::new(&registry)?;
+        m.request(Transport::Http1, 206, 4096, Duration::from_millis(1));
+        let _open = m.track_connection(Listener::Plain);
         m.token_refused(eddy_proto::token::Denied::Tampered);
-        m.set_ktls("userspace", "no_kernel_support");
+        m.tls.set_ktls("userspace", "no_kernel_support");
         let disks = vec![
             DiskStats {
                 root: PathBuf::from("/srv/<script>alert(1)</script>"),
@@ -731,5 +734,6 @@ mod tests {
         assert!(page.contains("<tr><td>tampered</td><td class=\"n\">1</td></tr>"));
         assert!(page.contains("<tr><td>plain</td><td class=\"n\">1</td><td class=\"n\">1</td>"));
         assert!(!page.contains("http-equiv") && !page.contains("src="));
+        Ok(())
     }
 }

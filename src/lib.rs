@@ -6,7 +6,7 @@
 //! - [`store`]: content on N disks, placed by rendezvous hashing, installed atomically.
 //! - [`serve`]: listener → HTTP/1.1 head → route → store → plan → sendfile.
 //! - [`access_log`]: one line per request, off by default, never written from a serving thread.
-//! - [`metrics`]: counters and gauges on atomics, rendered for Prometheus.
+//! - [`metrics`]: the Prometheus registry each area registers its own families in.
 //! - [`admin`]: the admin listener: `/metrics`, `/healthz`, the status page.
 //! - [`cli`]: the command-line surface of the `eddy` binary.
 //! - [`demo`]: sample content for `eddy demo`.

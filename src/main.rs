@@ -13,10 +13,11 @@ use eddy::admin;
 use eddy::cli::{Cli, Command, Common, FillCommand, StoreCommand, TokenCommand};
 use eddy::clock::{Clock as _, SystemClock};
 use eddy::config::{self, defaults, Config, ConfigError, Overrides};
-use eddy::metrics::Metrics;
+use eddy::metrics::Registry;
 use eddy::notify;
 use eddy::serve::answer::Policy;
 use eddy::serve::https::TlsListener;
+use eddy::serve::metrics::ServeMetrics;
 use eddy::serve::tls::{self, Certs, TlsError};
 use eddy::serve::{self, Kind, Listening, Shared};
 use eddy::store::{import, CachePolicy, Store, StoreError};
@@ -63,13 +64,15 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             return match fill {
                 F::Ca { .. } | F::NoAdmin => defaults::EXIT_USAGE,
                 F::Admin { .. } | F::Start(_) => EXIT_IO,
-                F::Refused { .. } | F::BadStatus(_) => 1,
+                // A metric family refused at start-up is a bug, not the operator's.
+                F::Refused { .. } | F::BadStatus(_) | F::Metrics(_) => 1,
             };
         }
         if let Some(r) = cause.downcast_ref::<eddy::report::ReportError>() {
             return match r {
                 eddy::report::ReportError::Ca { .. } => defaults::EXIT_USAGE,
                 eddy::report::ReportError::Thread(_) => EXIT_IO,
+                eddy::report::ReportError::Metrics(_) => 1,
             };
         }
         if cause.is::<std::io::Error>() {
@@ -422,24 +425,35 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
     let store = Arc::new(store);
+    let registry = Arc::new(Registry::new(clock.now())?);
+    eddy::store::metrics::StoreCollector::register(store.clone(), &registry)?;
     let shared = Arc::new(Shared {
         store: store.clone(),
         limits: config.limits,
         tokens: config.tokens.clone(),
         clock: Box::new(clock),
         boundary_salt: salt,
-        metrics: Arc::new(Metrics::new(clock.now())),
+        metrics: Arc::new(ServeMetrics::new(&registry)?),
         access_log: match &config.access_log {
-            Some((path, sampling)) => Some(eddy::access_log::AccessLog::open(path, *sampling)?),
+            Some((path, sampling)) => Some(eddy::access_log::AccessLog::open(
+                path, *sampling, &registry,
+            )?),
             None => None,
         },
     });
-    if let Some((_, ktls, _)) = &tls_listener {
-        shared.metrics.set_ktls(ktls.mode, ktls.reason);
+    if let Some((_, ktls, l)) = &tls_listener {
+        shared.metrics.tls.set_ktls(ktls.mode, ktls.label);
+        if let Some(not_after) = l.certs.not_after() {
+            shared.metrics.tls.set_cert_not_after(not_after);
+        }
     }
     // The fill runs on a thread of its own, never on a serving thread.
     let fill = match &config.fill {
-        Some(f) => Some(Arc::new(eddy::cmd::fill::start(f, store.clone())?)),
+        Some(f) => Some(Arc::new(eddy::cmd::fill::start(
+            f,
+            store.clone(),
+            &registry,
+        )?)),
         None => None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -525,6 +539,7 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
                     shared.clone(),
                     Arc::new(move || h.is_draining()),
                     fill.clone(),
+                    &registry,
                 )?)
             }
             None => None,
@@ -536,7 +551,7 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
                 let state = Arc::new(
                     admin::State::new(shared.clone(), health.clone(), serving, addr)
                         .with_control(fill.clone(), config.admin_token.clone())
-                        .with_report(reporter.as_ref().map(|r| r.counters.clone()))
+                        .with_registry(registry.clone())
                         .with_drain(drain_now.clone()),
                 );
                 Some(tokio::spawn(admin::run(listener, state, async {
@@ -587,7 +602,7 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
 async fn reload_certs(
     mut hup: Option<tokio::signal::unix::Signal>,
     tls: Option<(Arc<Certs>, std::time::Duration)>,
-    metrics: Arc<eddy::metrics::Metrics>,
+    metrics: Arc<ServeMetrics>,
 ) {
     if hup.is_none() {
         tracing::warn!("cannot watch SIGHUP; certificates reload on file change only");
@@ -611,11 +626,14 @@ async fn reload_certs(
         match certs.reload(forced) {
             Ok(tls::Reload::Unchanged) => {}
             Ok(tls::Reload::Loaded) => {
-                metrics.cert_reloaded(true);
+                metrics.tls.cert_reloaded(true);
+                if let Some(not_after) = certs.not_after() {
+                    metrics.tls.set_cert_not_after(not_after);
+                }
                 tracing::info!("TLS certificate reloaded")
             }
             Err(error) => {
-                metrics.cert_reloaded(false);
+                metrics.tls.cert_reloaded(false);
                 tracing::warn!(%error, "TLS certificate reload failed; keeping the current one")
             }
         }

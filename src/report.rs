@@ -12,14 +12,17 @@
 //! the serving path.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use eddy_proto::report::{self as wire, Report};
 
 use crate::config;
-use crate::metrics::Listener;
+use prometheus::{IntCounter, IntGauge};
+
+use crate::metrics::{MetricsError, Registry};
+use crate::serve::metrics::Listener;
 use crate::serve::Shared;
 
 /// The first backoff after a failed post; doubled per failure up to [`MAX_BACKOFF`].
@@ -29,17 +32,56 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// How often the reporter wakes to see what is due.
 const TICK: Duration = Duration::from_millis(200);
 
-/// What the reporter has done, for `/metrics`.
-#[derive(Debug, Default)]
+/// What the reporter has done: its metric families (`eddy_report_*`),
+/// declared here and recorded by the reporter thread alone.
+#[derive(Debug)]
 pub struct Counters {
     /// Reports accepted by the control plane, by kind: health, popularity, inventory.
-    pub sent: [AtomicU64; 3],
+    sent: [IntCounter; 3],
     /// Reports dropped from the full queue.
-    pub dropped: AtomicU64,
+    dropped: IntCounter,
     /// Failed posts (unreachable, or a status other than 2xx).
-    pub errors: AtomicU64,
+    errors: IntCounter,
     /// Reports waiting.
-    pub queued: AtomicU64,
+    queued: IntGauge,
+}
+
+impl Counters {
+    /// Declares the reporter's families in `registry`, at zero.
+    pub fn new(registry: &Registry) -> Result<Counters, MetricsError> {
+        let sent = registry.counter_vec(
+            "eddy_report_sent_total",
+            "Reports the control plane accepted, by kind.",
+            &["kind"],
+        )?;
+        Ok(Counters {
+            sent: std::array::from_fn(|i| sent.with_label_values(&[KINDS[i]])),
+            dropped: registry.counter(
+                "eddy_report_dropped_total",
+                "Reports dropped because the queue was full while the control plane was unreachable.",
+            )?,
+            errors: registry.counter(
+                "eddy_report_errors_total",
+                "Failed report posts (unreachable, or refused).",
+            )?,
+            queued: registry.gauge("eddy_report_queued", "Reports waiting to be posted.")?,
+        })
+    }
+
+    /// Reports the control plane accepted, by kind (in [`KINDS`] order).
+    pub fn sent(&self) -> [u64; 3] {
+        std::array::from_fn(|i| self.sent[i].get())
+    }
+
+    /// Reports dropped from the full queue.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.get()
+    }
+
+    /// Failed posts.
+    pub fn errors(&self) -> u64 {
+        self.errors.get()
+    }
 }
 
 /// The kinds, in the order of [`Counters::sent`].
@@ -137,6 +179,8 @@ pub enum ReportError {
     Ca { path: String, reason: String },
     #[error("cannot start the reporter thread: {0}")]
     Thread(#[source] std::io::Error),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
 }
 
 /// What a message is built from.
@@ -237,6 +281,7 @@ pub fn start(
     shared: Arc<Shared>,
     draining: Arc<dyn Fn() -> bool + Send + Sync>,
     fill: Option<Arc<eddy_fill::Handle>>,
+    registry: &Registry,
 ) -> Result<Handle, ReportError> {
     let roots = if settings.url.starts_with("https://") {
         let err = |reason: String| ReportError::Ca {
@@ -254,7 +299,7 @@ pub fn start(
         Duration::from_secs(10),
         settings.insecure_plain_http,
     );
-    let counters = Arc::new(Counters::default());
+    let counters = Arc::new(Counters::new(registry)?);
     let stop = Arc::new(AtomicBool::new(false));
     let sources = Sources {
         shared,
@@ -388,30 +433,32 @@ impl Run {
                 match posted {
                     Ok(resp) if (200..300).contains(&resp.status) => {
                         queue.sent();
-                        self.counters.sent[slot].fetch_add(1, Relaxed);
+                        self.counters.sent[slot].inc();
                     }
                     Ok(resp) => {
-                        self.counters.errors.fetch_add(1, Relaxed);
+                        self.counters.errors.inc();
                         tracing::warn!(status = resp.status, url = %s.url, "report: refused by the control plane; retrying with backoff");
                         queue.failed(epoch.elapsed(), fastrand::f64());
                         break;
                     }
                     Err(e) => {
-                        self.counters.errors.fetch_add(1, Relaxed);
+                        self.counters.errors.inc();
                         tracing::debug!(error = %e, "report: control plane unreachable; retrying with backoff");
                         queue.failed(epoch.elapsed(), fastrand::f64());
                         break;
                     }
                 }
             }
-            self.counters.queued.store(queue.len() as u64, Relaxed);
+            self.counters
+                .queued
+                .set(i64::try_from(queue.len()).unwrap_or(i64::MAX));
             tokio::time::sleep(TICK).await;
         }
     }
 
     fn push(&self, queue: &mut Queue, r: Report) {
         if queue.push(r) {
-            self.counters.dropped.fetch_add(1, Relaxed);
+            self.counters.dropped.inc();
         }
     }
 }

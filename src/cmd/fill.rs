@@ -19,6 +19,7 @@ use eddy_fill::download::Retry;
 use eddy_proto::report::FillStatus;
 
 use crate::config::{Config, Fill};
+use crate::metrics::{MetricsError, Registry};
 use crate::store::Store;
 
 /// Why a fill command failed.
@@ -28,6 +29,8 @@ pub enum FillCmdError {
     Ca { path: String, reason: String },
     #[error("cannot start the fill: {0}")]
     Start(#[from] eddy_fill::run::StartError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
     #[error("the admin listener is off (admin.listen); `eddy fill` talks to it")]
     NoAdmin,
     #[error("admin listener {addr}: {source}")]
@@ -47,7 +50,11 @@ pub enum FillCmdError {
 }
 
 /// Starts the fill over `store` on a thread of its own.
-pub fn start(fill: &Fill, store: Arc<Store>) -> Result<eddy_fill::Handle, FillCmdError> {
+pub fn start(
+    fill: &Fill,
+    store: Arc<Store>,
+    registry: &Registry,
+) -> Result<eddy_fill::Handle, FillCmdError> {
     let roots = roots(fill)?;
     let client =
         eddy_fill::client::Client::new(roots, fill.connect_timeout, fill.idle_timeout, true);
@@ -96,7 +103,11 @@ pub fn start(fill: &Fill, store: Arc<Store>) -> Result<eddy_fill::Handle, FillCm
         max_rate_mbps = fill.max_rate_mbps,
         "fill on"
     );
-    Ok(eddy_fill::start(settings, client, store, clocks)?)
+    let handle = eddy_fill::start(settings, client, store, clocks)?;
+    let families = eddy_fill::metrics::FillCollector::new(handle.progress.clone())
+        .map_err(|e| MetricsError::new("eddy_fill_*", e))?;
+    registry.register("eddy_fill_*", Box::new(families))?;
+    Ok(handle)
 }
 
 /// The trusted roots: the CA bundle when it can be read. A plain-http-only

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::fields::Fields;
+use super::metrics::RangeKind;
 use super::range::RangeLimits;
 use super::respond::{self, Method, ObjectMeta, Plan, RequestFacts, ServeError};
 use super::route;
@@ -152,6 +153,9 @@ fn plan_object(
     };
     let seed = BOUNDARY_SEQ.fetch_add(1, Ordering::Relaxed) ^ shared.boundary_salt;
     let plan = respond::object(&facts, &meta, now, limits, seed);
+    if let Some(kind) = range_kind(&facts, &plan) {
+        shared.metrics.range(kind);
+    }
     // Popularity: two relaxed adds on the object's own counters.
     let body = match plan.body {
         respond::Body::File(_) | respond::Body::Multipart { .. } if !facts.head_only => {
@@ -161,4 +165,18 @@ fn plan_object(
     };
     object.counts.record(body);
     Ok((plan, object))
+}
+
+/// What became of a request for part of an object, if it asked for one.
+fn range_kind(facts: &RequestFacts<'_>, plan: &Plan) -> Option<RangeKind> {
+    if facts.path_range.is_some() {
+        return Some(RangeKind::Path);
+    }
+    facts.range?;
+    Some(match (plan.status, &plan.body) {
+        (206, respond::Body::Multipart { .. }) => RangeKind::Multipart,
+        (206, _) => RangeKind::Single,
+        (416, _) => RangeKind::Unsatisfiable,
+        _ => RangeKind::Ignored,
+    })
 }

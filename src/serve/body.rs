@@ -20,10 +20,10 @@ use nix::sys::socket::MsgFlags;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
+use super::metrics::ServeMetrics;
 use super::prefetch;
 use super::range::ByteRange;
 use crate::config::defaults::{DISK_WINDOW, SENDFILE_MAX_CHUNK};
-use crate::metrics::Metrics;
 use crate::store::OpenObject;
 
 /// Why a write stopped.
@@ -75,7 +75,7 @@ pub async fn send_file(
     object: &Arc<OpenObject>,
     range: ByteRange,
     stall: Duration,
-    metrics: &Metrics,
+    metrics: &ServeMetrics,
 ) -> Result<(), WriteError> {
     let file: &File = &object.file;
     let mut offset =

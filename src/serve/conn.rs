@@ -19,9 +19,9 @@ use tokio::time::{timeout_at, Instant};
 use super::answer::{self, Answer, Ask, Policy};
 use super::body::{self, WriteError};
 use super::http1::{self, Parsed, RequestHead};
+use super::metrics::{ServeMetrics, Transport};
 use super::respond::{self, Body, Method};
 use super::Shared;
-use crate::metrics::{Metrics, Transport};
 use crate::store::OpenObject;
 
 /// Starting size of a connection's read buffer; it grows up to the head limit.
@@ -145,6 +145,7 @@ async fn refuse(stream: &TcpStream, shared: &Shared, err: &respond::ServeError, 
     let limits = &shared.limits;
     let plan = respond::error(err);
     let response_head = plan.head(shared.clock.now(), false, false);
+    let started = Instant::now();
     let written = write_response(
         stream,
         response_head,
@@ -154,7 +155,7 @@ async fn refuse(stream: &TcpStream, shared: &Shared, err: &respond::ServeError, 
         &shared.metrics,
     )
     .await;
-    count(shared, &plan, &plan.body, written.is_ok());
+    count(shared, &plan, &plan.body, written.is_ok(), started);
     linger(stream, buf, 0, limits.linger_timeout).await;
 }
 
@@ -171,6 +172,8 @@ async fn answer_one(
     last: bool,
 ) -> Option<End> {
     let limits = &shared.limits;
+    // The request-duration histogram's start: the head is parsed.
+    let started = Instant::now();
     // 2. Plan the answer.
     let head_only = Method::parse(&head.method) == Method::Head;
     let has_body = head.body.has_body();
@@ -197,7 +200,7 @@ async fn answer_one(
         &shared.metrics,
     )
     .await;
-    count(shared, &plan, body, result.is_ok());
+    count(shared, &plan, body, result.is_ok(), started);
     if let Err(e) = result {
         return Some(End::Write(e));
     }
@@ -303,14 +306,23 @@ fn read_now(
     }
 }
 
-/// Counts a plain answer: its status, and its body bytes when it was all written.
-pub(super) fn count(shared: &Shared, plan: &respond::Plan, body: &Body, written: bool) {
+/// Counts a plain answer: its status, its body bytes when it was all written,
+/// and its duration since `started`.
+pub(super) fn count(
+    shared: &Shared,
+    plan: &respond::Plan,
+    body: &Body,
+    written: bool,
+    started: Instant,
+) {
     let bytes = match body {
         Body::Empty => 0,
         _ if written => plan.content_length,
         _ => 0,
     };
-    shared.metrics.request(Transport::Http1, plan.status, bytes);
+    shared
+        .metrics
+        .request(Transport::Http1, plan.status, bytes, started.elapsed());
 }
 
 /// Writes a serialised response head, then `body` (file ranges from `object`).
@@ -320,7 +332,7 @@ pub(super) async fn write_response(
     body: &Body,
     object: Option<&Arc<OpenObject>>,
     stall: Duration,
-    metrics: &Metrics,
+    metrics: &ServeMetrics,
 ) -> Result<(), WriteError> {
     match (body, object) {
         (Body::Empty, _) => body::send_all(stream, &head, false, stall).await,

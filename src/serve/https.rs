@@ -34,12 +34,12 @@ use tokio::time::Instant;
 use super::answer::{self, Answer, Ask, Policy};
 use super::fields::Fields;
 use super::gate::{Gate, Refusal};
+use super::metrics::{ServeMetrics, Transport};
 use super::respond::{self, Body, Method, Plan, ServeError};
 use super::tls::Certs;
 use super::{prefetch, Shared};
 use crate::config::defaults::DISK_WINDOW;
 use crate::config::Http2Limits;
-use crate::metrics::{Metrics, Transport};
 use crate::store::OpenObject;
 
 /// What every TLS connection of a listener shares.
@@ -69,12 +69,12 @@ pub async fn serve(
     let stream = match handshake {
         Ok(Ok(s)) => s,
         Ok(Err(error)) => {
-            shared.metrics.tls_handshake_failed();
+            shared.metrics.tls.handshake_failed();
             tracing::debug!(%error, %peer, "TLS handshake failed");
             return;
         }
         Err(_) => {
-            shared.metrics.tls_handshake_failed();
+            shared.metrics.tls.handshake_failed();
             tracing::debug!(%peer, "TLS handshake timed out");
             return;
         }
@@ -92,7 +92,7 @@ pub async fn serve(
         Some(_) => "other",
         None => "none",
     };
-    shared.metrics.tls_handshake(version, alpn);
+    shared.metrics.tls.handshake(version, alpn);
     let conn_state = Arc::new(ConnState {
         completed: AtomicU32::new(0),
         abandoned: AtomicU32::new(0),
@@ -236,7 +236,7 @@ struct ConnState {
     completed: AtomicU32,
     abandoned: AtomicU32,
     flood: Notify,
-    metrics: Arc<Metrics>,
+    metrics: Arc<ServeMetrics>,
     transport: Transport,
     /// HTTP/1.1: the head the gate refused, answered in its place.
     refusal: Arc<Refusal>,
@@ -245,8 +245,8 @@ struct ConnState {
 impl ConnState {
     /// A response ended: counted by status and body bytes sent, and as whole
     /// or abandoned for the reset-flood rule.
-    fn finished(&self, status: u16, sent: u64, whole: bool) {
-        self.metrics.request(self.transport, status, sent);
+    fn finished(&self, status: u16, sent: u64, whole: bool, took: std::time::Duration) {
+        self.metrics.request(self.transport, status, sent, took);
         if whole {
             self.completed.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -270,6 +270,8 @@ fn handle(
     state: &Arc<ConnState>,
 ) -> Response<ResponseBody> {
     let now = shared.clock.now();
+    // The request-duration histogram's start: the head is parsed.
+    let started = std::time::Instant::now();
     let h2 = req.version() == Version::HTTP_2;
     if h2 && state.is_flood(tls.http2.max_client_resets) {
         state.flood.notify_one();
@@ -279,8 +281,15 @@ fn handle(
             // The stand-in for a head the gate refused: the plain listener's
             // answer to it (which closes the connection).
             let plan = respond::error(&err);
-            let body = ResponseBody::new(plan.status, &plan.body, None, tls.frame_bytes, state)
-                .unwrap_or_else(|_| ResponseBody::empty());
+            let body = ResponseBody::new(
+                plan.status,
+                &plan.body,
+                None,
+                tls.frame_bytes,
+                state,
+                started,
+            )
+            .unwrap_or_else(|_| ResponseBody::empty());
             return response(&plan, now, h2, body);
         }
     }
@@ -304,13 +313,27 @@ fn handle(
         }
     };
     let body = if head_only { &Body::Empty } else { &plan.body };
-    let body = match ResponseBody::new(plan.status, body, object.as_ref(), tls.frame_bytes, state) {
+    let body = match ResponseBody::new(
+        plan.status,
+        body,
+        object.as_ref(),
+        tls.frame_bytes,
+        state,
+        started,
+    ) {
         Ok(b) => b,
         Err(error) => {
             tracing::error!(%error, "cannot map an object for a TLS response");
             let plan = respond::error(&ServeError::Internal(error.to_string()));
-            let body = ResponseBody::new(plan.status, &plan.body, None, tls.frame_bytes, state)
-                .unwrap_or_else(|_| ResponseBody::empty());
+            let body = ResponseBody::new(
+                plan.status,
+                &plan.body,
+                None,
+                tls.frame_bytes,
+                state,
+                started,
+            )
+            .unwrap_or_else(|_| ResponseBody::empty());
             return response(&plan, now, h2, body);
         }
     };
@@ -405,6 +428,8 @@ pub struct ResponseBody {
     state: Option<Arc<ConnState>>,
     status: u16,
     sent: u64,
+    /// When the request's head was parsed (the request-duration histogram).
+    started: std::time::Instant,
 }
 
 impl std::fmt::Debug for ResponseBody {
@@ -428,12 +453,18 @@ impl ResponseBody {
             state: None,
             status: 0,
             sent: 0,
+            started: std::time::Instant::now(),
         }
     }
 
     fn finish(&mut self) {
         if let Some(state) = self.state.take() {
-            state.finished(self.status, self.sent, self.remaining == 0);
+            state.finished(
+                self.status,
+                self.sent,
+                self.remaining == 0,
+                self.started.elapsed(),
+            );
         }
     }
 
@@ -443,6 +474,7 @@ impl ResponseBody {
         object: Option<&Arc<OpenObject>>,
         frame: usize,
         state: &Arc<ConnState>,
+        started: std::time::Instant,
     ) -> std::io::Result<ResponseBody> {
         let mut pieces = VecDeque::new();
         let mapped = |first: u64, last: u64| -> std::io::Result<Piece> {
@@ -480,6 +512,7 @@ impl ResponseBody {
             state: Some(state.clone()),
             status,
             sent: 0,
+            started,
         })
     }
 }

@@ -24,12 +24,14 @@ pub mod fields;
 pub mod gate;
 pub mod http1;
 pub mod https;
+pub mod metrics;
 pub mod prefetch;
 pub mod range;
 pub mod respond;
 pub mod route;
 pub mod tls;
 pub mod trim;
+pub mod x509;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,8 +43,8 @@ use tokio::sync::{watch, Semaphore};
 use crate::clock::Clock;
 use crate::config::defaults::{REFUSAL_LINGER, REFUSAL_SEND_TIMEOUT};
 use crate::config::Limits;
-use crate::metrics::Listener;
 use crate::store::Store;
+use metrics::Listener;
 
 /// Listen backlog: room for a burst of players reconnecting at once.
 const LISTEN_BACKLOG: u32 = 4096;
@@ -59,7 +61,7 @@ pub struct Shared {
     /// Mixed into multipart boundaries so that they differ between processes.
     pub boundary_salt: u64,
     /// Counters and gauges, rendered by the admin listener.
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics: Arc<metrics::ServeMetrics>,
     /// The access log, when `log.access` is on.
     pub access_log: Option<crate::access_log::AccessLog>,
 }
@@ -240,6 +242,7 @@ async fn accept_loop(
 /// Over the connection cap: a short 503 so the player moves on at once, then a
 /// brief lingering close so that it reads the answer rather than a reset.
 async fn reject(stream: TcpStream, shared: Arc<Shared>) {
+    let started = tokio::time::Instant::now();
     let plan = respond::error(&respond::ServeError::Overloaded);
     let head = plan.head(shared.clock.now(), false, false);
     let written = conn::write_response(
@@ -252,7 +255,7 @@ async fn reject(stream: TcpStream, shared: Arc<Shared>) {
     )
     .await
     .is_ok();
-    conn::count(&shared, &plan, &plan.body, written);
+    conn::count(&shared, &plan, &plan.body, written, started);
     if written {
         conn::linger(&stream, &[], 0, REFUSAL_LINGER).await;
     }

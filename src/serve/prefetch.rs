@@ -27,8 +27,8 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
+use super::metrics::ServeMetrics;
 use crate::config::defaults::{COLD_MEMORY, DISK_READS_IN_FLIGHT};
-use crate::metrics::Metrics;
 use crate::store::OpenObject;
 
 fn permits() -> &'static Semaphore {
@@ -55,7 +55,7 @@ fn recently_cold(last_cold: u64, now: u64, memory: Duration) -> bool {
 /// Whether sending bytes `first..first + len` of `object` may have to wait for
 /// a disk (see the module doc). Marks the object when it finds a cold page,
 /// and counts each window it sends off the event loop.
-pub fn may_block(object: &OpenObject, first: u64, len: u64, metrics: &Metrics) -> bool {
+pub fn may_block(object: &OpenObject, first: u64, len: u64, metrics: &ServeMetrics) -> bool {
     let resident = match object.is_all_resident_counted(first, len) {
         Some(all) => all,
         None if recently_cold(object.last_cold(), clock(), COLD_MEMORY) => {
@@ -117,7 +117,12 @@ pub async fn sendfile_off_loop(
 /// object bytes from memory (TLS) rather than with sendfile. A failure to map
 /// the object is logged and left for the send to meet; a drive read error
 /// raises SIGBUS (see `OpenObject::load`).
-pub async fn ensure_resident(object: &Arc<OpenObject>, first: u64, len: u64, metrics: &Metrics) {
+pub async fn ensure_resident(
+    object: &Arc<OpenObject>,
+    first: u64,
+    len: u64,
+    metrics: &ServeMetrics,
+) {
     if !may_block(object, first, len, metrics) {
         return;
     }

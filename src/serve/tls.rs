@@ -10,7 +10,7 @@
 //! (`https` does) nor decide anything about a request.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::SystemTime;
 
 use rustls::pki_types::pem::PemObject;
@@ -73,6 +73,8 @@ pub struct Certs {
     cert_path: PathBuf,
     key_path: PathBuf,
     current: RwLock<Arc<ServerConfig>>,
+    /// The current leaf certificate's notAfter (Unix seconds), if readable.
+    not_after: Mutex<Option<i64>>,
     /// Stamps of the files the current config was loaded from, or last tried.
     seen: Mutex<(Option<Stamp>, Option<Stamp>)>,
     /// Kept across reloads so that a reload does not forget sessions.
@@ -96,11 +98,12 @@ impl Certs {
             ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
         let ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(TlsError::Setup)?;
         let seen = (stamp(cert_path), stamp(key_path));
-        let config = build(cert_path, key_path, &sessions, &ticketer)?;
+        let (config, not_after) = build(cert_path, key_path, &sessions, &ticketer)?;
         Ok(Certs {
             cert_path: cert_path.to_owned(),
             key_path: key_path.to_owned(),
             current: RwLock::new(Arc::new(config)),
+            not_after: Mutex::new(not_after),
             seen: Mutex::new(seen),
             sessions,
             ticketer,
@@ -132,7 +135,7 @@ impl Certs {
             // reported once, not at every check, and tried again when it changes.
             *seen = now_seen;
         }
-        let config = build(
+        let (config, not_after) = build(
             &self.cert_path,
             &self.key_path,
             &self.sessions,
@@ -143,7 +146,20 @@ impl Certs {
             Err(poisoned) => poisoned.into_inner(),
         };
         *current = Arc::new(config);
+        *self
+            .not_after
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = not_after;
         Ok(Reload::Loaded)
+    }
+
+    /// The serving leaf certificate's notAfter in Unix seconds (`None` if it
+    /// could not be read from the certificate).
+    pub fn not_after(&self) -> Option<i64> {
+        *self
+            .not_after
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -152,7 +168,7 @@ fn build(
     key_path: &Path,
     sessions: &Arc<dyn StoresServerSessions>,
     ticketer: &Arc<dyn ProducesTickets>,
-) -> Result<ServerConfig, TlsError> {
+) -> Result<(ServerConfig, Option<i64>), TlsError> {
     let cert_pem = std::fs::read(cert_path).map_err(|source| TlsError::Read {
         key: "tls.cert",
         path: cert_path.to_owned(),
@@ -183,6 +199,7 @@ fn build(
         path: key_path.to_owned(),
         reason: "no PKCS#8, PKCS#1 or SEC1 private key block in the file".to_owned(),
     })?;
+    let not_after = chain.first().and_then(|leaf| super::x509::not_after(leaf));
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -193,7 +210,7 @@ fn build(
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
     config.session_storage = sessions.clone();
     config.ticketer = ticketer.clone();
-    Ok(config)
+    Ok((config, not_after))
 }
 
 /// Whether TLS records are made by the kernel or by rustls, and why.
@@ -201,7 +218,9 @@ fn build(
 pub struct KtlsMode {
     /// `kernel`, `userspace` or `off` (the metrics label).
     pub mode: &'static str,
-    /// Why (the metrics label, also logged and printed by `check-config`).
+    /// Why, as a fixed snake_case word: the `reason` label of `eddy_ktls_info`.
+    pub label: &'static str,
+    /// Why, as a sentence: logged and printed by `check-config`.
     pub reason: &'static str,
 }
 
@@ -216,24 +235,29 @@ pub fn ktls_mode(setting: KtlsSetting) -> KtlsMode {
     if setting == KtlsSetting::Off {
         return KtlsMode {
             mode: "off",
+            label: "disabled",
             reason: "tls.ktls = off",
         };
     }
     match probe_ktls() {
         Ok(()) => KtlsMode {
             mode: "userspace",
+            label: "send_path_not_built",
             reason: "the kernel offers TLS, but eddy's kernel-TLS send path is not built yet",
         },
         Err(nix::errno::Errno::ENOENT) => KtlsMode {
             mode: "userspace",
+            label: "no_tls_module",
             reason: "the kernel has no tls module (TCP_ULP \"tls\": ENOENT)",
         },
         Err(nix::errno::Errno::ENOPROTOOPT) => KtlsMode {
             mode: "userspace",
+            label: "kernel_without_tls",
             reason: "the kernel was built without TLS (TCP_ULP: ENOPROTOOPT)",
         },
         Err(_) => KtlsMode {
             mode: "userspace",
+            label: "ulp_refused",
             reason: "the kernel refused TCP_ULP \"tls\"",
         },
     }
@@ -320,5 +344,12 @@ mod tests {
         let auto = ktls_mode(KtlsSetting::Auto);
         assert!(["kernel", "userspace"].contains(&auto.mode), "{auto:?}");
         assert!(!auto.reason.is_empty());
+        // The label is a fixed word, never a sentence.
+        for m in [ktls_mode(KtlsSetting::Off), auto] {
+            assert!(
+                !m.label.is_empty() && m.label.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{m:?}"
+            );
+        }
     }
 }

@@ -13,8 +13,8 @@
 
 use std::sync::Arc;
 
+use super::metrics::{Listener, ServeMetrics};
 use crate::config::defaults::{TRIM_AFTER_CLOSED, TRIM_CHECK};
-use crate::metrics::{Listener, Metrics};
 
 /// What the rule remembers between checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,7 +44,7 @@ impl Rule {
 
 /// Checks every [`TRIM_CHECK`] and trims (on the blocking pool) when
 /// [`Rule::due`] says so. Runs until the runtime ends.
-pub async fn run(metrics: Arc<Metrics>) {
+pub async fn run(metrics: Arc<ServeMetrics>) {
     let mut rule = Rule::default();
     let mut tick = tokio::time::interval(TRIM_CHECK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

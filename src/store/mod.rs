@@ -15,6 +15,7 @@
 pub mod import;
 pub mod install;
 pub mod mapped;
+pub mod metrics;
 pub mod open_cache;
 pub mod page_cache;
 pub mod popularity;
@@ -81,6 +82,32 @@ pub struct Disk {
     /// The root as configured; also the disk's identity for placement.
     pub root: PathBuf,
     objects: File,
+    /// What the index holds on this disk, kept with every index change so
+    /// that reading it is O(1), not a walk of the index.
+    held: Held,
+}
+
+/// Objects and bytes the index holds on one disk.
+#[derive(Debug, Default)]
+struct Held {
+    objects: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
+}
+
+impl Held {
+    fn add(&self, len: u64) {
+        self.objects
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.bytes
+            .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn sub(&self, len: u64) {
+        self.objects
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.bytes
+            .fetch_sub(len, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Disk {
@@ -90,6 +117,7 @@ impl Disk {
         Ok(Disk {
             root: root.to_owned(),
             objects,
+            held: Held::default(),
         })
     }
 }
@@ -305,6 +333,7 @@ impl Store {
                     tracing::warn!(key = %key, first = held.disk, other = i, "an object is on two disks; serving the first");
                     continue;
                 }
+                disk.held.add(loc.len);
                 index.insert(key, loc);
             }
         }
@@ -410,28 +439,19 @@ impl Store {
         rows
     }
 
-    /// Objects and bytes per usable disk, in configuration order, from the
-    /// index (lengths are recorded at install and at the scan): O(objects)
-    /// under the read lock, no I/O.
+    /// Objects and bytes per usable disk, in configuration order, as the
+    /// index holds them (lengths are recorded at install and at the scan):
+    /// O(disks), no lock, no I/O.
     pub fn stats(&self) -> Vec<DiskStats> {
-        let mut stats: Vec<DiskStats> = self
-            .disks
+        use std::sync::atomic::Ordering::Relaxed;
+        self.disks
             .iter()
             .map(|d| DiskStats {
                 root: d.root.clone(),
-                objects: 0,
-                bytes: 0,
+                objects: d.held.objects.load(Relaxed),
+                bytes: d.held.bytes.load(Relaxed),
             })
-            .collect();
-        if let Ok(index) = self.index.read() {
-            for l in index.values() {
-                if let Some(s) = stats.get_mut(l.disk) {
-                    s.objects += 1;
-                    s.bytes += l.len;
-                }
-            }
-        }
-        stats
+            .collect()
     }
 
     /// Where `key` is, by the index.
@@ -447,7 +467,14 @@ impl Store {
             if let Some(old) = index.get(&key) {
                 loc.counts = old.counts.clone();
             }
-            index.insert(key.clone(), loc);
+            if let Some(d) = self.disks.get(loc.disk) {
+                d.held.add(loc.len);
+            }
+            if let Some(old) = index.insert(key.clone(), loc) {
+                if let Some(d) = self.disks.get(old.disk) {
+                    d.held.sub(old.len);
+                }
+            }
         }
         self.open_cache.invalidate(&key);
         self.changes
@@ -480,6 +507,11 @@ impl Store {
     /// Stops serving `key` (before its file is removed); returns where it was.
     fn remove(&self, key: &ObjectKey) -> Option<Location> {
         let was = self.index.write().ok()?.remove(key);
+        if let Some(old) = &was {
+            if let Some(d) = self.disks.get(old.disk) {
+                d.held.sub(old.len);
+            }
+        }
         self.open_cache.invalidate(key);
         self.changes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -4,8 +4,9 @@
 use crate::support::*;
 use std::time::{Duration, Instant};
 
-/// Every metric family `/metrics` declares, present from the start.
-const FAMILIES: [&str; 17] = [
+/// Every metric family `/metrics` declares, present from the start (the
+/// certificate's expiry and the fill's and reports' families only with those on).
+const FAMILIES: [&str; 21] = [
     "eddy_build_info",
     "eddy_start_time_seconds",
     "eddy_requests_total",
@@ -18,11 +19,15 @@ const FAMILIES: [&str; 17] = [
     "eddy_tls_handshakes_total",
     "eddy_tls_handshake_failures_total",
     "eddy_tls_cert_reloads_total",
-    "eddy_tls_cert_not_after_seconds",
     "eddy_ktls_info",
     "eddy_disk_wait_windows_total",
+    "eddy_memory_trims_total",
+    "eddy_request_duration_seconds",
+    "eddy_range_requests_total",
     "eddy_store_objects",
     "eddy_store_bytes",
+    "eddy_disk_free_bytes",
+    "eddy_disk_state",
 ];
 
 /// How long a test polls for something the server does asynchronously.
@@ -508,4 +513,92 @@ fn eddy_drain_drains_like_sigterm_through_the_admin_token() {
         .wait_exit(Duration::from_secs(20))
         .expect("exits after draining");
     assert_eq!(st.code(), Some(0), "{st:?}");
+}
+
+#[test]
+fn range_kinds_durations_and_disk_figures_move_with_their_events() {
+    let (store, server) = served();
+    // t/3.m4s is 1003 bytes.
+    let etag = server.get("/t/3.m4s", &[]).must("etag").to_string();
+    let asks: [(&str, &[&str], u16); 6] = [
+        ("/t/3.m4s", &["Range: bytes=0-99"], 206),
+        ("/t/3.m4s", &["Range: bytes=0-9,20-29"], 206),
+        ("/t/3.m4s", &["Range: bytes=5000-"], 416),
+        (
+            "/t/3.m4s",
+            &["Range: bytes=0-9", "If-Range: \"other\""],
+            200,
+        ),
+        ("/t/3.m4s", &["Range: lines=1-2"], 200),
+        ("/t/3.m4s/range/0-9", &[], 200),
+    ];
+    for (target, extra, status) in asks {
+        assert_status(&server.get(target, extra), status);
+    }
+    let text = scrape(&server);
+    let kind = |k: &str| must_sample(&text, &format!("eddy_range_requests_total{{kind=\"{k}\"}}"));
+    assert_eq!(
+        (
+            kind("single"),
+            kind("multipart"),
+            kind("unsatisfiable"),
+            kind("ignored"),
+            kind("path")
+        ),
+        (1.0, 1.0, 1.0, 2.0, 1.0),
+        "etag {etag}:\n{text}"
+    );
+    // Every response has a duration: the 7 above, nothing for the other transports.
+    let count = |t: &str| {
+        must_sample(
+            &text,
+            &format!("eddy_request_duration_seconds_count{{transport=\"{t}\"}}"),
+        )
+    };
+    assert_eq!(
+        (count("http"), count("https"), count("h2")),
+        (7.0, 0.0, 0.0)
+    );
+    let inf = must_sample(
+        &text,
+        "eddy_request_duration_seconds_bucket{transport=\"http\",le=\"+Inf\"}",
+    );
+    assert_eq!(inf, 7.0);
+    assert!(
+        must_sample(
+            &text,
+            "eddy_request_duration_seconds_sum{transport=\"http\"}"
+        ) > 0.0
+    );
+    for d in &store.disks {
+        let root = d.to_str().expect("utf-8");
+        let state = |s: &str| {
+            must_sample(
+                &text,
+                &format!("eddy_disk_state{{disk=\"{root}\",state=\"{s}\"}}"),
+            )
+        };
+        assert_eq!(
+            (state("active"), state("draining"), state("failed")),
+            (1.0, 0.0, 0.0)
+        );
+        let free = must_sample(&text, &format!("eddy_disk_free_bytes{{disk=\"{root}\"}}"));
+        let st = nix_free(d);
+        // Within 64 MiB of what statvfs says now (other tests write to this file system).
+        assert!((free - st).abs() < (64 << 20) as f64, "{free} vs {st}");
+    }
+}
+
+/// Bytes available to unprivileged writers under `dir`, by `df`'s reckoning.
+fn nix_free(dir: &std::path::Path) -> f64 {
+    let out = std::process::Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(dir)
+        .output()
+        .expect("df");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .expect("df's avail")
 }

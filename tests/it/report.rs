@@ -225,15 +225,15 @@ fn every_metric_family_is_documented() {
     let server = Server::start(&store, Some(&cfg));
     let text = String::from_utf8_lossy(&server.admin_request("GET", "/metrics").body).into_owned();
     let doc = include_str!("../../docs/metrics.md");
-    let families: Vec<&str> = text
+    let families: Vec<(&str, &str)> = text
         .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.split_once(' '))
         .collect();
     assert!(families.len() > 30, "{families:?}");
-    for f in families {
+    for (f, kind) in families {
         assert!(
-            doc.contains(&format!("| `{f}` |")),
-            "docs/metrics.md lacks {f}"
+            doc.contains(&format!("| `{f}` | {kind} |")),
+            "docs/metrics.md lacks {f} as a {kind}"
         );
     }
 }

@@ -33,9 +33,21 @@ struct Identity {
 
 impl Identity {
     fn new(name: &str) -> Identity {
+        Identity::make(name, None)
+    }
+
+    /// One whose notAfter is midnight UTC of `(year, month, day)`.
+    fn expiring(name: &str, on: (i32, u8, u8)) -> Identity {
+        Identity::make(name, Some(on))
+    }
+
+    fn make(name: &str, not_after: Option<(i32, u8, u8)>) -> Identity {
         let key = rcgen::KeyPair::generate().expect("generate a key");
         let mut params =
             rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("cert params");
+        if let Some((y, m, d)) = not_after {
+            params.not_after = rcgen::date_time_ymd(y, m, d);
+        }
         params
             .subject_alt_names
             .push(rcgen::SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
@@ -1773,6 +1785,60 @@ fn sighup_reloads_the_certificate_for_new_connections_only() {
         (200, f.obj.seg.len())
     );
     old_h2.ping().expect("the old h2 connection is alive");
+}
+
+#[test]
+fn the_certificate_expiry_and_its_reloads_are_in_the_metrics() {
+    let f = fx("reload_check = \"1h\"\n", "");
+    let text = scrape(&f.server);
+    // rcgen's default notAfter: 4096-01-01T00:00:00Z.
+    assert_eq!(
+        must_sample(&text, "eddy_tls_cert_not_after_seconds"),
+        67_090_118_400.0
+    );
+    // The kTLS reason is a fixed word, not a sentence.
+    let ktls = text
+        .lines()
+        .find(|l| l.starts_with("eddy_ktls_info{"))
+        .expect("an eddy_ktls_info series");
+    let reason = ktls
+        .split("reason=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a reason label");
+    assert!(
+        !reason.is_empty() && reason.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+        "{ktls}"
+    );
+    let b = Identity::expiring("eddy test B", (2031, 5, 6));
+    let cfg = client_with(&[&f.id, &b], H1_ONLY, BOTH_VERSIONS);
+    f.files.install(&b);
+    f.server.signal("HUP");
+    wait_for_cert(f.server.https_addr(), &cfg, &b, "after SIGHUP");
+    let text = scrape(&f.server);
+    assert_eq!(
+        must_sample(&text, "eddy_tls_cert_not_after_seconds"),
+        1_935_792_000.0,
+        "2031-05-06T00:00:00Z"
+    );
+    assert_eq!(
+        must_sample(&text, "eddy_tls_cert_reloads_total{result=\"ok\"}"),
+        1.0
+    );
+    put(&f.files.cert, "garbage\n");
+    f.server.signal("HUP");
+    f.server
+        .wait_stderr("reload failed", 1, Duration::from_secs(10), "garbage");
+    let text = scrape(&f.server);
+    assert_eq!(
+        must_sample(&text, "eddy_tls_cert_reloads_total{result=\"failed\"}"),
+        1.0
+    );
+    assert_eq!(
+        must_sample(&text, "eddy_tls_cert_not_after_seconds"),
+        1_935_792_000.0,
+        "the certificate in use did not change"
+    );
 }
 
 #[test]

@@ -727,11 +727,41 @@ pub fn scrape(server: &Server) -> String {
     String::from_utf8_lossy(&r.body).into_owned()
 }
 
-/// The value of the sample `series` (name plus labels exactly as rendered).
+/// The value of the sample `series`: a name and its labels as the text
+/// format writes them (`name{a="x",b="y"}`), in any label order.
 pub fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map(|v| v.parse().expect("numeric sample"))
+    let want = parse_series(series).unwrap_or_else(|| panic!("not a series: {series}"));
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (got, value) = l.rsplit_once(' ')?;
+        (parse_series(got)? == want).then(|| value.parse().expect("numeric sample"))
+    })
+}
+
+/// A series' name and its label pairs, sorted; `None` if it is malformed.
+fn parse_series(series: &str) -> Option<(String, Vec<(String, String)>)> {
+    let Some((name, rest)) = series.split_once('{') else {
+        return Some((series.to_owned(), Vec::new()));
+    };
+    let mut labels = Vec::new();
+    let mut rest = rest.strip_suffix('}')?;
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once("=\"")?;
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let end = loop {
+            match chars.next()? {
+                (_, '\\') => value.push(chars.next()?.1),
+                (i, '"') => break i,
+                (_, c) => value.push(c),
+            }
+        };
+        labels.push((key.to_owned(), value));
+        rest = after[end + 1..]
+            .strip_prefix(',')
+            .unwrap_or(&after[end + 1..]);
+    }
+    labels.sort();
+    Some((name.to_owned(), labels))
 }
 
 #[track_caller]
