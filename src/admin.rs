@@ -226,6 +226,9 @@ enum Route {
     Live,
     Ready,
     Drain,
+    Disks,
+    DiskDrain,
+    DiskEnable,
 }
 
 fn route(path: &str) -> Option<Route> {
@@ -238,6 +241,9 @@ fn route(path: &str) -> Option<Route> {
         "/livez" => Some(Route::Live),
         "/readyz" => Some(Route::Ready),
         "/drain" => Some(Route::Drain),
+        "/store/disks" => Some(Route::Disks),
+        "/store/drain" => Some(Route::DiskDrain),
+        "/store/enable" => Some(Route::DiskEnable),
         _ => None,
     }
 }
@@ -312,6 +318,94 @@ fn drain<B>(state: &State, request: &Request<B>) -> Response<Full<Bytes>> {
     text(StatusCode::ACCEPTED, "draining\n")
 }
 
+/// `GET /store/disks`: every drive's state, as JSON (`eddy store disks`).
+fn disks(state: &State) -> Response<Full<Bytes>> {
+    let store = &state.shared.store;
+    let stats = store.stats();
+    let rows: Vec<eddy_proto::report::DiskHealth> = store
+        .disk_statuses()
+        .into_iter()
+        .zip(stats)
+        .map(|(s, d)| eddy_proto::report::DiskHealth {
+            id: s.root.display().to_string(),
+            state: s.state.label().to_owned(),
+            free_bytes: 0,
+            objects: d.objects,
+            bytes: d.bytes,
+            reason: s.reason,
+        })
+        .collect();
+    match serde_json::to_vec_pretty(&rows) {
+        Ok(body) => respond(StatusCode::OK, "application/json", body),
+        Err(_) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot encode the disks\n",
+        ),
+    }
+}
+
+/// `POST /store/drain?disk=ROOT` and `POST /store/enable?disk=ROOT`: take a
+/// drive out of placement for maintenance (it keeps serving), or put a
+/// drained or failed one back (a failed one is probed first).
+fn set_disk<B>(
+    state: &State,
+    request: &Request<B>,
+    to: crate::store::DiskState,
+) -> Response<Full<Bytes>> {
+    if let Some(refused) = refuse_mutation(state, request) {
+        return refused;
+    }
+    let Some(root) = request.uri().query().and_then(|q| query_param(q, "disk")) else {
+        return text(StatusCode::BAD_REQUEST, "name the drive: ?disk=ROOT\n");
+    };
+    let store = &state.shared.store;
+    let Some(disk) = store.disk_index(std::path::Path::new(&root)) else {
+        return respond(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            format!("no drive {root:?} in this store\n"),
+        );
+    };
+    match store.set_disk_state(disk, to) {
+        Ok(changed) => respond(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            format!(
+                "{root}: {}{}\n",
+                to.label(),
+                if changed { "" } else { " (already)" }
+            ),
+        ),
+        Err(why) => respond(
+            StatusCode::CONFLICT,
+            "text/plain; charset=utf-8",
+            format!("{why}\n"),
+        ),
+    }
+}
+
+/// The percent-decoded value of `name` in a query string; `None` when it is
+/// absent or its encoding is broken.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    let raw = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))?;
+    let mut out = Vec::with_capacity(raw.len());
+    let mut bytes = raw.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'%' => {
+                let hex = [bytes.next()?, bytes.next()?];
+                let hex = std::str::from_utf8(&hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 fn fill_status(state: &State) -> Response<Full<Bytes>> {
     let status = match &state.fill {
         Some(fill) => fill.progress.snapshot(),
@@ -340,6 +434,12 @@ async fn answer<B>(state: &Arc<State>, request: &Request<B>) -> Response<Full<By
     if route == Route::Drain {
         return drain(state, request);
     }
+    if route == Route::DiskDrain {
+        return set_disk(state, request, crate::store::DiskState::Draining);
+    }
+    if route == Route::DiskEnable {
+        return set_disk(state, request, crate::store::DiskState::Active);
+    }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         r.headers_mut()
@@ -358,12 +458,15 @@ async fn answer<B>(state: &Arc<State>, request: &Request<B>) -> Response<Full<By
         Route::Ready if state.health.is_draining() => {
             text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
         }
-        Route::Ready if state.shared.store.disks().is_empty() => {
+        Route::Ready if !state.shared.store.any_disk_serves() => {
             text(StatusCode::SERVICE_UNAVAILABLE, "no disk in service\n")
         }
         Route::Ready => text(StatusCode::OK, "ready\n"),
         Route::FillNow => fill_now(state, request),
         Route::Drain => drain(state, request),
+        Route::Disks => disks(state),
+        Route::DiskDrain => set_disk(state, request, crate::store::DiskState::Draining),
+        Route::DiskEnable => set_disk(state, request, crate::store::DiskState::Active),
         Route::Metrics => match metrics(state).await {
             Some(body) => respond(StatusCode::OK, crate::metrics::CONTENT_TYPE, body),
             None => text(StatusCode::INTERNAL_SERVER_ERROR, "metrics failed\n"),

@@ -152,4 +152,25 @@ pub enum StoreCommand {
     },
     /// List the objects in the store: KEY, SIZE, DISK.
     Ls(Common),
+    /// Show each drive's state (active, draining, failed) through the
+    /// running server's admin listener.
+    Disks(Common),
+    /// Take a drive out of placement for maintenance: it keeps serving what
+    /// it holds, the fill puts nothing new on it (admin listener, admin.token).
+    Drain {
+        #[command(flatten)]
+        common: Common,
+        /// The drive's root, as configured.
+        #[arg(value_name = "DISK")]
+        disk: PathBuf,
+    },
+    /// Put a drained or failed drive back in service (a failed one is probed
+    /// first, and refused while it still fails).
+    Enable {
+        #[command(flatten)]
+        common: Common,
+        /// The drive's root, as configured.
+        #[arg(value_name = "DISK")]
+        disk: PathBuf,
+    },
 }

@@ -215,6 +215,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Store(StoreCommand::Disks(common)) => Ok(eddy::cmd::fill::disks(&load(&common)?)?),
+        Command::Store(StoreCommand::Drain { common, disk }) => {
+            Ok(eddy::cmd::fill::set_disk(&load(&common)?, "drain", &disk)?)
+        }
+        Command::Store(StoreCommand::Enable { common, disk }) => {
+            Ok(eddy::cmd::fill::set_disk(&load(&common)?, "enable", &disk)?)
+        }
         Command::Serve(common) => serve_command(&common),
         Command::Drain(common) => Ok(eddy::cmd::fill::drain(&load(&common)?)?),
         Command::Fill(FillCommand::Now(common)) => Ok(eddy::cmd::fill::now(&load(&common)?)?),

@@ -206,15 +206,26 @@ impl Sources {
         let m = &self.shared.metrics;
         let store = &self.shared.store;
         let stats = store.stats();
+        let states = store.disk_statuses();
         let disks = stats
             .iter()
+            .zip(&states)
             .enumerate()
-            .map(|(i, d)| wire::DiskHealth {
-                id: d.root.display().to_string(),
-                state: "active".into(),
-                free_bytes: store.free_bytes(i).unwrap_or(0),
-                objects: d.objects,
-                bytes: d.bytes,
+            .map(|(i, (d, s))| {
+                let failed = s.state == crate::store::DiskState::Failed;
+                wire::DiskHealth {
+                    id: d.root.display().to_string(),
+                    state: s.state.label().into(),
+                    // A failed drive is not asked: its statvfs may hang.
+                    free_bytes: if failed {
+                        0
+                    } else {
+                        store.free_bytes(i).unwrap_or(0)
+                    },
+                    objects: d.objects,
+                    bytes: d.bytes,
+                    reason: s.reason.clone(),
+                }
             })
             .collect();
         wire::Health {

@@ -119,8 +119,13 @@ pub struct DiskHealth {
     /// `active`, `draining` or `failed`.
     pub state: String,
     pub free_bytes: u64,
+    /// What the index holds on it; on a failed drive, what was lost (the
+    /// next fill places it on the others).
     pub objects: u64,
     pub bytes: u64,
+    /// Why it is in that state (absent for a drive active since start-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A snapshot of what players asked for since the previous one (counters

@@ -181,6 +181,41 @@ pub fn drain(config: &Config) -> Result<(), FillCmdError> {
     Ok(())
 }
 
+/// `eddy store drain DISK` (`action` "drain") and `eddy store enable DISK`
+/// ("enable"): the running server changes the drive's state.
+pub fn set_disk(config: &Config, action: &str, disk: &std::path::Path) -> Result<(), FillCmdError> {
+    let root = disk.to_string_lossy();
+    let mut query = String::with_capacity(root.len());
+    for b in root.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            query.push(char::from(b));
+        } else {
+            query.push_str(&format!("%{b:02X}"));
+        }
+    }
+    let body = admin_expect(
+        config,
+        "POST",
+        &format!("/store/{action}?disk={query}"),
+        200,
+    )?;
+    print!("{body}");
+    Ok(())
+}
+
+/// `eddy store disks`: each drive's state, one line each:
+/// ROOT, STATE, OBJECTS, BYTES, and the reason when there is one.
+pub fn disks(config: &Config) -> Result<(), FillCmdError> {
+    let body = admin_expect(config, "GET", "/store/disks", 200)?;
+    let rows: Vec<eddy_proto::report::DiskHealth> =
+        serde_json::from_str(&body).map_err(|e| FillCmdError::BadStatus(e.to_string()))?;
+    for d in rows {
+        let reason = d.reason.map(|r| format!("\t{r}")).unwrap_or_default();
+        println!("{}\t{}\t{}\t{}{reason}", d.id, d.state, d.objects, d.bytes);
+    }
+    Ok(())
+}
+
 /// `eddy fill now`.
 pub fn now(config: &Config) -> Result<(), FillCmdError> {
     admin_expect(config, "POST", "/fill/now", 202)?;

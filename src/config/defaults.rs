@@ -136,6 +136,12 @@ pub const TLS_RELOAD_CHECK: Duration = Duration::from_secs(5);
 /// prototype (perf-baseline §4a) and in `eddy-bench` (see docs/config.md).
 pub const TLS_FRAME_BYTES: usize = 1024 * 1024;
 
+/// How often each drive in service is probed (its root stat'ed, its
+/// `objects/` listed, its device id compared) while serving: a drive that
+/// vanished is out of service within this long even if nobody reads from it.
+/// Each probe is a few system calls per drive.
+pub const DRIVE_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Use kernel TLS where the kernel offers it (`auto`) or never (`off`).
 pub const KTLS: &str = "auto";
 

@@ -133,6 +133,12 @@ fn plan_object(
                 shared.metrics.content_miss();
                 ServeError::NotFound
             }
+            // A 404 like any miss, counted as a health miss: steering sends
+            // the player to another appliance.
+            StoreError::DiskFailed => {
+                shared.metrics.health_miss();
+                ServeError::NotFound
+            }
             other => ServeError::Internal(other.to_string()),
         })?;
     let facts = RequestFacts {

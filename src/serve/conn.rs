@@ -202,6 +202,18 @@ async fn answer_one(
     .await;
     count(shared, &plan, body, result.is_ok(), started);
     if let Err(e) = result {
+        if let Some(object) = &object {
+            let fault = match &e {
+                WriteError::Io(io) => shared.store.drive_fault(object.disk, io),
+                WriteError::ShortFile => shared
+                    .store
+                    .drive_fault(object.disk, &std::io::ErrorKind::UnexpectedEof.into()),
+                WriteError::Stalled(_) => false,
+            };
+            if fault {
+                tracing::warn!(error = %e, "a drive failed under a response; closing its connection");
+            }
+        }
         return Some(End::Write(e));
     }
     if has_body {

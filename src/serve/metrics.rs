@@ -246,7 +246,7 @@ impl ServeMetrics {
         )?;
         let misses = registry.counter_vec(
             "eddy_misses_total",
-            "Requests this appliance could not serve, by kind: content (a key it does not hold, 404) and health (a connection turned away at the cap).",
+            "Requests this appliance could not serve, by kind: content (a key it does not hold, 404) and health (an object on a failed drive, 404, or a connection turned away at the cap).",
             &["kind"],
         )?;
         let t = |t: usize| Transport::ALL[t].label();
@@ -306,6 +306,11 @@ impl ServeMetrics {
     /// A request for a key the store does not hold (404): a content miss.
     pub fn content_miss(&self) {
         self.misses[0].inc();
+    }
+
+    /// A request for an object on a failed drive (404): a health miss.
+    pub fn health_miss(&self) {
+        self.misses[1].inc();
     }
 
     /// A request refused by the signed-URL check.

@@ -19,6 +19,7 @@ pub mod answer;
 pub mod body;
 pub mod conditional;
 pub mod conn;
+pub mod drive_probe;
 pub mod fds;
 pub mod fields;
 pub mod gate;
@@ -144,10 +145,12 @@ pub async fn run(
     }
     // Freed memory goes back to the kernel once a flood of connections recedes.
     let trimming = tokio::spawn(trim::run(shared.metrics.clone()));
+    let probing = tokio::spawn(drive_probe::run(shared.store.clone()));
     if !stopped {
         shutdown.await;
     }
     trimming.abort();
+    probing.abort();
     tracing::info!(timeout = ?shared.limits.drain_timeout, "draining: no new connections, finishing in-flight responses");
     let _ = drain_tx.send(true);
     for handle in accept_loops {

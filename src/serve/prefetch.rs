@@ -112,28 +112,28 @@ pub async fn sendfile_off_loop(
     .map_err(io::Error::other)?
 }
 
-/// Makes bytes `first..first + len` of `object` resident, faulting them in on
-/// the blocking pool if sending them may block. For transports that read
-/// object bytes from memory (TLS) rather than with sendfile. A failure to map
-/// the object is logged and left for the send to meet; a drive read error
-/// raises SIGBUS (see `OpenObject::load`).
+/// Makes bytes `first..first + len` of `object` resident, reading them on
+/// the blocking pool if sending them may block. For transports that copy
+/// object bytes out of the page cache (TLS) rather than sending them with
+/// sendfile. A drive's read error is returned, for the caller to end the
+/// response with.
 pub async fn ensure_resident(
     object: &Arc<OpenObject>,
     first: u64,
     len: u64,
     metrics: &ServeMetrics,
-) {
+) -> io::Result<()> {
     if !may_block(object, first, len, metrics) {
-        return;
+        return Ok(());
     }
-    let Ok(_permit) = permits().acquire().await else {
-        return;
-    };
+    let _permit = permits()
+        .acquire()
+        .await
+        .map_err(|_| io::Error::other("the disk read permits are gone"))?;
     let object = object.clone();
-    let loaded = tokio::task::spawn_blocking(move || object.load(first, len)).await;
-    if let Ok(Err(error)) = loaded {
-        tracing::warn!(%error, "reading a cold window failed");
-    }
+    tokio::task::spawn_blocking(move || object.load(first, len))
+        .await
+        .map_err(io::Error::other)?
 }
 
 #[cfg(test)]

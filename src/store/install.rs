@@ -210,11 +210,15 @@ impl eddy_fill::Target for Store {
     fn disks(&self) -> Vec<PlanDisk> {
         (0..self.disks.len())
             .map(|i| {
-                let free = self.free_bytes(i);
+                let d = &self.disks[i];
+                // Only an active drive receives content; a failed one is
+                // not even asked for its free space.
+                let active = d.state() == super::DiskState::Active;
+                let free = if active { self.free_bytes(i) } else { None };
                 PlanDisk {
-                    id: self.disks[i].root.to_string_lossy().into_owned(),
+                    id: d.root.to_string_lossy().into_owned(),
                     free: free.unwrap_or(0),
-                    usable: free.is_some(),
+                    usable: active && free.is_some(),
                 }
             })
             .collect()
@@ -222,8 +226,11 @@ impl eddy_fill::Target for Store {
 
     fn inventory(&self) -> Vec<Held> {
         match self.index.read() {
+            // What a failed drive held is lost: left out, so that the plan
+            // fetches it again onto the drives in service.
             Ok(index) => index
                 .iter()
+                .filter(|(_, l)| self.disks.get(l.disk).is_some_and(|d| d.serves()))
                 .map(|(k, l)| Held {
                     key: k.clone(),
                     len: l.len,

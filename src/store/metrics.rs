@@ -18,11 +18,6 @@ use prometheus::{IntGaugeVec, Opts};
 use super::Store;
 use crate::metrics::{MetricsError, Registry};
 
-/// The states a disk can be in, each a series of `eddy_disk_state` (1 for the
-/// current one). Today every usable disk is active: a disk that cannot be
-/// opened at start-up is left out of the store, and logged.
-pub const DISK_STATES: [&str; 3] = ["active", "draining", "failed"];
-
 /// Reads the store's figures at scrape time.
 #[derive(Debug)]
 pub struct StoreCollector {
@@ -71,6 +66,7 @@ impl StoreCollector {
     }
 
     fn refresh(&self) {
+        let states = self.store.disk_statuses();
         for (i, d) in self.store.stats().into_iter().enumerate() {
             let root = d.root.to_string_lossy();
             let root = root.as_ref();
@@ -80,7 +76,13 @@ impl StoreCollector {
             self.bytes
                 .with_label_values(&[root])
                 .set(i64::try_from(d.bytes).unwrap_or(i64::MAX));
-            match self.store.free_bytes(i) {
+            let state = states.get(i).map(|s| s.state);
+            // A failed drive is not asked (its statvfs may hang).
+            let free = match state {
+                Some(super::DiskState::Failed) => None,
+                _ => self.store.free_bytes(i),
+            };
+            match free {
                 Some(free) => self
                     .free
                     .with_label_values(&[root])
@@ -89,10 +91,10 @@ impl StoreCollector {
                     let _ = self.free.remove_label_values(&[root]);
                 }
             }
-            for state in DISK_STATES {
+            for s in super::DiskState::ALL {
                 self.state
-                    .with_label_values(&[root, state])
-                    .set(i64::from(state == "active"));
+                    .with_label_values(&[root, s.label()])
+                    .set(i64::from(state == Some(s)));
             }
         }
     }

@@ -12,6 +12,7 @@
 //! `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` relative to the disk's
 //! `objects/` directory, so even a symlink planted later cannot lead outside.
 
+pub mod disk;
 pub mod import;
 pub mod install;
 pub mod mapped;
@@ -32,6 +33,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
 
+pub use disk::{Disk, DiskState, DiskStatus};
 pub use eddy_proto::key::{KeyError, ObjectKey};
 use eddy_proto::Digest;
 
@@ -55,6 +57,9 @@ pub enum StoreError {
     /// The object is not in the index, or vanished between index and open.
     #[error("object not found")]
     NotFound,
+    /// The object is on a drive that is out of service.
+    #[error("the object's drive has failed")]
+    DiskFailed,
     /// An I/O error on a disk, with the path involved.
     #[error("{path}: {source}")]
     Io {
@@ -73,52 +78,6 @@ impl StoreError {
             path: path.to_owned(),
             source,
         }
-    }
-}
-
-/// One drive: a root directory holding `objects/` and `staging/`.
-#[derive(Debug)]
-pub struct Disk {
-    /// The root as configured; also the disk's identity for placement.
-    pub root: PathBuf,
-    objects: File,
-    /// What the index holds on this disk, kept with every index change so
-    /// that reading it is O(1), not a walk of the index.
-    held: Held,
-}
-
-/// Objects and bytes the index holds on one disk.
-#[derive(Debug, Default)]
-struct Held {
-    objects: std::sync::atomic::AtomicU64,
-    bytes: std::sync::atomic::AtomicU64,
-}
-
-impl Held {
-    fn add(&self, len: u64) {
-        self.objects
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.bytes
-            .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    fn sub(&self, len: u64) {
-        self.objects
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        self.bytes
-            .fetch_sub(len, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-impl Disk {
-    fn open(root: &Path) -> Result<Self, StoreError> {
-        let objects_path = root.join(OBJECTS_DIR);
-        let objects = File::open(&objects_path).map_err(|e| StoreError::io(&objects_path, e))?;
-        Ok(Disk {
-            root: root.to_owned(),
-            objects,
-            held: Held::default(),
-        })
     }
 }
 
@@ -141,6 +100,8 @@ pub struct OpenObject {
     last_cold: std::sync::atomic::AtomicU64,
     /// The key's request counters (see [`popularity`]).
     pub counts: Arc<popularity::Counts>,
+    /// Index into [`Store::disks`] of the drive it was opened from.
+    pub disk: usize,
 }
 
 impl OpenObject {
@@ -154,6 +115,7 @@ impl OpenObject {
             mapping: std::sync::OnceLock::new(),
             last_cold: std::sync::atomic::AtomicU64::new(0),
             counts: Arc::default(),
+            disk: 0,
         }
     }
 
@@ -201,31 +163,42 @@ impl OpenObject {
         }
     }
 
-    /// Brings bytes `first..first + len` into memory by touching one byte of
-    /// each page through the object's map. Blocks: call it on a blocking
-    /// thread. The faults go through the kernel's readahead, which reads in
-    /// large folios (cheap for `cachestat` and sendfile later) and maps the
-    /// pages for the reader that follows (rustls); WILLNEED would read 4 KiB
-    /// pages and map nothing. A drive read error here raises SIGBUS, as it
-    /// would on the event loop's read of the same map (a known gap until
-    /// drive-fault handling).
+    /// Brings bytes `first..first + len` into the page cache by reading them
+    /// (`pread`, in [`LOAD_CHUNK`] pieces into one scratch buffer). Blocks:
+    /// call it on a blocking thread. Sequential reads go through the kernel's
+    /// readahead, which reads in large folios (cheap for `cachestat` and for
+    /// the reads and sendfile that follow). A drive's read error, or an object
+    /// shorter than its recorded length, is returned as an error: nothing
+    /// here can raise a signal.
     pub fn load(&self, first: u64, len: u64) -> std::io::Result<()> {
-        let map = self.bytes()?;
-        let page = mapped::page_size();
-        let start = usize::try_from(first).unwrap_or(usize::MAX).min(map.len());
-        let end = usize::try_from(first.saturating_add(len))
-            .unwrap_or(usize::MAX)
-            .min(map.len());
-        let mut seen = 0u8;
-        let mut at = start;
+        use std::os::unix::fs::FileExt as _;
+        let end = first.saturating_add(len).min(self.len);
+        let mut scratch = vec![0u8; LOAD_CHUNK.min(usize::try_from(len).unwrap_or(LOAD_CHUNK))];
+        let mut at = first;
         while at < end {
-            seen ^= map[at];
-            at = (at / page + 1) * page;
+            let n = usize::try_from(end - at).map_or(scratch.len(), |n| n.min(scratch.len()));
+            self.file.read_exact_at(&mut scratch[..n], at)?;
+            at += n as u64;
         }
-        std::hint::black_box(seen);
         Ok(())
     }
+
+    /// Bytes `first..first + len` of the object, copied out of the page cache
+    /// (`pread`). Waits for a drive if they are not resident: call it where
+    /// that is allowed, or after [`OpenObject::load`]. A read error, or an
+    /// object shorter than its recorded length, is an error.
+    pub fn read(&self, first: u64, len: u64) -> std::io::Result<bytes::Bytes> {
+        use std::os::unix::fs::FileExt as _;
+        let n = usize::try_from(len).map_err(|_| std::io::Error::other("read beyond usize"))?;
+        let mut buf = bytes::BytesMut::zeroed(n);
+        self.file.read_exact_at(&mut buf, first)?;
+        Ok(buf.freeze())
+    }
 }
+
+/// The scratch buffer of [`OpenObject::load`]: large enough that a window is
+/// a few system calls, small enough to be a passing allocation.
+const LOAD_CHUNK: usize = 256 * 1024;
 
 /// Where an indexed object lives, and what it is: its length and verified
 /// content digest as recorded when it was installed, and its request
@@ -372,7 +345,11 @@ impl Store {
         now: std::time::Instant,
     ) -> Result<Arc<OpenObject>, StoreError> {
         if let Some(hit) = self.open_cache.get(key, now) {
-            return Ok(hit);
+            // One relaxed load: a drive that failed since the open serves no more.
+            return match self.disks.get(hit.disk) {
+                Some(d) if d.serves() => Ok(hit),
+                _ => Err(StoreError::DiskFailed),
+            };
         }
         let object = Arc::new(self.open_uncached(key)?);
         self.open_cache.put(key, object.clone(), now);
@@ -387,6 +364,9 @@ impl Store {
             index.get(key).cloned().ok_or(StoreError::NotFound)?
         };
         let disk = self.disks.get(location.disk).ok_or(StoreError::NotFound)?;
+        if !disk.serves() {
+            return Err(StoreError::DiskFailed);
+        }
         let how = OpenHow::new()
             .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
             .mode(Mode::empty())
@@ -402,10 +382,12 @@ impl Store {
             Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ELOOP) => {
                 return Err(StoreError::NotFound)
             }
-            Err(e) => return Err(StoreError::io(&path, e.into())),
+            Err(e) => return Err(self.open_failed(location.disk, &path, e.into())),
         };
         let file = File::from(fd);
-        let meta = file.metadata().map_err(|e| StoreError::io(&path, e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| self.open_failed(location.disk, &path, e))?;
         if !meta.is_file() {
             return Err(StoreError::NotFound);
         }
@@ -416,7 +398,112 @@ impl Store {
         let mut object =
             OpenObject::new(file, meta.len(), modified, etag(digest.as_deref(), &meta));
         object.counts = location.counts;
+        object.disk = location.disk;
         Ok(object)
+    }
+
+    /// An error opening an object on `disk`: the drive is failed when it is
+    /// a drive fault, and the request is told so.
+    fn open_failed(&self, disk: usize, path: &Path, e: std::io::Error) -> StoreError {
+        if self.drive_fault(disk, &e) {
+            StoreError::DiskFailed
+        } else {
+            StoreError::io(path, e)
+        }
+    }
+
+    /// Reports an I/O error met on an object of `disk` (opening, reading,
+    /// sending it). A drive fault ([`disk::is_drive_fault`]) takes the drive
+    /// out of service at once: its objects are answered as misses from then
+    /// on, the next fill places them on the other drives, and the drive comes
+    /// back only through `eddy store enable` or a restart. Returns whether it
+    /// was a drive fault.
+    pub fn drive_fault(&self, disk: usize, error: &std::io::Error) -> bool {
+        if !disk::is_drive_fault(error) {
+            return false;
+        }
+        let Some(d) = self.disks.get(disk) else {
+            return false;
+        };
+        d.count_error();
+        let reason = format!("I/O error: {error}");
+        if d.set(DiskState::Failed, &reason, unix_now()) {
+            self.open_cache.clear();
+            self.changes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(disk = %d.root.display(), %reason, "drive failed: out of service; its objects are misses until `eddy store enable`");
+        }
+        true
+    }
+
+    /// Looks at every drive in service (blocking: off the event loop) and
+    /// fails one whose root vanished, cannot be listed, or lies on another
+    /// file system than at start-up. Returns the drives failed by this probe.
+    pub fn probe_disks(&self) -> Vec<usize> {
+        let mut failed = Vec::new();
+        for (i, d) in self.disks.iter().enumerate() {
+            if !d.serves() {
+                continue;
+            }
+            if let Some(reason) = d.probe() {
+                d.count_error();
+                if d.set(DiskState::Failed, &reason, unix_now()) {
+                    self.open_cache.clear();
+                    self.changes
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::error!(disk = %d.root.display(), %reason, "drive failed: out of service");
+                    failed.push(i);
+                }
+            }
+        }
+        failed
+    }
+
+    /// Every drive's state, in configuration order.
+    pub fn disk_statuses(&self) -> Vec<DiskStatus> {
+        self.disks.iter().map(Disk::status).collect()
+    }
+
+    /// Whether any drive serves (the readiness rule).
+    pub fn any_disk_serves(&self) -> bool {
+        self.disks.iter().any(Disk::serves)
+    }
+
+    /// The index of the drive whose root is `root`.
+    pub fn disk_index(&self, root: &Path) -> Option<usize> {
+        self.disks.iter().position(|d| d.root == root)
+    }
+
+    /// Takes drive `disk` out of placement (`Draining`: it keeps serving) or
+    /// puts it back (`Active`), for an operator. Bringing back a failed drive
+    /// probes its root first and refuses when it still fails. Returns whether
+    /// the state changed.
+    pub fn set_disk_state(&self, disk: usize, to: DiskState) -> Result<bool, String> {
+        let d = self
+            .disks
+            .get(disk)
+            .ok_or_else(|| format!("no drive {disk}"))?;
+        match to {
+            DiskState::Failed => return Err("a drive is failed by its errors, not by hand".into()),
+            DiskState::Active if d.state() == DiskState::Failed => {
+                if let Some(reason) = d.probe() {
+                    return Err(format!("{} still fails: {reason}", d.root.display()));
+                }
+            }
+            _ => {}
+        }
+        let reason = match to {
+            DiskState::Draining => "drained by the operator",
+            _ => "enabled by the operator",
+        };
+        let changed = d.set(to, reason, unix_now());
+        if changed {
+            self.open_cache.clear();
+            self.changes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(disk = %d.root.display(), state = to.label(), "drive state changed by the operator");
+        }
+        Ok(changed)
     }
 
     /// Every indexed object with its size, sorted by key.
@@ -517,6 +604,12 @@ impl Store {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         was
     }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The location of the object at `path` on disk `disk` if it carries a

@@ -118,6 +118,13 @@ impl OpenCache {
         }
     }
 
+    /// Forgets everything (a drive changed state: its descriptors go).
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.write() {
+            *entries = Entries::default();
+        }
+    }
+
     /// Number of cached objects.
     pub fn len(&self) -> usize {
         self.entries.read().map_or(0, |e| e.map.len())
