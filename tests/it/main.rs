@@ -22,6 +22,9 @@ mod hostile;
 /// Path safety: traversal and encoding tricks never reach a byte outside the store.
 mod paths;
 
+/// Drive faults: loop-mounted drives that fail (EIO) or vanish under load, drain and enable.
+mod drives;
+
 /// Cold objects: bodies sent off the event loop while the page cache has none of their pages.
 mod cold;
 

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod drives;
 pub mod fill;
 
 use std::fs::{self, File};

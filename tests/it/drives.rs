@@ -1,0 +1,412 @@
+//! Drive faults on real drives: loop-mounted ext4 images that start failing
+//! (EIO) or vanish (lazy unmount) under load. The server never dies or
+//! hangs, the other drives keep serving byte-exact on every transport, the
+//! failed drive's objects get 404 (a health miss), and the admin listener and
+//! `/metrics` show the drive failed.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::support::drives::LoopDisk;
+use crate::support::*;
+
+const OBJECTS: u64 = 40;
+const TOKEN: &str = "drive-test-token-0123456789";
+
+/// What one request got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Got {
+    /// The status and the body that arrived.
+    Answer(u16, Vec<u8>),
+    /// The connection failed or closed before a whole answer.
+    Cut,
+}
+
+fn object(i: u64) -> Vec<u8> {
+    gen_bytes(900 + i, 60_000 + (i as usize * 5_113) % 200_000)
+}
+
+/// A range of object `i` that request `n` asks for.
+fn range_of(i: u64, n: u64) -> (u64, u64) {
+    let len = object(i).len() as u64;
+    let first = (n * 7919) % (len / 2);
+    (first, (first + 10_000 + n % 50_000).min(len - 1))
+}
+
+/// A plain HTTP/1.1 range request that never panics.
+fn plain(addr: SocketAddr, path: &str, (a, b): (u64, u64)) -> Got {
+    let go = || -> std::io::Result<Got> {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        s.set_read_timeout(Some(Duration::from_secs(20)))?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: t\r\nRange: bytes={a}-{b}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw)?;
+        let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return Ok(Got::Cut);
+        };
+        let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let declared: Option<usize> = head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        });
+        let body = raw[end + 4..].to_vec();
+        if declared != Some(body.len()) {
+            return Ok(Got::Cut);
+        }
+        Ok(Got::Answer(status, body))
+    };
+    go().unwrap_or(Got::Cut)
+}
+
+/// The same request over TLS with curl (HTTP/1.1 or HTTP/2).
+fn curl(addr: SocketAddr, path: &str, (a, b): (u64, u64), h2: bool, out: &Path) -> Got {
+    let _ = std::fs::remove_file(out);
+    let r = Command::new("curl")
+        .args(["-sk", "--max-time", "20", "-o"])
+        .arg(out)
+        .args(["-w", "%{http_code}", "-r", &format!("{a}-{b}")])
+        .arg(if h2 { "--http2" } else { "--http1.1" })
+        .arg(format!("https://localhost:{}{path}", addr.port()))
+        .args(["--resolve", &format!("localhost:{}:127.0.0.1", addr.port())])
+        .output();
+    match r {
+        Ok(o) if o.status.success() => {
+            let status = String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse()
+                .unwrap_or(0);
+            Got::Answer(status, std::fs::read(out).unwrap_or_default())
+        }
+        _ => Got::Cut,
+    }
+}
+
+fn tls_files(dir: &Path) -> (PathBuf, PathBuf) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    let cert = params.self_signed(&key).expect("self-sign");
+    let (c, k) = (dir.join("tls.crt"), dir.join("tls.key"));
+    std::fs::write(&c, cert.pem()).expect("cert");
+    std::fs::write(&k, key.serialize_pem()).expect("key");
+    (c, k)
+}
+
+/// Which disk root each object was placed on, by `eddy store ls`.
+fn placement(store: &Store) -> HashMap<u64, PathBuf> {
+    let out = run_eddy(
+        &[
+            &["store".to_string(), "ls".to_string()][..],
+            &store.disk_args(),
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "store ls");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            let key = f.next()?;
+            let i = key.strip_prefix("t/")?.strip_suffix(".bin")?.parse().ok()?;
+            Some((i, PathBuf::from(f.nth(1)?)))
+        })
+        .collect()
+}
+
+fn alive(server: &Server) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/status", server.pid())).is_ok_and(|s| {
+        !s.lines()
+            .any(|l| l.starts_with("State:") && l.contains('Z'))
+    })
+}
+
+/// The drives, the store on them, its server, and where each object is.
+struct Rig {
+    drives: Vec<LoopDisk>,
+    store: Store,
+    server: Server,
+    placed: HashMap<u64, PathBuf>,
+}
+
+/// A store of [`OBJECTS`] objects over four loop-mounted drives, served on a
+/// plain and a TLS listener with the admin token set.
+fn four_drives() -> Option<Rig> {
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+    });
+    if !root {
+        eprintln!("skipped: loop-mounted drives need root");
+        return None;
+    }
+    let mut store = Store::new();
+    let drives = LoopDisk::make(store.path(), 4, 40)?;
+    store.disks = drives.iter().map(LoopDisk::root).collect();
+    for d in &store.disks {
+        std::fs::create_dir_all(d).expect("mkdir root");
+    }
+    for i in 0..OBJECTS {
+        store.write(&format!("t/{i}.bin"), &object(i));
+    }
+    store.import();
+    let placed = placement(&store);
+    assert_eq!(placed.len(), OBJECTS as usize);
+    let (cert, key) = tls_files(store.path());
+    let server = store.serve_tls(&format!(
+        "[tls]\nlisten = [\"127.0.0.1:0\"]\ncert = \"{}\"\nkey = \"{}\"\nrequire_tokens = false\n[admin]\ntoken = \"{TOKEN}\"\n",
+        cert.display(),
+        key.display()
+    ));
+    Some(Rig {
+        drives,
+        store,
+        server,
+        placed,
+    })
+}
+
+#[test]
+fn a_failing_drive_is_taken_out_while_the_others_serve_byte_exact() {
+    let Some(Rig {
+        drives,
+        store,
+        server,
+        placed,
+    }) = four_drives()
+    else {
+        return;
+    };
+    let curl_ok = Command::new("curl").arg("--version").output().is_ok();
+    if !curl_ok {
+        eprintln!(
+            "note: curl is missing; the TLS transports are not loaded (apt-get install curl)"
+        );
+    }
+    // The drive that fails: the one holding object 0.
+    let bad_root = placed[&0].clone();
+    let bad = drives
+        .iter()
+        .position(|d| d.root() == bad_root)
+        .expect("a loop drive");
+    let on_bad = |i: u64| placed[&i] == bad_root;
+    assert!(
+        (0..OBJECTS).any(|i| !on_bad(i)),
+        "every object on one drive"
+    );
+
+    let failed = Arc::new(AtomicBool::new(false));
+    let (addr, https) = (server.addr, server.https_addr());
+    let mut clients = Vec::new();
+    for (c, transport) in ["http", "https", "h2"].into_iter().enumerate() {
+        if transport != "http" && !curl_ok {
+            continue;
+        }
+        let failed = failed.clone();
+        let scratch = store.path().join(format!("curl-{c}.out"));
+        clients.push(std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            // Until well past the fault (bounded either way).
+            let mut after_fault = 0;
+            for n in 0..(20 * OBJECTS) {
+                if after_fault >= 2 * OBJECTS {
+                    break;
+                }
+                let i = (n * 7 + c as u64) % OBJECTS;
+                let path = format!("/t/{i}.bin");
+                let r = range_of(i, n);
+                let got = match transport {
+                    "http" => plain(addr, &path, r),
+                    t => curl(https, &path, r, t == "h2", &scratch),
+                };
+                // Read once the answer is in: false means the fault had not
+                // begun while this request was served.
+                let after = failed.load(Ordering::SeqCst);
+                after_fault += u64::from(after);
+                seen.push((transport, i, r, after, got));
+            }
+            seen
+        }));
+    }
+    // Fail the drive once the clients are well under way.
+    std::thread::sleep(Duration::from_millis(300));
+    failed.store(true, Ordering::SeqCst);
+    drives[bad].fail();
+    // A request for one of its objects meets the fault at once (its pages
+    // are gone from the page cache).
+    let victim = (0..OBJECTS)
+        .find(|i| on_bad(*i))
+        .expect("an object on the bad drive");
+    let _ = plain(addr, &format!("/t/{victim}.bin"), range_of(victim, 1));
+
+    let mut counts: HashMap<(&str, &str), u64> = HashMap::new();
+    for client in clients {
+        for (transport, i, (a, b), after, got) in client.join().expect("client thread") {
+            let want = &object(i)[a as usize..=b as usize];
+            let outcome = match &got {
+                Got::Answer(206, body) if body == want => "exact",
+                Got::Answer(404, _) => "404",
+                Got::Cut => "cut",
+                Got::Answer(s, body) => {
+                    panic!(
+                        "{transport} /t/{i}.bin {a}-{b}: status {s}, {} bytes, wrong",
+                        body.len()
+                    )
+                }
+            };
+            if !on_bad(i) {
+                assert_eq!(
+                    outcome, "exact",
+                    "{transport} /t/{i}.bin on a healthy drive: {got:?}"
+                );
+            } else if !after {
+                assert_ne!(outcome, "404", "{transport} /t/{i}.bin before the fault");
+            }
+            *counts.entry((transport, outcome)).or_default() += 1;
+        }
+    }
+    eprintln!("outcomes by transport: {counts:?}");
+    assert!(alive(&server), "the server died");
+
+    // Failed in metrics and in the admin listener within 5 s.
+    let root = bad_root.to_str().expect("utf-8");
+    let series = format!("eddy_disk_state{{disk=\"{root}\",state=\"failed\"}}");
+    eventually(Duration::from_secs(5), || {
+        (sample(&scrape(&server), &series) == Some(1.0)).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the drive is not failed in /metrics:\n{}", scrape(&server)));
+    let disks = server.admin_request("GET", "/store/disks");
+    assert_status(&disks, 200);
+    let listed = String::from_utf8_lossy(&disks.body).into_owned();
+    assert!(
+        listed.contains("\"failed\"") && listed.contains("I/O error"),
+        "{listed}"
+    );
+    assert_status(&server.admin_request("GET", "/readyz"), 200);
+
+    // Afterwards: every object on a healthy drive byte-exact on every
+    // transport, every object on the failed one a 404, counted as health misses.
+    let misses_before = must_sample(&scrape(&server), "eddy_misses_total{kind=\"health\"}");
+    let scratch = store.path().join("after.out");
+    let mut bad_asked = 0.0;
+    for i in 0..OBJECTS {
+        let path = format!("/t/{i}.bin");
+        let r = range_of(i, i);
+        let want = object(i)[r.0 as usize..=r.1 as usize].to_vec();
+        let mut gots = vec![("http", plain(addr, &path, r))];
+        if curl_ok {
+            gots.push(("https", curl(https, &path, r, false, &scratch)));
+            gots.push(("h2", curl(https, &path, r, true, &scratch)));
+        }
+        for (t, got) in gots {
+            if on_bad(i) {
+                bad_asked += 1.0;
+                assert!(
+                    matches!(got, Got::Answer(404, _)),
+                    "{t} {path} on the failed drive: {got:?}"
+                );
+            } else {
+                assert_eq!(
+                    got,
+                    Got::Answer(206, want.clone()),
+                    "{t} {path} on a healthy drive"
+                );
+            }
+        }
+    }
+    let misses_after = must_sample(&scrape(&server), "eddy_misses_total{kind=\"health\"}");
+    assert_eq!(
+        misses_after - misses_before,
+        bad_asked,
+        "each a health miss"
+    );
+    assert!(alive(&server));
+    let err = server.stderr();
+    assert!(err.contains("drive failed"), "logged: {err}");
+}
+
+#[test]
+fn a_vanished_drive_is_failed_by_the_probe_and_can_be_enabled_again() {
+    let Some(Rig {
+        drives,
+        store: _store,
+        server,
+        placed,
+    }) = four_drives()
+    else {
+        return;
+    };
+    let gone_root = placed[&1].clone();
+    let gone = drives
+        .iter()
+        .position(|d| d.root() == gone_root)
+        .expect("a loop drive");
+    let root = gone_root.to_str().expect("utf-8").to_owned();
+    // Drain and enable through the admin listener, with the token.
+    let drain = format!("/store/drain?disk={root}");
+    assert_status(&server.admin_request("POST", &drain), 401);
+    let mut c = Conn::connect(server.admin_addr());
+    c.send(&request_bytes(
+        "POST",
+        &drain,
+        &[&format!("Authorization: Bearer {TOKEN}")],
+        true,
+    ));
+    assert_status(&c.read_response(false), 200);
+    let state = |s: &str| {
+        sample(
+            &scrape(&server),
+            &format!("eddy_disk_state{{disk=\"{root}\",state=\"{s}\"}}"),
+        )
+    };
+    assert_eq!(state("draining"), Some(1.0));
+    // A draining drive still serves.
+    let r = server.get("/t/1.bin", &[]);
+    assert_status(&r, 200);
+    assert_bytes_eq(&r.body, &object(1), "a draining drive's object");
+
+    // The drive is unmounted under eddy: the probe fails it within a few seconds.
+    let status = Command::new("umount")
+        .arg("-l")
+        .arg(&drives[gone].mount)
+        .status()
+        .expect("umount");
+    assert!(status.success());
+    eventually(Duration::from_secs(8), || {
+        (state("failed") == Some(1.0)).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the probe did not fail the vanished drive"));
+    assert_status(&server.get("/t/1.bin", &[]), 404);
+    // Enabling it is refused while its root is still gone.
+    let enable = format!("/store/enable?disk={root}");
+    let mut c = Conn::connect(server.admin_addr());
+    c.send(&request_bytes(
+        "POST",
+        &enable,
+        &[&format!("Authorization: Bearer {TOKEN}")],
+        true,
+    ));
+    let r = c.read_response(false);
+    assert_status(&r, 409);
+    assert!(String::from_utf8_lossy(&r.body).contains("still fails"));
+    // Every other object still serves.
+    for (i, d) in &placed {
+        if *d != gone_root {
+            assert_status(&server.get(&format!("/t/{i}.bin"), &[]), 200);
+        }
+    }
+    assert!(alive(&server));
+}
