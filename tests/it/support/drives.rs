@@ -52,6 +52,15 @@ impl LoopDisk {
         let device = run(Command::new("losetup")
             .args(["--direct-io=on", "-f", "--show"])
             .arg(&image))?;
+        // Without direct I/O the loop device reads a truncated image as zeros
+        // (rotten bytes), not as EIO (a failing drive): not what these tests make.
+        let dio = run(Command::new("losetup").args(["-l", "-n", "-O", "DIO", &device]));
+        if dio.as_deref() != Ok("1") {
+            let _ = Command::new("losetup").arg("-d").arg(&device).status();
+            return Err(format!(
+                "{device} has no direct I/O (its image is on a file system without O_DIRECT): {dio:?}"
+            ));
+        }
         let mount = dir.join(format!("mnt{i}"));
         fs::create_dir_all(&mount).map_err(|e| e.to_string())?;
         let d = LoopDisk {
