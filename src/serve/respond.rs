@@ -139,6 +139,9 @@ pub struct ObjectMeta<'a> {
     pub modified: SystemTime,
     /// Opaque part of the strong ETag.
     pub etag: &'a str,
+    /// The freshness of the object (`serve::freshness`), sent on 200, 206
+    /// and 304.
+    pub cache_control: Option<&'a str>,
 }
 
 /// The parts of a request the planner reads.
@@ -183,8 +186,36 @@ pub fn error(err: &ServeError) -> Plan {
     }
 }
 
+/// Plans the answer to an accepted CORS preflight (`serve::cors` chose its
+/// fields): 204, no body (Fetch §3.2.3: an ok status).
+pub fn preflight(headers: Vec<(&'static str, String)>) -> Plan {
+    Plan {
+        status: 204,
+        headers,
+        content_length: 0,
+        body: Body::Empty,
+        close: false,
+    }
+}
+
 /// Plans the answer to a GET or HEAD of an existing object.
 pub fn object(
+    req: &RequestFacts<'_>,
+    obj: &ObjectMeta<'_>,
+    now: SystemTime,
+    limits: RangeLimits,
+    boundary_seed: u64,
+) -> Plan {
+    let mut plan = object_plan(req, obj, now, limits, boundary_seed);
+    // A 304 carries the Cache-Control the 200 would have (RFC 9110 §15.4.5);
+    // a 206 is as fresh as the whole object (RFC 9111 §3.3).
+    if let (200 | 206 | 304, Some(value)) = (plan.status, obj.cache_control) {
+        plan.headers.push(("Cache-Control", value.to_owned()));
+    }
+    plan
+}
+
+fn object_plan(
     req: &RequestFacts<'_>,
     obj: &ObjectMeta<'_>,
     now: SystemTime,
@@ -354,14 +385,14 @@ impl Plan {
     /// Every header field of the response, in order, except the connection
     /// fields (which are HTTP/1-only and belong to the transport): Date,
     /// Server, the planned fields, and Content-Length (never on a 304, where
-    /// it would describe the 200 it replaces). Both transports send exactly
-    /// these.
+    /// it would describe the 200 it replaces, nor on a 204, RFC 9110 §8.6).
+    /// Both transports send exactly these.
     pub fn fields(&self, now: SystemTime) -> Vec<(&'static str, String)> {
         let mut fields = Vec::with_capacity(self.headers.len() + 3);
         fields.push(("Date", httpdate::fmt_http_date(now)));
         fields.push(("Server", "eddy".to_owned()));
         fields.extend(self.headers.iter().cloned());
-        if self.status != 304 {
+        if self.status != 304 && self.status != 204 {
             fields.push(("Content-Length", self.content_length.to_string()));
         }
         fields
@@ -389,6 +420,7 @@ impl Plan {
 pub fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        204 => "No Content",
         206 => "Partial Content",
         304 => "Not Modified",
         400 => "Bad Request",
@@ -456,6 +488,7 @@ mod tests {
             len: 1000,
             modified: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
             etag: "3e8-1",
+            cache_control: Some("public, max-age=60"),
         }
     }
 
@@ -654,6 +687,71 @@ mod tests {
         assert_eq!(
             header(&p, "Last-Modified"),
             Some(httpdate::fmt_http_date(now()).as_str())
+        );
+    }
+
+    #[test]
+    fn cache_control_on_200_206_and_304_only() {
+        let cc = |p: &Plan| header(p, "Cache-Control").map(str::to_owned);
+        let want = Some("public, max-age=60".to_owned());
+        assert_eq!(cc(&object(&get(None), &meta(), now(), LIMITS, 1)), want);
+        assert_eq!(
+            cc(&object(&get(Some("bytes=0-9")), &meta(), now(), LIMITS, 1)),
+            want
+        );
+        assert_eq!(
+            cc(&object(
+                &get(Some("bytes=0-9,20-29")),
+                &meta(),
+                now(),
+                LIMITS,
+                1
+            )),
+            want
+        );
+        assert_eq!(cc(&object(&in_path(0, 9), &meta(), now(), LIMITS, 1)), want);
+        let mut r = get(None);
+        r.conditions.if_none_match = Some(b"\"3e8-1\"".to_vec());
+        assert_eq!(cc(&object(&r, &meta(), now(), LIMITS, 1)), want);
+        let mut r = get(None);
+        r.conditions.if_match = Some(b"\"other\"".to_vec());
+        assert_eq!(cc(&object(&r, &meta(), now(), LIMITS, 1)), None, "412");
+        assert_eq!(
+            cc(&object(
+                &get(Some("bytes=5000-")),
+                &meta(),
+                now(),
+                LIMITS,
+                1
+            )),
+            None,
+            "416"
+        );
+        let none = ObjectMeta {
+            cache_control: None,
+            ..meta()
+        };
+        assert_eq!(cc(&object(&get(None), &none, now(), LIMITS, 1)), None);
+        // Freshness changes no byte and no status.
+        for facts in [get(None), get(Some("bytes=0-9")), in_path(3, 7)] {
+            let a = object(&facts, &meta(), now(), LIMITS, 1);
+            let b = object(&facts, &none, now(), LIMITS, 1);
+            assert_eq!(
+                (a.status, a.content_length, a.body),
+                (b.status, b.content_length, b.body)
+            );
+        }
+    }
+
+    #[test]
+    fn a_preflight_is_a_204_without_content_length() {
+        let p = preflight(vec![("Access-Control-Allow-Origin", "*".to_owned())]);
+        let head = String::from_utf8(p.head(now(), true, false)).unwrap_or_default();
+        assert!(head.starts_with("HTTP/1.1 204 No Content\r\n"), "{head}");
+        assert!(!head.contains("Content-Length"), "{head}");
+        assert!(
+            head.contains("Access-Control-Allow-Origin: *\r\n"),
+            "{head}"
         );
     }
 
