@@ -25,14 +25,14 @@ use rustls::pki_types::{CertificateDer, ServerName};
 // ---------------------------------------------------------------------------------------------
 
 /// A self-signed certificate for `localhost` and 127.0.0.1, with its key, as PEM and DER.
-struct Identity {
-    cert_pem: String,
-    key_pem: String,
+pub(crate) struct Identity {
+    pub(crate) cert_pem: String,
+    pub(crate) key_pem: String,
     der: Vec<u8>,
 }
 
 impl Identity {
-    fn new(name: &str) -> Identity {
+    pub(crate) fn new(name: &str) -> Identity {
         let key = rcgen::KeyPair::generate().expect("generate a key");
         let mut params =
             rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("cert params");
