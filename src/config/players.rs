@@ -7,6 +7,8 @@
 //! origin (or `*`); each listener applies it unless `serve.cors` or
 //! `tls.cors` is false. It must not read files or open sockets.
 
+use std::sync::Arc;
+
 use crate::serve::cors::{self, Allow, Cors};
 use crate::serve::freshness::{self, CacheControl, Match, Rule};
 
@@ -36,20 +38,20 @@ pub(super) fn cors(raw: RawCors) -> Result<Option<Cors>, ConfigError> {
             cors::valid_origin(o)
                 .map_err(|why| invalid("cors.allow_origins", format!("{o:?}"), why))?;
         }
-        Allow::List(origins)
+        Allow::List(origins.into_iter().map(Arc::from).collect())
     };
     Ok(Some(Cors {
         allow,
-        max_age: max_age.as_secs().to_string(),
+        max_age: max_age.as_secs().to_string().into(),
         timing,
     }))
 }
 
 /// `[cache_control]` → the freshness rules. An empty value sends none.
 pub(super) fn cache_control(raw: RawCacheControl) -> Result<CacheControl, ConfigError> {
-    let value = |key: &'static str, text: String| -> Result<Option<String>, ConfigError> {
+    let value = |key: &'static str, text: String| -> Result<Option<Arc<str>>, ConfigError> {
         freshness::valid_value(&text).map_err(|why| invalid(key, format!("{text:?}"), why))?;
-        Ok((!text.is_empty()).then_some(text))
+        Ok((!text.is_empty()).then(|| Arc::from(text)))
     };
     let default = value(
         "cache_control.default",
@@ -119,7 +121,7 @@ mod tests {
         assert!(c.plain_cors);
         let c = load("[cors]\nallow_origins = [\"https://player.example\"]\n").expect("on");
         let cors = c.cors.expect("cors on");
-        assert_eq!(cors.max_age, "7200");
+        assert_eq!(&*cors.max_age, "7200");
         assert!(cors.timing);
         let c = load("[cors]\nallow_origins = [\"*\"]\nmax_age = \"10m\"\ntiming_allow_origin = false\n[serve]\ncors = false\n")
             .expect("any");
@@ -161,11 +163,12 @@ mod tests {
             .cache_control;
         assert_eq!(c.default, None);
         assert_eq!(
-            c.for_object("live/a.m4s", "video/iso.segment"),
+            c.for_object("live/a.m4s", "video/iso.segment")
+                .map(|v| &**v),
             Some("no-cache")
         );
         assert_eq!(
-            c.for_object("a.vtt", "text/vtt"),
+            c.for_object("a.vtt", "text/vtt").map(|v| &**v),
             Some("public, max-age=60")
         );
         for (text, key) in [

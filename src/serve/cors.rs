@@ -10,7 +10,10 @@
 //! field: an origin that is not allowed gets exactly the answer it would get
 //! with CORS off (no CORS field at all), and statuses stay `respond`'s.
 
+use std::sync::Arc;
+
 use super::fields::Fields;
+use super::respond::FieldValue;
 
 /// The methods a preflight may ask for: the only ones eddy serves.
 pub const ALLOW_METHODS: &str = "GET, HEAD";
@@ -42,7 +45,7 @@ pub enum Allow {
     Any,
     /// Exactly these serialized origins (`https://player.example`), compared
     /// byte for byte with the request's `Origin` (Fetch §3.2.5).
-    List(Vec<String>),
+    List(Vec<Arc<str>>),
 }
 
 /// The CORS rules of the listeners that have CORS on.
@@ -50,7 +53,7 @@ pub enum Allow {
 pub struct Cors {
     pub allow: Allow,
     /// `Access-Control-Max-Age` of accepted preflights, rendered (seconds).
-    pub max_age: String,
+    pub max_age: Arc<str>,
     /// Send `Timing-Allow-Origin` with `Access-Control-Allow-Origin`, so that
     /// players can measure throughput with Resource Timing.
     pub timing: bool,
@@ -59,14 +62,14 @@ pub struct Cors {
 impl Cors {
     /// The `Access-Control-Allow-Origin` value for a request's `Origin`, or
     /// `None` when that origin may not read (or the request has none).
-    pub fn allowed(&self, origin: Option<&[u8]>) -> Option<&str> {
+    pub fn allowed(&self, origin: Option<&[u8]>) -> Option<FieldValue> {
         let origin = origin?;
         match &self.allow {
-            Allow::Any => Some("*"),
+            Allow::Any => Some(FieldValue::Static("*")),
             Allow::List(list) => list
                 .iter()
                 .find(|o| o.as_bytes() == origin)
-                .map(String::as_str),
+                .map(|o| FieldValue::Shared(o.clone())),
         }
     }
 
@@ -74,7 +77,7 @@ impl Cors {
     /// refused (an origin not allowed, a method other than GET and HEAD, or a
     /// request field not in [`ALLOW_HEADERS`]): it is then answered as if
     /// CORS were off, and the browser refuses the actual request.
-    pub fn preflight(&self, fields: &Fields) -> Option<Vec<(&'static str, String)>> {
+    pub fn preflight(&self, fields: &Fields) -> Option<Vec<(&'static str, FieldValue)>> {
         let asked = fields.cors.as_deref()?;
         let allow_origin = self.allowed(asked.origin.as_deref())?;
         let method = asked.method.as_deref()?;
@@ -86,33 +89,32 @@ impl Cors {
         if !headers_allowed(asked.headers.as_deref().unwrap_or_default()) {
             return None;
         }
-        let mut out = vec![
-            ("Access-Control-Allow-Origin", allow_origin.to_owned()),
-            ("Access-Control-Allow-Methods", ALLOW_METHODS.to_owned()),
+        Some(vec![
+            ("Access-Control-Allow-Origin", allow_origin),
+            ("Access-Control-Allow-Methods", ALLOW_METHODS.into()),
+            ("Access-Control-Allow-Headers", ALLOW_HEADERS_VALUE.into()),
             (
-                "Access-Control-Allow-Headers",
-                ALLOW_HEADERS_VALUE.to_owned(),
+                "Access-Control-Max-Age",
+                FieldValue::Shared(self.max_age.clone()),
             ),
-            ("Access-Control-Max-Age", self.max_age.clone()),
-        ];
-        out.push(("Vary", "Origin".to_owned()));
-        Some(out)
+            ("Vary", "Origin".into()),
+        ])
     }
 
     /// Adds the CORS fields to the answer of a non-preflight request.
     /// `Vary: Origin` goes on every answer (allowed origin or not, `Origin`
     /// sent or not), so that a shared cache never hands an answer made for
     /// one origin to another (Fetch §3.2.5, RFC 9110 §12.5.5).
-    pub fn decorate(&self, origin: Option<&[u8]>, headers: &mut Vec<(&'static str, String)>) {
-        headers.push(("Vary", "Origin".to_owned()));
+    pub fn decorate(&self, origin: Option<&[u8]>, headers: &mut Vec<(&'static str, FieldValue)>) {
+        headers.push(("Vary", "Origin".into()));
         let Some(allow_origin) = self.allowed(origin) else {
             return;
         };
-        headers.push(("Access-Control-Allow-Origin", allow_origin.to_owned()));
-        headers.push(("Access-Control-Expose-Headers", EXPOSE_HEADERS.to_owned()));
         if self.timing {
-            headers.push(("Timing-Allow-Origin", allow_origin.to_owned()));
+            headers.push(("Timing-Allow-Origin", allow_origin.clone()));
         }
+        headers.push(("Access-Control-Allow-Origin", allow_origin));
+        headers.push(("Access-Control-Expose-Headers", EXPOSE_HEADERS.into()));
     }
 }
 
@@ -168,7 +170,7 @@ mod tests {
 
     fn list(origins: &[&str]) -> Cors {
         Cors {
-            allow: Allow::List(origins.iter().map(|o| o.to_string()).collect()),
+            allow: Allow::List(origins.iter().map(|&o| Arc::from(o)).collect()),
             max_age: "7200".into(),
             timing: true,
         }
@@ -182,7 +184,7 @@ mod tests {
         f
     }
 
-    fn get<'a>(h: &'a [(&'static str, String)], name: &str) -> Option<&'a str> {
+    fn get<'a>(h: &'a [(&'static str, FieldValue)], name: &str) -> Option<&'a str> {
         h.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
     }
 
@@ -210,7 +212,7 @@ mod tests {
         ] {
             let mut h = Vec::new();
             c.decorate(other, &mut h);
-            assert_eq!(h, vec![("Vary", "Origin".to_owned())], "{other:?}");
+            assert_eq!(h, vec![("Vary", FieldValue::Static("Origin"))], "{other:?}");
         }
         let any = Cors {
             allow: Allow::Any,

@@ -18,12 +18,14 @@ pub enum Match {
     MediaType(String),
 }
 
+use std::sync::Arc;
+
 /// One `[[cache_control.rules]]` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     pub matches: Match,
     /// The field value; `None`: send no Cache-Control for these objects.
-    pub value: Option<String>,
+    pub value: Option<Arc<str>>,
 }
 
 /// The freshness rules of every listener.
@@ -31,9 +33,9 @@ pub struct Rule {
 pub struct CacheControl {
     pub rules: Vec<Rule>,
     /// For `.m3u8` and `.mpd` (their media types), unless a rule matched.
-    pub playlists: Option<String>,
+    pub playlists: Option<Arc<str>>,
     /// For everything else.
-    pub default: Option<String>,
+    pub default: Option<Arc<str>>,
 }
 
 /// The media types of playlists: HLS (RFC 8216 §4) and DASH.
@@ -41,7 +43,8 @@ const PLAYLIST_TYPES: [&str; 2] = ["application/vnd.apple.mpegurl", "application
 
 impl CacheControl {
     /// The Cache-Control value for `key` of media type `media_type`.
-    pub fn for_object(&self, key: &str, media_type: &str) -> Option<&str> {
+    /// Shared, so that a response takes it without a copy.
+    pub fn for_object(&self, key: &str, media_type: &str) -> Option<&Arc<str>> {
         let base = media_type
             .split(';')
             .next()
@@ -52,12 +55,12 @@ impl CacheControl {
             Match::MediaType(t) => t.eq_ignore_ascii_case(base),
         });
         if let Some(rule) = rule {
-            return rule.value.as_deref();
+            return rule.value.as_ref();
         }
         if PLAYLIST_TYPES.iter().any(|t| t.eq_ignore_ascii_case(base)) {
-            return self.playlists.as_deref();
+            return self.playlists.as_ref();
         }
-        self.default.as_deref()
+        self.default.as_ref()
     }
 }
 
@@ -96,7 +99,7 @@ mod tests {
     }
 
     fn of(c: &CacheControl, key: &str) -> Option<String> {
-        c.for_object(key, content_type(key)).map(str::to_owned)
+        c.for_object(key, content_type(key)).map(|v| v.to_string())
     }
 
     #[test]
