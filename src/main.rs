@@ -288,10 +288,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 expiry,
                 client,
             };
+            // Line 1: the query form; line 2: the path form, which relative
+            // URIs in a playlist inherit.
             println!(
                 "{}",
                 eddy_proto::token::sign(signing, &grant, &tokens.names)
             );
+            println!("{}", eddy_proto::token::path_url(signing, &grant));
             Ok(())
         }
     }
@@ -407,6 +410,7 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
                     certs,
                     policy: Policy {
                         require_tokens: t.require_tokens,
+                        cors: t.cors,
                     },
                     http2: config.http2,
                     frame_bytes: t.frame_bytes,
@@ -447,6 +451,8 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
             )?),
             None => None,
         },
+        cors: config.cors.clone(),
+        cache_control: config.cache_control.clone(),
     });
     if let Some((_, ktls, l)) = &tls_listener {
         shared.metrics.tls.set_ktls(ktls.mode, ktls.label);
@@ -470,6 +476,7 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
     runtime.block_on(async {
         let plain = Kind::Plain(Policy {
             require_tokens: config.require_tokens,
+            cors: config.plain_cors,
         });
         let mut listeners: Vec<Listening> = serve::bind(&config.listen)?
             .into_iter()

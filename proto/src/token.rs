@@ -6,7 +6,8 @@
 //! hold several keys (rotation without downtime). It is pure: the current time
 //! and the client address come in as values, and secrets never leave it in an
 //! error or a log line. It must not decide statuses (`respond` maps [`Denied`]
-//! to 403) nor parse anything but the two query parameters it owns.
+//! to 403) nor parse anything but the two query parameters and the one path
+//! segment it owns.
 //!
 //! Wire form, version 1 (also in `docs/protocol.md`):
 //! `?e=<unix expiry>&t=<kid>.<b64url(prefix)>.<b64url(client)>.<b64url(mac)>`
@@ -15,6 +16,13 @@
 //! expiry "\n" client)`. `client` is empty (any client) or a CIDR such as
 //! `203.0.113.0/24`. A prefix ending in `/` covers everything below it;
 //! otherwise it names exactly one object path.
+//!
+//! Path form, version 1: the same grant and the same MAC, spelled as a
+//! leading path segment `/t/<expiry>.<kid>.<b64url(prefix)>.<b64url(client)>.
+//! <b64url(mac)>/<object path>`, so that relative URIs in a playlist
+//! (`seg001.m4s`) resolve below the token and carry it (RFC 3986 §5.2).
+//! [`split_path`] finds it, [`verify_path`] checks it exactly as [`verify`]
+//! checks the query form.
 
 use std::net::IpAddr;
 
@@ -196,11 +204,16 @@ fn new_mac(secret: &[u8]) -> HmacSha256 {
         .unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
 }
 
-/// The query string (`e=…&t=…`) that grants `grant`, signed with `key`.
-pub fn sign(key: &SigningKey, grant: &Grant, names: &ParamNames) -> String {
+/// The MAC of `grant` under `key`.
+fn tag(key: &SigningKey, grant: &Grant) -> Vec<u8> {
     let mut mac = new_mac(&key.secret);
     mac.update(mac_input(&key.id, grant).as_bytes());
-    let tag = mac.finalize().into_bytes();
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// The query string (`e=…&t=…`) that grants `grant`, signed with `key`.
+pub fn sign(key: &SigningKey, grant: &Grant, names: &ParamNames) -> String {
+    let tag = tag(key, grant);
     let client = grant.client.map(|c| c.to_string()).unwrap_or_default();
     format!(
         "{}={}&{}={}.{}.{}.{}",
@@ -225,6 +238,81 @@ pub fn verify(
     now: u64,
 ) -> Result<(), Denied> {
     let (expiry, token) = params(query.unwrap_or(""), names)?;
+    check(keys, expiry, token, path, client, now)
+}
+
+/// The marker segment of the path form, version 1: `/t/<token>/…`.
+pub const PATH_MARKER: &str = "t";
+
+/// The path-form segment (`<expiry>.<kid>.<prefix>.<client>.<mac>`) that
+/// grants `grant`, signed with `key`: the same MAC as [`sign`]'s query, so
+/// one grant has two spellings.
+pub fn sign_path(key: &SigningKey, grant: &Grant) -> String {
+    let client = grant.client.map(|c| c.to_string()).unwrap_or_default();
+    format!(
+        "{}.{}.{}.{}.{}",
+        grant.expiry,
+        key.id,
+        URL_SAFE_NO_PAD.encode(grant.prefix.as_bytes()),
+        URL_SAFE_NO_PAD.encode(client.as_bytes()),
+        URL_SAFE_NO_PAD.encode(tag(key, grant))
+    )
+}
+
+/// The URL path a player is given for the path form: `/t/<segment>` followed
+/// by the grant's prefix (a folder ends in `/`, so a file name is appended).
+pub fn path_url(key: &SigningKey, grant: &Grant) -> String {
+    format!("/{PATH_MARKER}/{}{}", sign_path(key, grant), grant.prefix)
+}
+
+/// Splits a raw (not yet percent-decoded) request path into the path form's
+/// token segment and the rest of the path (starting with `/`), or `None` when
+/// the path is not the path form: its first segment is not [`PATH_MARKER`],
+/// or the second does not have the token's shape (five `.`-separated fields,
+/// the first 1..19 decimal digits), so that a folder named `t` stays a
+/// folder. The rest is left raw: the caller applies every path rule to it
+/// after the split, exactly as to a path without a token.
+pub fn split_path(raw_path: &[u8]) -> Option<(&str, &[u8])> {
+    let after = raw_path
+        .strip_prefix(b"/")?
+        .strip_prefix(PATH_MARKER.as_bytes())?;
+    let after = after.strip_prefix(b"/")?;
+    let end = after.iter().position(|&b| b == b'/')?;
+    let (segment, rest) = after.split_at(end);
+    let segment = std::str::from_utf8(segment).ok()?;
+    let mut fields = segment.split('.');
+    let expiry = fields.next()?;
+    let shaped = is_expiry(expiry) && fields.count() == 4;
+    shaped.then_some((segment, rest))
+}
+
+/// Checks a path-form token `segment` (from [`split_path`]) for a request of
+/// `path` (the decoded path after the token segment, starting with `/`).
+/// Every rule is [`verify`]'s: the same fields, MAC input, order of checks
+/// and refusal reasons.
+pub fn verify_path(
+    keys: &[SigningKey],
+    segment: &str,
+    path: &str,
+    client: IpAddr,
+    now: u64,
+) -> Result<(), Denied> {
+    let Some((e, token)) = segment.split_once('.') else {
+        return Err(Denied::Malformed);
+    };
+    check(keys, expiry(e)?, token, path, client, now)
+}
+
+/// The checks both forms share, in the order `docs/protocol.md` gives:
+/// format, key id, MAC (constant time), expiry, prefix, client.
+fn check(
+    keys: &[SigningKey],
+    expiry: u64,
+    token: &str,
+    path: &str,
+    client: IpAddr,
+    now: u64,
+) -> Result<(), Denied> {
     let mut fields = token.split('.');
     let (Some(kid), Some(prefix), Some(scope), Some(tag), None) = (
         fields.next(),
@@ -278,6 +366,18 @@ pub fn verify(
     Ok(())
 }
 
+/// An expiry as written: 1..19 decimal digits (u64 holds any 19 digits).
+fn is_expiry(e: &str) -> bool {
+    !e.is_empty() && e.len() <= 19 && e.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn expiry(e: &str) -> Result<u64, Denied> {
+    if !is_expiry(e) {
+        return Err(Denied::Malformed);
+    }
+    e.parse().map_err(|_| Denied::Malformed)
+}
+
 /// Expiry and token from a query; other parameters are left alone, duplicates
 /// refused.
 fn params<'q>(query: &'q str, names: &ParamNames) -> Result<(u64, &'q str), Denied> {
@@ -299,11 +399,7 @@ fn params<'q>(query: &'q str, names: &ParamNames) -> Result<(u64, &'q str), Deni
     let (Some(e), Some(t)) = (e, t) else {
         return Err(Denied::Missing);
     };
-    if e.is_empty() || e.len() > 19 || !e.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Denied::Malformed);
-    }
-    let expiry = e.parse().map_err(|_| Denied::Malformed)?;
-    Ok((expiry, t))
+    Ok((expiry(e)?, t))
 }
 
 fn decode_text(field: &str) -> Result<String, Denied> {
@@ -527,6 +623,174 @@ mod tests {
             !shown.contains("hunter2") && !shown.contains("104, 117"),
             "{shown}"
         );
+    }
+
+    fn verify_path(
+        keys: &[SigningKey],
+        segment: &str,
+        path: &str,
+        client: IpAddr,
+        now: u64,
+    ) -> Result<(), Denied> {
+        super::verify_path(keys, segment, path, client, now)
+    }
+
+    #[test]
+    fn the_path_form_is_the_query_form_respelled() {
+        let k = key("k1", b"secret-one");
+        let g = grant("/titles/81/", None);
+        let q = sign(&k, &g);
+        let seg = sign_path(&k, &g);
+        // `e=<expiry>&t=<token>` and `<expiry>.<token>`: the same MAC.
+        let (e, t) = params(&q, &ParamNames::default()).expect("signed query parses");
+        assert_eq!(seg, format!("{e}.{t}"));
+        assert_eq!(path_url(&k, &g), format!("/t/{seg}/titles/81/"));
+        let keys = [k];
+        let c = ip("198.51.100.7");
+        assert_eq!(
+            verify_path(&keys, &seg, "/titles/81/hls/seg001.m4s", c, NOW),
+            Ok(())
+        );
+        assert_eq!(
+            verify_path(&keys, &seg, "/titles/82/hls/seg001.m4s", c, NOW),
+            Err(Denied::WrongPrefix)
+        );
+        assert_eq!(
+            verify_path(&keys, &seg, "/titles/81", c, NOW),
+            Err(Denied::WrongPrefix)
+        );
+    }
+
+    #[test]
+    fn every_refusal_of_the_path_form() {
+        let k = key("k1", b"s");
+        let keys = [k.clone()];
+        let c = ip("203.0.113.9");
+        let good = sign_path(&k, &grant("/a/", None));
+        let p = "/a/b";
+        assert_eq!(verify_path(&keys, &good, p, c, NOW), Ok(()));
+        for bad in ["", "5", "x.k1.L2E..AAAA", "5.k1.L2E.AAAA", "5.k1.!!..AAAA"] {
+            assert_eq!(
+                verify_path(&keys, bad, p, c, NOW),
+                Err(Denied::Malformed),
+                "{bad:?}"
+            );
+        }
+        let other = sign_path(&key("k9", b"s"), &grant("/a/", None));
+        assert_eq!(
+            verify_path(&keys, &other, p, c, NOW),
+            Err(Denied::UnknownKey)
+        );
+        let last = good.chars().last().unwrap_or('A');
+        let tampered = format!(
+            "{}{}",
+            &good[..good.len() - 1],
+            if last == 'A' { 'Q' } else { 'A' }
+        );
+        assert!(matches!(
+            verify_path(&keys, &tampered, p, c, NOW),
+            Err(Denied::Tampered | Denied::Malformed)
+        ));
+        // The expiry is signed: a later one is tampering, not an extension.
+        let later = good.replacen(&(NOW + 3600).to_string(), &(NOW + 9999).to_string(), 1);
+        assert_eq!(verify_path(&keys, &later, p, c, NOW), Err(Denied::Tampered));
+        assert_eq!(
+            verify_path(&keys, &good, p, c, NOW + 3601),
+            Err(Denied::Expired)
+        );
+        assert_eq!(
+            verify_path(&keys, &good, "/b/a", c, NOW),
+            Err(Denied::WrongPrefix)
+        );
+        let bound = sign_path(&k, &grant("/a/", Some("192.0.2.0/24")));
+        assert_eq!(
+            verify_path(&keys, &bound, p, c, NOW),
+            Err(Denied::WrongClient)
+        );
+        assert_eq!(verify_path(&keys, &bound, p, ip("192.0.2.1"), NOW), Ok(()));
+    }
+
+    #[test]
+    fn split_path_finds_only_the_token_shape() {
+        let k = key("k1", b"s");
+        let seg = sign_path(&k, &grant("/titles/81/", None));
+        let raw = format!("/t/{seg}/titles/81/hls/index.m3u8");
+        assert_eq!(
+            split_path(raw.as_bytes()),
+            Some((seg.as_str(), &b"/titles/81/hls/index.m3u8"[..]))
+        );
+        // The rest is handed back raw, encodings and all, for the path rules.
+        let raw = format!("/t/{seg}/a/%2e%2e/b");
+        assert_eq!(
+            split_path(raw.as_bytes()).map(|(_, rest)| rest),
+            Some(&b"/a/%2e%2e/b"[..])
+        );
+        let raw = format!("/t/{seg}/");
+        assert_eq!(split_path(raw.as_bytes()).map(|(_, r)| r), Some(&b"/"[..]));
+        // A folder named `t` stays a folder.
+        for not in [
+            "/t/a.m4s",
+            "/t/0.m4s",
+            "/t/0.m4s/x",
+            "/t/1.a.b.c/x",
+            "/t/1.a.b.c.d.e/x",
+            "/t/x.a.b.c.d/x",
+            "/t//x",
+            "/t",
+            "/t/",
+            "/tt/1.a.b.c.d/x",
+            "/T/1.a.b.c.d/x",
+            "t/1.a.b.c.d/x",
+            "/x/t/1.a.b.c.d/x",
+        ] {
+            assert_eq!(split_path(not.as_bytes()), None, "{not}");
+        }
+        // No rest: not the path form either (the whole path is a key).
+        assert_eq!(split_path(format!("/t/{seg}").as_bytes()), None);
+        assert_eq!(
+            split_path(b"/t/1.a.b.c.d/x"),
+            Some(("1.a.b.c.d", &b"/x"[..]))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn both_forms_decide_alike(prefix in "/[a-z0-9/]{0,12}", path in "/[a-z0-9/]{0,14}",
+                                   expiry in 0u64..4_000_000_000, now in 0u64..4_000_000_000,
+                                   scope in proptest::option::of("(10|192)\\.0\\.[0-9]\\.0/24"),
+                                   client in "(10|192)\\.0\\.[0-9]\\.[1-9][0-9]?") {
+            let k = key("k", b"secret");
+            let g = Grant { prefix, expiry, client: scope.as_deref().and_then(Cidr::parse) };
+            let keys = [k.clone()];
+            let c = ip(&client);
+            prop_assert_eq!(
+                verify_path(&keys, &sign_path(&k, &g), &path, c, now),
+                verify(&keys, &path, Some(&sign(&k, &g)), c, now)
+            );
+        }
+
+        #[test]
+        fn split_path_never_panics_and_rest_is_a_suffix(raw in proptest::collection::vec(any::<u8>(), 0..64)) {
+            if let Some((seg, rest)) = split_path(&raw) {
+                prop_assert!(raw.ends_with(rest));
+                prop_assert!(rest.starts_with(b"/"));
+                prop_assert_eq!(raw.len(), 3 + seg.len() + rest.len());
+            }
+        }
+
+        #[test]
+        fn changing_a_byte_of_a_path_token_never_verifies(at in 0usize..200, b in "[0-9A-Za-z_.-]") {
+            let k = key("k1", b"a secret");
+            let seg = sign_path(&k, &grant("/titles/81/", Some("203.0.113.0/24")));
+            let at = at % seg.len();
+            let mut bytes = seg.clone().into_bytes();
+            bytes[at] = b.as_bytes()[0];
+            let changed = String::from_utf8(bytes).unwrap_or_default();
+            if changed != seg {
+                let keys = [k];
+                prop_assert!(verify_path(&keys, &changed, "/titles/81/v.mp4", ip("203.0.113.5"), NOW).is_err(), "{}", changed);
+            }
+        }
     }
 
     proptest! {

@@ -315,3 +315,28 @@ pub const LOG_FORMAT: &str = "text";
 /// The access log is off: at the request rates of an appliance a line per
 /// request is a disk's worth of writes; `full` or `1/N` turn it on.
 pub const ACCESS_LOG: &str = "off";
+
+/// Whether a listener applies the `[cors]` rules (`serve.cors`, `tls.cors`)
+/// once `cors.allow_origins` names an origin: yes, so that one key turns CORS
+/// on; a listener that only serves other appliances or apps can opt out.
+pub const LISTENER_CORS: bool = true;
+
+/// How long a browser may keep an accepted CORS preflight
+/// (`Access-Control-Max-Age`). Chromium caps it at 2 h and Firefox at 24 h;
+/// 2 h saves a player a preflight per segment for a whole film in both.
+pub const CORS_MAX_AGE: Duration = Duration::from_secs(2 * 3600);
+
+/// Send `Timing-Allow-Origin` to allowed origins: players measure throughput
+/// with Resource Timing, and an origin that may read the bytes learns nothing
+/// new from their timing.
+pub const CORS_TIMING_ALLOW_ORIGIN: bool = true;
+
+/// Cache-Control of objects no rule names: eddy's objects are immutable and
+/// versioned (a new version is a new key or at least a new ETag), so browsers
+/// and caches may keep them for a year without asking again (RFC 8246).
+pub const CACHE_CONTROL_DEFAULT: &str = "public, max-age=31536000, immutable";
+
+/// Cache-Control of HLS and DASH playlists (`.m3u8`, `.mpd`): a live
+/// playlist changes every segment, and Apple's guidance is half a target
+/// duration (segments are 2 to 6 s); a VOD playlist loses little by it.
+pub const CACHE_CONTROL_PLAYLISTS: &str = "public, max-age=2";

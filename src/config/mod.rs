@@ -8,6 +8,7 @@
 
 pub mod defaults;
 mod fill;
+mod players;
 mod report;
 
 pub use fill::Fill;
@@ -74,6 +75,34 @@ pub struct RawConfig {
     pub fill: RawFill,
     #[serde(default)]
     pub report: RawReport,
+    #[serde(default)]
+    pub cors: RawCors,
+    #[serde(default)]
+    pub cache_control: RawCacheControl,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCors {
+    pub allow_origins: Option<Vec<String>>,
+    pub max_age: Option<String>,
+    pub timing_allow_origin: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCacheControl {
+    pub default: Option<String>,
+    pub playlists: Option<String>,
+    pub rules: Option<Vec<RawCacheRule>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCacheRule {
+    pub prefix: Option<String>,
+    pub media_type: Option<String>,
+    pub value: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,6 +147,7 @@ pub struct RawTls {
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
     pub require_tokens: Option<bool>,
+    pub cors: Option<bool>,
     pub ktls: Option<String>,
     pub reload_check: Option<String>,
     pub frame_bytes: Option<i64>,
@@ -162,6 +192,7 @@ impl std::fmt::Debug for RawKey {
 pub struct RawServe {
     pub listen: Option<Vec<String>>,
     pub require_tokens: Option<bool>,
+    pub cors: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -237,6 +268,12 @@ pub struct Config {
     pub listen: Vec<SocketAddr>,
     /// Signed URLs required on the plain listeners.
     pub require_tokens: bool,
+    /// The `[cors]` rules apply on the plain listeners (`serve.cors`).
+    pub plain_cors: bool,
+    /// The CORS rules; `None` = off (no `cors.allow_origins`).
+    pub cors: Option<crate::serve::cors::Cors>,
+    /// The Cache-Control rules.
+    pub cache_control: crate::serve::freshness::CacheControl,
     /// The TLS listeners, when `tls.listen` names any.
     pub tls: Option<Tls>,
     pub http2: Http2Limits,
@@ -291,6 +328,8 @@ pub struct Tls {
     /// PEM private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
     pub require_tokens: bool,
+    /// The `[cors]` rules apply on the TLS listeners (`tls.cors`).
+    pub cors: bool,
     pub ktls: KtlsSetting,
     /// How often the cert and key files are checked for a change.
     pub reload_check: Duration,
@@ -562,6 +601,9 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
         .require_tokens
         .unwrap_or(defaults::PLAIN_REQUIRE_TOKENS);
     needs_keys("serve.require_tokens", require_tokens, &tokens)?;
+    let plain_cors = raw.serve.cors.unwrap_or(defaults::LISTENER_CORS);
+    let cors = players::cors(raw.cors)?;
+    let cache_control = players::cache_control(raw.cache_control)?;
     let tls = tls(raw.tls, &listen, &tokens)?;
     let h = raw.http2;
     let hd = Http2Limits::default();
@@ -609,6 +651,9 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
     Ok(Config {
         listen,
         require_tokens,
+        plain_cors,
+        cors,
+        cache_control,
         tls,
         http2,
         disks,
@@ -899,6 +944,7 @@ fn tls(raw: RawTls, plain: &[SocketAddr], tokens: &Tokens) -> Result<Option<Tls>
         64 << 20,
     )?;
     let require_tokens = raw.require_tokens.unwrap_or(defaults::TLS_REQUIRE_TOKENS);
+    let cors = raw.cors.unwrap_or(defaults::LISTENER_CORS);
     if listen.is_empty() {
         return Ok(None);
     }
@@ -918,6 +964,7 @@ fn tls(raw: RawTls, plain: &[SocketAddr], tokens: &Tokens) -> Result<Option<Tls>
         cert,
         key,
         require_tokens,
+        cors,
         ktls,
         reload_check,
         frame_bytes,
@@ -1139,6 +1186,9 @@ mod doc_tests {
             ("admin", "RawAdmin"),
             ("fill", "RawFill"),
             ("report", "RawReport"),
+            ("cors", "RawCors"),
+            ("cache_control", "RawCacheControl"),
+            ("cache_control.rules", "RawCacheRule"),
         ] {
             let start = source
                 .find(&format!("pub struct {strukt} {{"))

@@ -1,8 +1,9 @@
 //! From a parsed request to a [`Plan`]: the steps every transport shares
 //! (plain HTTP/1.1, HTTPS, HTTP/2), so that there is one copy of the rules.
 //!
-//! Owns: the order of those steps (method, route, signed-URL check, store
-//! lookup, planning) and turning their failures into error plans. The token is
+//! Owns: the order of those steps (CORS preflight, method, route, signed-URL
+//! check in the query or the path form, store lookup, freshness, planning,
+//! CORS fields) and turning their failures into error plans. The token is
 //! checked before the store is asked, so a refused client learns nothing about
 //! what the store holds. It must not touch a socket or know a wire format: a
 //! transport hands it an [`Ask`] and carries out the [`Answer`].
@@ -12,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::cors;
 use super::fields::Fields;
 use super::metrics::RangeKind;
 use super::range::RangeLimits;
@@ -39,6 +41,8 @@ pub struct Ask<'a> {
 pub struct Policy {
     /// Refuse requests without a valid signed URL (403).
     pub require_tokens: bool,
+    /// Apply the `[cors]` rules (`serve.cors`, `tls.cors`).
+    pub cors: bool,
 }
 
 /// The decided response, and the open object its body reads from.
@@ -70,6 +74,38 @@ pub fn answer(
 }
 
 fn plan_answer(
+    shared: &Shared,
+    policy: Policy,
+    peer: IpAddr,
+    ask: &Ask<'_>,
+    now: SystemTime,
+) -> Answer {
+    let cors = shared.cors.as_ref().filter(|_| policy.cors);
+    let Some(cors) = cors else {
+        return plan_plain(shared, policy, peer, ask, now);
+    };
+    if cors::is_preflight(ask.method, ask.fields) {
+        if let Some(fields) = cors.preflight(ask.fields) {
+            shared.metrics.preflight(true);
+            return Answer {
+                plan: respond::preflight(fields),
+                object: None,
+            };
+        }
+        // A refused preflight is answered as with CORS off, and without CORS
+        // fields: the browser then refuses the request it wanted to send.
+        shared.metrics.preflight(false);
+        return plan_plain(shared, policy, peer, ask, now);
+    }
+    let mut answer = plan_plain(shared, policy, peer, ask, now);
+    if ask.method != "OPTIONS" {
+        cors.decorate(ask.fields.origin(), &mut answer.plan.headers);
+    }
+    answer
+}
+
+/// The answer as without CORS.
+fn plan_plain(
     shared: &Shared,
     policy: Policy,
     peer: IpAddr,
@@ -114,16 +150,23 @@ fn plan_object(
     let target = route::route(ask.target)?;
     if policy.require_tokens {
         // The token covers the object's path; the `/range/` form asks for a
-        // part of that object and is covered by the same token.
+        // part of that object and is covered by the same token. A path token
+        // decides alone (the query's parameters are then ignored).
         let path = format!("/{}", target.key);
-        token::verify(
-            &shared.tokens.keys,
-            &shared.tokens.names,
-            &path,
-            target.query.as_deref(),
-            peer,
-            super::conditional::unix_secs(now),
-        )?;
+        let secs = super::conditional::unix_secs(now);
+        match &target.path_token {
+            Some(segment) => {
+                token::verify_path(&shared.tokens.keys, segment, &path, peer, secs)?;
+            }
+            None => token::verify(
+                &shared.tokens.keys,
+                &shared.tokens.names,
+                &path,
+                target.query.as_deref(),
+                peer,
+                secs,
+            )?,
+        }
     }
     let object = shared
         .store
@@ -147,11 +190,15 @@ fn plan_object(
         conditions: ask.fields.conditions.clone(),
         path_range: target.path_range,
     };
+    let key = target.key.as_str();
     let meta = ObjectMeta {
-        key: target.key.as_str(),
+        key,
         len: object.len,
         modified: object.modified,
         etag: &object.etag,
+        cache_control: shared
+            .cache_control
+            .for_object(key, respond::content_type(key)),
     };
     let limits = RangeLimits {
         max_ranges: shared.limits.max_ranges,

@@ -1,6 +1,8 @@
-//! The request header fields the planner reads: Range and the five
-//! preconditions, collected the same way whatever the transport (httparse
-//! headers, hyper's `HeaderMap` for HTTPS and HTTP/2).
+//! The request header fields the planner reads: Range, the five
+//! preconditions and the three CORS request fields (`Origin`,
+//! `Access-Control-Request-Method`, `Access-Control-Request-Headers`),
+//! collected the same way whatever the transport (httparse headers, hyper's
+//! `HeaderMap` for HTTPS and HTTP/2).
 //!
 //! Owns: matching those field names (case-insensitively) and joining repeated
 //! fields into one comma-separated value (RFC 9110 §5.3). It is pure and reads
@@ -8,11 +10,26 @@
 
 use super::conditional::Conditions;
 
-/// The fields that change what a GET or HEAD answers.
+/// The fields that change what a GET or HEAD answers, and the CORS fields
+/// (which add response fields, never change bytes or statuses).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fields {
     pub range: Option<Vec<u8>>,
     pub conditions: Conditions,
+    /// The CORS request fields, boxed so that a request without any (most,
+    /// and every one that is not from a browser) carries one pointer.
+    pub cors: Option<Box<CorsFields>>,
+}
+
+/// The CORS request fields (Fetch §3.2.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CorsFields {
+    /// `Origin` (Fetch §3.1): repeated, it is a list no origin equals.
+    pub origin: Option<Vec<u8>>,
+    /// `Access-Control-Request-Method` of a preflight.
+    pub method: Option<Vec<u8>>,
+    /// `Access-Control-Request-Headers` of a preflight.
+    pub headers: Option<Vec<u8>>,
 }
 
 impl Fields {
@@ -30,6 +47,12 @@ impl Fields {
             &mut self.conditions.if_unmodified_since
         } else if name.eq_ignore_ascii_case("if-range") {
             &mut self.conditions.if_range
+        } else if name.eq_ignore_ascii_case("origin") {
+            &mut self.cors.get_or_insert_default().origin
+        } else if name.eq_ignore_ascii_case("access-control-request-method") {
+            &mut self.cors.get_or_insert_default().method
+        } else if name.eq_ignore_ascii_case("access-control-request-headers") {
+            &mut self.cors.get_or_insert_default().headers
         } else {
             return false;
         };
@@ -41,6 +64,11 @@ impl Fields {
             None => *slot = Some(value.to_vec()),
         }
         true
+    }
+
+    /// The request's `Origin`, if it sent one.
+    pub fn origin(&self) -> Option<&[u8]> {
+        self.cors.as_ref()?.origin.as_deref()
     }
 }
 

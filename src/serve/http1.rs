@@ -40,8 +40,12 @@ pub struct RequestHead {
     pub fields: Fields,
 }
 
-/// The result of looking at the buffered bytes.
+/// The result of looking at the buffered bytes. A complete head is returned
+/// by value, once per request, and moved into the request's boxed future
+/// (`conn::answer_one`): boxing it here would add an allocation per request
+/// on the plain path to save a move of about 230 bytes.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Parsed {
     Complete(RequestHead),
     /// More bytes are needed (and the buffer is still within the limit).

@@ -35,7 +35,7 @@ use super::answer::{self, Answer, Ask, Policy};
 use super::fields::Fields;
 use super::gate::{Gate, Refusal};
 use super::metrics::{ServeMetrics, Transport};
-use super::respond::{self, Body, Method, Plan, ServeError};
+use super::respond::{self, Body, FieldValue, Method, Plan, ServeError};
 use super::tls::Certs;
 use super::{prefetch, Shared};
 use crate::config::defaults::DISK_WINDOW;
@@ -384,7 +384,13 @@ fn response(plan: &Plan, now: SystemTime, h2: bool, body: ResponseBody) -> Respo
         StatusCode::from_u16(plan.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
     for (name, value) in plan.fields(now) {
-        if let Ok(value) = HeaderValue::try_from(value) {
+        // Static values are eddy's own literals (visible ASCII): no copy.
+        let value = match value {
+            FieldValue::Static(s) => Ok(HeaderValue::from_static(s)),
+            FieldValue::Shared(s) => HeaderValue::try_from(&*s),
+            FieldValue::Owned(s) => HeaderValue::try_from(s),
+        };
+        if let Ok(value) = value {
             headers.append(name, value);
         }
     }

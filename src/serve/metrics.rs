@@ -114,13 +114,13 @@ impl RangeKind {
 }
 
 /// The statuses eddy emits, each with its own series; anything else is `other`.
-const STATUSES: [u16; 15] = [
-    200, 206, 304, 400, 403, 404, 405, 412, 414, 416, 431, 500, 501, 503, 505,
+const STATUSES: [u16; 16] = [
+    200, 204, 206, 304, 400, 403, 404, 405, 412, 414, 416, 431, 500, 501, 503, 505,
 ];
 /// The `status` label of each slot: the statuses above, then `other`.
 const STATUS_LABELS: [&str; STATUS_SLOTS] = [
-    "200", "206", "304", "400", "403", "404", "405", "412", "414", "416", "431", "500", "501",
-    "503", "505", "other",
+    "200", "204", "206", "304", "400", "403", "404", "405", "412", "414", "416", "431", "500",
+    "501", "503", "505", "other",
 ];
 const STATUS_SLOTS: usize = STATUSES.len() + 1;
 
@@ -193,6 +193,8 @@ pub struct ServeMetrics {
     connections_rejected: [IntCounter; 2],
     /// `[content, health]`.
     misses: [IntCounter; 2],
+    /// `[accepted, refused]`.
+    preflights: [IntCounter; 2],
     cold_windows: IntCounter,
     memory_trims: IntCounter,
     /// The TLS listener's families.
@@ -249,6 +251,11 @@ impl ServeMetrics {
             "Requests this appliance could not serve, by kind: content (a key it does not hold, 404) and health (an object on a failed drive, 404, or a connection turned away at the cap).",
             &["kind"],
         )?;
+        let preflights = registry.counter_vec(
+            "eddy_cors_preflights_total",
+            "CORS preflight requests (OPTIONS with Origin and Access-Control-Request-Method), by result: accepted (204 with the CORS fields) or refused (answered as with CORS off).",
+            &["result"],
+        )?;
         let t = |t: usize| Transport::ALL[t].label();
         let l = |l: usize| Listener::ALL[l].label();
         Ok(ServeMetrics {
@@ -267,6 +274,10 @@ impl ServeMetrics {
             misses: [
                 misses.with_label_values(&["content"]),
                 misses.with_label_values(&["health"]),
+            ],
+            preflights: [
+                preflights.with_label_values(&["accepted"]),
+                preflights.with_label_values(&["refused"]),
             ],
             cold_windows: registry.counter(
                 "eddy_disk_wait_windows_total",
@@ -311,6 +322,11 @@ impl ServeMetrics {
     /// A request for an object on a failed drive (404): a health miss.
     pub fn health_miss(&self) {
         self.misses[1].inc();
+    }
+
+    /// A CORS preflight, accepted or refused.
+    pub fn preflight(&self, accepted: bool) {
+        self.preflights[usize::from(!accepted)].inc();
     }
 
     /// A request refused by the signed-URL check.
@@ -552,7 +568,8 @@ mod tests {
         Ok((r, m))
     }
 
-    const FAMILIES: [&str; 16] = [
+    const FAMILIES: [&str; 17] = [
+        "eddy_cors_preflights_total",
         "eddy_requests_total",
         "eddy_response_body_bytes_total",
         "eddy_request_duration_seconds",
@@ -622,6 +639,7 @@ mod tests {
         m.request(Transport::Http1, 206, 1000, Duration::from_micros(700));
         m.request(Transport::H2, 299, 5, Duration::from_secs(90));
         m.range(RangeKind::Multipart);
+        m.preflight(false);
         m.token_refused(Denied::Expired);
         m.content_miss();
         m.connection_rejected(Listener::Tls);
@@ -671,6 +689,12 @@ mod tests {
             "1",
         );
         assert_value(&text, "eddy_range_requests_total{kind=\"multipart\"}", "1");
+        assert_value(&text, "eddy_cors_preflights_total{result=\"refused\"}", "1");
+        assert_value(
+            &text,
+            "eddy_cors_preflights_total{result=\"accepted\"}",
+            "0",
+        );
         assert_value(&text, "eddy_range_requests_total{kind=\"single\"}", "0");
         assert_value(&text, "eddy_token_refusals_total{reason=\"expired\"}", "1");
         assert_value(&text, "eddy_misses_total{kind=\"content\"}", "1");

@@ -5,8 +5,9 @@
 //! (shared by plain and TLS connections), the bound on refusals over it, and
 //! the drain on shutdown. The
 //! sub-modules split the path: `http1` parses plain heads, `fields` collects
-//! Range and preconditions from any transport, `route` names the object,
-//! `token` checks signed URLs, `range` and `conditional` decide what part of
+//! Range, preconditions and CORS fields from any transport, `route` names the
+//! object (and finds a path token), `token` checks signed URLs, `cors` adds
+//! the CORS fields, `freshness` picks Cache-Control, `range` and `conditional` decide what part of
 //! it, `respond` turns all of that (and every error) into one
 //! [`respond::Plan`], and `answer` runs those steps in order for every
 //! transport. Two transports carry plans out: `conn` and `body` (plain
@@ -19,9 +20,11 @@ pub mod answer;
 pub mod body;
 pub mod conditional;
 pub mod conn;
+pub mod cors;
 pub mod drive_probe;
 pub mod fds;
 pub mod fields;
+pub mod freshness;
 pub mod gate;
 pub mod http1;
 pub mod https;
@@ -65,6 +68,11 @@ pub struct Shared {
     pub metrics: Arc<metrics::ServeMetrics>,
     /// The access log, when `log.access` is on.
     pub access_log: Option<crate::access_log::AccessLog>,
+    /// The CORS rules (`[cors]`), `None` when no origin is allowed; each
+    /// listener's [`answer::Policy`] says whether it applies them.
+    pub cors: Option<cors::Cors>,
+    /// The Cache-Control rules (`[cache_control]`).
+    pub cache_control: freshness::CacheControl,
 }
 
 /// Binds every address (before anything is served, so that a bad address fails

@@ -9,6 +9,7 @@
 //! carry a [`Plan`] out; they must never decide a status or a header themselves.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::conditional::{self, Conditions, Decision, Validators};
@@ -117,13 +118,51 @@ pub enum Body {
     },
 }
 
+/// A response field value. Ours are static and values from config are
+/// shared, so that planning and [`Plan::fields`] copy neither; only values
+/// made for this response (dates, lengths, ranges, the ETag) own a string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldValue {
+    Static(&'static str),
+    Shared(Arc<str>),
+    Owned(String),
+}
+
+impl FieldValue {
+    pub fn as_str(&self) -> &str {
+        match self {
+            FieldValue::Static(s) => s,
+            FieldValue::Shared(s) => s,
+            FieldValue::Owned(s) => s,
+        }
+    }
+}
+
+impl From<&'static str> for FieldValue {
+    fn from(s: &'static str) -> Self {
+        FieldValue::Static(s)
+    }
+}
+
+impl From<String> for FieldValue {
+    fn from(s: String) -> Self {
+        FieldValue::Owned(s)
+    }
+}
+
+impl std::fmt::Display for FieldValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A complete response decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub status: u16,
     /// Header fields other than Date, Server, Connection and Content-Length,
     /// which [`Plan::head`] adds.
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(&'static str, FieldValue)>,
     /// The bytes the body has on the wire (also for HEAD, where none are sent).
     pub content_length: u64,
     pub body: Body,
@@ -139,6 +178,9 @@ pub struct ObjectMeta<'a> {
     pub modified: SystemTime,
     /// Opaque part of the strong ETag.
     pub etag: &'a str,
+    /// The freshness of the object (`serve::freshness`), sent on 200, 206
+    /// and 304.
+    pub cache_control: Option<&'a Arc<str>>,
 }
 
 /// The parts of a request the planner reads.
@@ -167,12 +209,12 @@ pub fn error(err: &ServeError) -> Plan {
         505 => "HTTP version not supported\n",
         _ => "internal server error\n",
     };
-    let mut headers = vec![("Content-Type", "text/plain; charset=utf-8".to_owned())];
+    let mut headers = vec![("Content-Type", "text/plain; charset=utf-8".into())];
     if status == 405 {
-        headers.push(("Allow", "GET, HEAD".to_owned()));
+        headers.push(("Allow", "GET, HEAD".into()));
     }
     if status == 503 {
-        headers.push(("Retry-After", "1".to_owned()));
+        headers.push(("Retry-After", "1".into()));
     }
     Plan {
         status,
@@ -183,8 +225,37 @@ pub fn error(err: &ServeError) -> Plan {
     }
 }
 
+/// Plans the answer to an accepted CORS preflight (`serve::cors` chose its
+/// fields): 204, no body (Fetch §3.2.3: an ok status).
+pub fn preflight(headers: Vec<(&'static str, FieldValue)>) -> Plan {
+    Plan {
+        status: 204,
+        headers,
+        content_length: 0,
+        body: Body::Empty,
+        close: false,
+    }
+}
+
 /// Plans the answer to a GET or HEAD of an existing object.
 pub fn object(
+    req: &RequestFacts<'_>,
+    obj: &ObjectMeta<'_>,
+    now: SystemTime,
+    limits: RangeLimits,
+    boundary_seed: u64,
+) -> Plan {
+    let mut plan = object_plan(req, obj, now, limits, boundary_seed);
+    // A 304 carries the Cache-Control the 200 would have (RFC 9110 §15.4.5);
+    // a 206 is as fresh as the whole object (RFC 9111 §3.3).
+    if let (200 | 206 | 304, Some(value)) = (plan.status, obj.cache_control) {
+        plan.headers
+            .push(("Cache-Control", FieldValue::Shared(value.clone())));
+    }
+    plan
+}
+
+fn object_plan(
     req: &RequestFacts<'_>,
     obj: &ObjectMeta<'_>,
     now: SystemTime,
@@ -200,9 +271,9 @@ pub fn object(
         last_modified,
     };
     let mut headers = vec![
-        ("ETag", format!("\"{}\"", obj.etag)),
-        ("Last-Modified", http_date(last_modified)),
-        ("Accept-Ranges", "bytes".to_owned()),
+        ("ETag", format!("\"{}\"", obj.etag).into()),
+        ("Last-Modified", http_date(last_modified).into()),
+        ("Accept-Ranges", "bytes".into()),
     ];
     let decision = conditional::evaluate(&req.conditions, &validators, now_secs);
     let honour_range = match decision {
@@ -223,7 +294,7 @@ pub fn object(
     };
     match outcome {
         RangeOutcome::Full => {
-            headers.push(("Content-Type", content_type.to_owned()));
+            headers.push(("Content-Type", content_type.into()));
             let body = if req.head_only || obj.len == 0 {
                 Body::Empty
             } else {
@@ -241,15 +312,15 @@ pub fn object(
             }
         }
         RangeOutcome::Unsatisfiable => {
-            headers.push(("Content-Range", format!("bytes */{}", obj.len)));
+            headers.push(("Content-Range", format!("bytes */{}", obj.len).into()));
             bare(416, headers)
         }
         RangeOutcome::Partial(ranges) => match ranges.as_slice() {
             [single] => {
-                headers.push(("Content-Type", content_type.to_owned()));
+                headers.push(("Content-Type", content_type.into()));
                 headers.push((
                     "Content-Range",
-                    format!("bytes {}-{}/{}", single.first, single.last, obj.len),
+                    format!("bytes {}-{}/{}", single.first, single.last, obj.len).into(),
                 ));
                 Plan {
                     status: 206,
@@ -269,10 +340,10 @@ pub fn object(
 /// are the representation of that URL: 200, no Content-Range, and preconditions
 /// (already evaluated) rather than If-Range decide.
 fn path_range(
-    mut headers: Vec<(&'static str, String)>,
+    mut headers: Vec<(&'static str, FieldValue)>,
     wanted: PathRange,
     len: u64,
-    content_type: &str,
+    content_type: &'static str,
     head_only: bool,
 ) -> Plan {
     let spec = range::ParsedRange::Bytes(vec![range::RangeSpec::From {
@@ -287,7 +358,7 @@ fn path_range(
     match range::resolve(&spec, len, one) {
         RangeOutcome::Partial(ranges) if ranges.len() == 1 => {
             let r = ranges[0];
-            headers.push(("Content-Type", content_type.to_owned()));
+            headers.push(("Content-Type", content_type.into()));
             Plan {
                 status: 200,
                 headers,
@@ -301,17 +372,17 @@ fn path_range(
             }
         }
         _ => {
-            headers.push(("Content-Range", format!("bytes */{len}")));
+            headers.push(("Content-Range", format!("bytes */{len}").into()));
             bare(416, headers)
         }
     }
 }
 
 fn multipart(
-    mut headers: Vec<(&'static str, String)>,
+    mut headers: Vec<(&'static str, FieldValue)>,
     ranges: &[ByteRange],
     len: u64,
-    content_type: &str,
+    content_type: &'static str,
     seed: u64,
 ) -> Plan {
     let boundary = format!("eddy-{:016x}", mix(seed));
@@ -328,7 +399,7 @@ fn multipart(
     total += trailer.len() as u64;
     headers.push((
         "Content-Type",
-        format!("multipart/byteranges; boundary={boundary}"),
+        format!("multipart/byteranges; boundary={boundary}").into(),
     ));
     Plan {
         status: 206,
@@ -340,7 +411,7 @@ fn multipart(
 }
 
 /// A response with validators and no content (304, 412, 416).
-fn bare(status: u16, headers: Vec<(&'static str, String)>) -> Plan {
+fn bare(status: u16, headers: Vec<(&'static str, FieldValue)>) -> Plan {
     Plan {
         status,
         headers,
@@ -354,15 +425,15 @@ impl Plan {
     /// Every header field of the response, in order, except the connection
     /// fields (which are HTTP/1-only and belong to the transport): Date,
     /// Server, the planned fields, and Content-Length (never on a 304, where
-    /// it would describe the 200 it replaces). Both transports send exactly
-    /// these.
-    pub fn fields(&self, now: SystemTime) -> Vec<(&'static str, String)> {
+    /// it would describe the 200 it replaces, nor on a 204, RFC 9110 §8.6).
+    /// Both transports send exactly these.
+    pub fn fields(&self, now: SystemTime) -> Vec<(&'static str, FieldValue)> {
         let mut fields = Vec::with_capacity(self.headers.len() + 3);
-        fields.push(("Date", httpdate::fmt_http_date(now)));
-        fields.push(("Server", "eddy".to_owned()));
+        fields.push(("Date", httpdate::fmt_http_date(now).into()));
+        fields.push(("Server", "eddy".into()));
         fields.extend(self.headers.iter().cloned());
-        if self.status != 304 {
-            fields.push(("Content-Length", self.content_length.to_string()));
+        if self.status != 304 && self.status != 204 {
+            fields.push(("Content-Length", self.content_length.to_string().into()));
         }
         fields
     }
@@ -389,6 +460,7 @@ impl Plan {
 pub fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        204 => "No Content",
         206 => "Partial Content",
         304 => "Not Modified",
         400 => "Bad Request",
@@ -450,12 +522,16 @@ mod tests {
         max_sum_percent: 100,
     };
 
+    static CC: std::sync::LazyLock<Arc<str>> =
+        std::sync::LazyLock::new(|| Arc::from("public, max-age=60"));
+
     fn meta() -> ObjectMeta<'static> {
         ObjectMeta {
             key: "t/v.mp4",
             len: 1000,
             modified: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
             etag: "3e8-1",
+            cache_control: Some(&*CC),
         }
     }
 
@@ -654,6 +730,71 @@ mod tests {
         assert_eq!(
             header(&p, "Last-Modified"),
             Some(httpdate::fmt_http_date(now()).as_str())
+        );
+    }
+
+    #[test]
+    fn cache_control_on_200_206_and_304_only() {
+        let cc = |p: &Plan| header(p, "Cache-Control").map(str::to_owned);
+        let want = Some("public, max-age=60".to_owned());
+        assert_eq!(cc(&object(&get(None), &meta(), now(), LIMITS, 1)), want);
+        assert_eq!(
+            cc(&object(&get(Some("bytes=0-9")), &meta(), now(), LIMITS, 1)),
+            want
+        );
+        assert_eq!(
+            cc(&object(
+                &get(Some("bytes=0-9,20-29")),
+                &meta(),
+                now(),
+                LIMITS,
+                1
+            )),
+            want
+        );
+        assert_eq!(cc(&object(&in_path(0, 9), &meta(), now(), LIMITS, 1)), want);
+        let mut r = get(None);
+        r.conditions.if_none_match = Some(b"\"3e8-1\"".to_vec());
+        assert_eq!(cc(&object(&r, &meta(), now(), LIMITS, 1)), want);
+        let mut r = get(None);
+        r.conditions.if_match = Some(b"\"other\"".to_vec());
+        assert_eq!(cc(&object(&r, &meta(), now(), LIMITS, 1)), None, "412");
+        assert_eq!(
+            cc(&object(
+                &get(Some("bytes=5000-")),
+                &meta(),
+                now(),
+                LIMITS,
+                1
+            )),
+            None,
+            "416"
+        );
+        let none = ObjectMeta {
+            cache_control: None,
+            ..meta()
+        };
+        assert_eq!(cc(&object(&get(None), &none, now(), LIMITS, 1)), None);
+        // Freshness changes no byte and no status.
+        for facts in [get(None), get(Some("bytes=0-9")), in_path(3, 7)] {
+            let a = object(&facts, &meta(), now(), LIMITS, 1);
+            let b = object(&facts, &none, now(), LIMITS, 1);
+            assert_eq!(
+                (a.status, a.content_length, a.body),
+                (b.status, b.content_length, b.body)
+            );
+        }
+    }
+
+    #[test]
+    fn a_preflight_is_a_204_without_content_length() {
+        let p = preflight(vec![("Access-Control-Allow-Origin", "*".into())]);
+        let head = String::from_utf8(p.head(now(), true, false)).unwrap_or_default();
+        assert!(head.starts_with("HTTP/1.1 204 No Content\r\n"), "{head}");
+        assert!(!head.contains("Content-Length"), "{head}");
+        assert!(
+            head.contains("Access-Control-Allow-Origin: *\r\n"),
+            "{head}"
         );
     }
 

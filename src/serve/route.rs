@@ -5,7 +5,10 @@
 //! mean something other than a key (encoded separators, NUL, invalid or overlong
 //! UTF-8, dot segments), and the Open Connect range form: a path ending in
 //! `/range/START-END` names those bytes of the object before it (the range sits
-//! in the path so that it survives proxies that strip Range fields). It is
+//! in the path so that it survives proxies that strip Range fields), and the
+//! path form of signed URLs (`/t/<token>/<object path>`): the token segment is
+//! split off the raw path first, and every rule above then applies to the
+//! rest, so that a token never lets a path out of what it names. It is
 //! pure. It must never build a filesystem path: a route yields an
 //! [`ObjectKey`], and only the store maps keys to files.
 
@@ -37,6 +40,9 @@ pub struct Target {
     pub key: ObjectKey,
     /// The raw query (after `?`), kept for signed-URL checks.
     pub query: Option<String>,
+    /// The token segment of the path form (`eddy_proto::token::split_path`),
+    /// as sent; the key is the path after it.
+    pub path_token: Option<String>,
     /// `/range/START-END` at the end of the path: the inclusive byte range
     /// asked for, answered 200 with exactly those bytes.
     pub path_range: Option<PathRange>,
@@ -65,6 +71,12 @@ pub fn route(target: &[u8]) -> Result<Target, RouteError> {
         Some(i) => (&path_and_query[..i], Some(&path_and_query[i + 1..])),
         None => (path_and_query, None),
     };
+    // The path form's token segment is split off before anything is decoded,
+    // so that the rest meets every rule below exactly as a path without one.
+    let (path_token, raw_path) = match eddy_proto::token::split_path(raw_path) {
+        Some((segment, rest)) => (Some(segment.to_owned()), rest),
+        None => (None, raw_path),
+    };
     let decoded = percent_decode(raw_path)?;
     let text = String::from_utf8(decoded).map_err(|_| RouteError::NotUtf8)?;
     let (name, path_range) = split_path_range(&text[1..])?;
@@ -76,6 +88,7 @@ pub fn route(target: &[u8]) -> Result<Target, RouteError> {
     Ok(Target {
         key,
         query,
+        path_token,
         path_range,
     })
 }
@@ -264,6 +277,51 @@ mod tests {
         assert_eq!(t.path_range, Some(PathRange { first: 3, last: 4 }));
     }
 
+    const TOKEN: &str = "1800000000.k1.L3RpdGxlcy84MS8.._Hk";
+
+    #[test]
+    fn a_path_token_is_split_off_and_the_rest_routed_as_any_path() {
+        let t =
+            route(format!("/t/{TOKEN}/titles/81/hls/seg001.m4s?x=1").as_bytes()).expect("routes");
+        assert_eq!(t.key.as_str(), "titles/81/hls/seg001.m4s");
+        assert_eq!(t.path_token.as_deref(), Some(TOKEN));
+        assert_eq!(t.query.as_deref(), Some("x=1"));
+        let t = route(format!("https://cache.example/t/{TOKEN}/a/v.mp4/range/0-9").as_bytes())
+            .expect("routes");
+        assert_eq!(t.key.as_str(), "a/v.mp4");
+        assert_eq!(t.path_range, Some(PathRange { first: 0, last: 9 }));
+        assert_eq!(t.path_token.as_deref(), Some(TOKEN));
+        // A folder named `t` is still a folder.
+        let t = route(b"/t/a.m4s").expect("routes");
+        assert_eq!((t.key.as_str(), t.path_token), ("t/a.m4s", None));
+        // The token names nothing by itself.
+        assert_eq!(key(&format!("/t/{TOKEN}/")), Err(RouteError::NoObject));
+        // After the token, every escape is refused as without one.
+        for (rest, want) in [
+            ("../etc/passwd", RouteError::Key(KeyError::DotSegment)),
+            ("titles/81/../../etc", RouteError::Key(KeyError::DotSegment)),
+            (
+                "titles/81/%2e%2e/82/v.mp4",
+                RouteError::Key(KeyError::DotSegment),
+            ),
+            ("titles/81/..%2f82%2fv.mp4", RouteError::EncodedSeparator),
+            ("titles%2f82/v.mp4", RouteError::EncodedSeparator),
+            ("titles/81%5c..%5c82", RouteError::EncodedSeparator),
+            ("/titles/82/v.mp4", RouteError::Key(KeyError::EmptySegment)),
+            (
+                "titles/81/a%00",
+                RouteError::Key(KeyError::ControlCharacter),
+            ),
+        ] {
+            assert_eq!(key(&format!("/t/{TOKEN}/{rest}")), Err(want), "{rest}");
+        }
+        // An encoded separator cannot forge the token segment either.
+        assert_eq!(
+            key(&format!("/t%2f{TOKEN}/a")),
+            Err(RouteError::EncodedSeparator)
+        );
+    }
+
     #[test]
     fn double_encoding_decodes_once_into_a_harmless_name() {
         assert_eq!(key("/%252e%252e/etc"), Ok("%2e%2e/etc".into()));
@@ -271,7 +329,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn no_routed_key_escapes(t in "/[a-z%./\\\\0-9A-F]{0,30}") {
+        fn no_routed_key_escapes(t in "(/t/1\\.k\\.a\\.b\\.c)?/[a-z%./\\\\0-9A-F]{0,30}") {
             if let Ok(target) = route(t.as_bytes()) {
                 for c in std::path::Path::new(target.key.as_str()).components() {
                     prop_assert!(matches!(c, std::path::Component::Normal(_)));

@@ -55,3 +55,7 @@ mod tls;
 /// The control plane `eddy-origin`: keys, signed manifests, catalogue reloads, content ranges,
 /// `--source` order, the test-only faults, error bodies and exit codes.
 mod origin;
+
+/// Players: CORS, path-form signed URLs, Cache-Control; hls.js in headless chromium and ffmpeg
+/// playing an HLS title over HTTPS with path tokens.
+mod players;

@@ -25,14 +25,14 @@ use rustls::pki_types::{CertificateDer, ServerName};
 // ---------------------------------------------------------------------------------------------
 
 /// A self-signed certificate for `localhost` and 127.0.0.1, with its key, as PEM and DER.
-struct Identity {
-    cert_pem: String,
-    key_pem: String,
+pub(crate) struct Identity {
+    pub(crate) cert_pem: String,
+    pub(crate) key_pem: String,
     der: Vec<u8>,
 }
 
 impl Identity {
-    fn new(name: &str) -> Identity {
+    pub(crate) fn new(name: &str) -> Identity {
         Identity::make(name, None)
     }
 
@@ -1205,6 +1205,90 @@ fn every_answer_over_h2_and_http11_matches_the_plain_listener() {
     assert_eq!(h2[at("whole")].must("content-type"), "video/mp4");
     assert_eq!(h2[at("segment")].must("content-type"), "video/iso.segment");
     assert_eq!(h1[at("segment")].must("content-type"), "video/iso.segment");
+}
+
+#[test]
+fn cors_path_tokens_and_freshness_answer_alike_on_every_transport() {
+    // Tokens required and CORS on, on both listeners: the planner decides the same for each.
+    let store = Store::new();
+    let obj = objects(&store);
+    let id = Identity::new("eddy test A");
+    let files = Files::new(&store, &id);
+    let rest = format!(
+        "[serve]\nrequire_tokens = true\n[cors]\nallow_origins = [\"https://player.test\"]\n{}",
+        keys_toml()
+    );
+    let config = store.config("eddy.toml", &files.toml("require_tokens = true", &rest));
+    let server = Server::start_tls(&store, &config, 1);
+    let (_, base) = token_sign_both(&config, &["--prefix", "/movie/", "--ttl", "1h"]);
+    let token = base.trim_end_matches("/movie/");
+    let signed = format!("{base}v.mp4");
+    let movie = &obj.movie;
+    let etag = server.get(&signed, &[]).must("etag").to_owned();
+    let inm = format!("If-None-Match: {etag}");
+    const OK: &str = "Origin: https://player.test";
+    const EVIL: &str = "Origin: https://evil.test";
+    const ASK: &str = "Access-Control-Request-Method: GET";
+    #[rustfmt::skip]
+    let cases: Vec<(&str, Req, u16, Want)> = vec![
+        ("whole", req("GET", &signed, &[OK]), 200, Want::Bytes(movie.clone())),
+        ("range", req("GET", &signed, &[OK, "Range: bytes=100-199"]), 206, Want::Bytes(movie[100..200].to_vec())),
+        ("multi range", req("GET", &signed, &[OK, "Range: bytes=0-9,20-29"]), 206, Want::Parts(vec![(0, 9), (20, 29)])),
+        ("not modified", req("GET", &signed, &[OK, &inm]), 304, Want::Nothing),
+        ("head", req("HEAD", &signed, &[OK]), 200, Want::Nothing),
+        ("path range", req("GET", &format!("{signed}/range/0-1023"), &[OK]), 200, Want::Bytes(movie[..1024].to_vec())),
+        ("other origin", req("GET", &signed, &[EVIL, "Range: bytes=0-9"]), 206, Want::Bytes(movie[..10].to_vec())),
+        ("no origin", req("GET", &signed, &[]), 200, Want::Bytes(movie.clone())),
+        ("preflight", req("OPTIONS", &signed, &[OK, ASK, "Access-Control-Request-Headers: range"]), 204, Want::Nothing),
+        ("preflight, other origin", req("OPTIONS", &signed, &[EVIL, ASK]), 405, Want::Any),
+        ("preflight, PUT", req("OPTIONS", &signed, &[OK, "Access-Control-Request-Method: PUT"]), 405, Want::Any),
+        ("wrong prefix", req("GET", &format!("{token}/seg/1.m4s"), &[OK]), 403, Want::Any),
+        ("no token", req("GET", MOVIE, &[OK]), 403, Want::Any),
+        ("escape", req("GET", &format!("{token}/movie/%2e%2e/seg/1.m4s"), &[OK]), 400, Want::Any),
+        ("encoded slash", req("GET", &format!("{token}/movie/..%2Fseg%2F1.m4s"), &[OK]), 400, Want::Any),
+    ];
+    let reqs: Vec<Req> = cases.iter().map(|c| c.1.clone()).collect();
+    let addr = server.https_addr();
+    let h2 = fetch(addr, &client(&id, H2_ONLY), Proto::H2, &reqs);
+    let h1 = fetch(addr, &client(&id, H1_ONLY), Proto::H1, &reqs);
+    for (i, (name, r, status, want)) in cases.iter().enumerate() {
+        let extra: Vec<&str> = r.headers.iter().map(String::as_str).collect();
+        let plain = server.request(&r.method, &r.target, &extra);
+        for (label, resp) in [("plain", &plain), ("h2", &h2[i]), ("http/1.1", &h1[i])] {
+            let what = format!("{name} ({label})");
+            assert_eq!(resp.status, *status, "{what}: {}", resp.describe());
+            match want {
+                Want::Bytes(b) => assert_bytes_eq(&resp.body, b, &what),
+                Want::Nothing => assert!(resp.body.is_empty(), "{what}: a body"),
+                Want::Parts(ranges) => {
+                    let parts = parse_multipart(resp.must("content-type"), &resp.body);
+                    assert_eq!(parts.len(), ranges.len(), "{what}: parts");
+                }
+                Want::Any => {}
+            }
+            let allowed = r.headers.iter().any(|h| h == OK) && r.method != "OPTIONS";
+            assert_eq!(
+                resp.header("access-control-allow-origin"),
+                (allowed || *status == 204).then_some("https://player.test"),
+                "{what}"
+            );
+            if r.method != "OPTIONS" {
+                assert_eq!(resp.header("vary"), Some("Origin"), "{what}");
+            }
+            if matches!(*status, 200 | 206 | 304) && r.method != "OPTIONS" {
+                assert_eq!(
+                    resp.header("cache-control"),
+                    Some("public, max-age=31536000, immutable"),
+                    "{what}"
+                );
+            }
+            if *status == 204 {
+                assert_eq!(resp.header("content-length"), None, "{what}");
+            }
+        }
+        assert_same(&format!("{name} over h2"), &plain, &h2[i]);
+        assert_same(&format!("{name} over http/1.1"), &plain, &h1[i]);
+    }
 }
 
 #[test]

@@ -214,8 +214,14 @@ impl Store {
 }
 
 /// Runs `eddy ARGS..` to completion (with a generous timeout), capturing its output.
-/// Runs `eddy token sign --config CONFIG ARGS` and returns the query string it prints.
+/// Runs `eddy token sign --config CONFIG ARGS` and returns the query string it prints first.
 pub fn token_sign(config: &Path, args: &[&str]) -> String {
+    token_sign_both(config, args).0
+}
+
+/// Runs `eddy token sign --config CONFIG ARGS` and returns both forms it prints: the query
+/// string (line 1) and the path-form URL prefix `/t/<token>/<prefix>` (line 2).
+pub fn token_sign_both(config: &Path, args: &[&str]) -> (String, String) {
     let mut all = vec![
         "token",
         "sign",
@@ -229,10 +235,10 @@ pub fn token_sign(config: &Path, args: &[&str]) -> String {
         "token sign failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned()
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "token sign prints two lines: {text:?}");
+    (lines[0].to_owned(), lines[1].to_owned())
 }
 
 pub fn run_eddy<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
