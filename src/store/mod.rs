@@ -13,6 +13,7 @@
 //! `objects/` directory, so even a symlink planted later cannot lead outside.
 
 pub mod disk;
+pub mod fsck;
 pub mod import;
 pub mod install;
 pub mod mapped;
@@ -221,6 +222,8 @@ pub struct Store {
     /// Bumped on every install and eviction: the inventory report is sent
     /// again when it moved.
     changes: std::sync::atomic::AtomicU64,
+    /// What the integrity checks found since the start ([`fsck`]).
+    pub fsck: fsck::Counters,
 }
 
 /// How the store keeps opened objects (see [`open_cache`]).
@@ -316,6 +319,7 @@ impl Store {
                 index: RwLock::new(index),
                 open_cache: open_cache::OpenCache::new(cache.entries, cache.valid_for),
                 changes: std::sync::atomic::AtomicU64::new(0),
+                fsck: fsck::Counters::default(),
             },
             skipped,
         ))
