@@ -80,7 +80,13 @@ fn exit_code(err: &anyhow::Error) -> u8 {
 }
 
 fn load(common: &Common) -> Result<Config, ConfigError> {
-    let overrides = Overrides {
+    config::load(common.config.as_deref(), &overrides(common))
+}
+
+/// The command line's values, which replace the config file's (at start and
+/// on every reload).
+fn overrides(common: &Common) -> Overrides {
+    Overrides {
         listen: common.listen.clone(),
         disks: common.disks.clone(),
         admin_listen: common.admin_listen.clone(),
@@ -94,8 +100,7 @@ fn load(common: &Common) -> Result<Config, ConfigError> {
         report_url: common.report_url.clone(),
         report_insecure_plain_http: common.report_insecure_plain_http,
         report_token: common.report_token.clone(),
-    };
-    config::load(common.config.as_deref(), &overrides)
+    }
 }
 
 /// Opens the configured disks; a disk that cannot be used is reported and left
@@ -112,18 +117,38 @@ fn open_store(config: &Config) -> Result<Store, StoreError> {
     Ok(store)
 }
 
-fn init_logging(level: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("EDDY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+/// Installs the log subscriber. Returns how to change its level later (a
+/// reload of `log.level`), or `None` when `EDDY_LOG` decides the filter.
+fn init_logging(level: &str, json: bool) -> Option<eddy::reload::SetLevel> {
+    use tracing_subscriber::EnvFilter;
+    let from_env = EnvFilter::try_from_env("EDDY_LOG").ok();
+    let by_env = from_env.is_some();
+    let filter = from_env.unwrap_or_else(|| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false);
-    let _ = if json {
-        builder.json().try_init()
+    // The JSON and the text subscribers are two types, hence two handles.
+    let set: eddy::reload::SetLevel = if json {
+        let builder = builder.json().with_filter_reloading();
+        let handle = builder.reload_handle();
+        let _ = builder.try_init();
+        Box::new(move |level: &str| {
+            handle
+                .reload(EnvFilter::new(level))
+                .map_err(|e| e.to_string())
+        })
     } else {
-        builder.try_init()
+        let builder = builder.with_filter_reloading();
+        let handle = builder.reload_handle();
+        let _ = builder.try_init();
+        Box::new(move |level: &str| {
+            handle
+                .reload(EnvFilter::new(level))
+                .map_err(|e| e.to_string())
+        })
     };
+    (!by_env).then_some(set)
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -382,7 +407,7 @@ fn demo(listen: String, admin_listen: String) -> anyhow::Result<()> {
 
 fn serve_command(common: &Common) -> anyhow::Result<()> {
     let config = load(common)?;
-    init_logging(&config.log_level, config.log_json);
+    let set_level = init_logging(&config.log_level, config.log_json);
     // Certificates load before the store opens and anything is bound: a bad
     // one fails start-up as a configuration error (64).
     let tls_listener = match &config.tls {
@@ -424,8 +449,10 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
     let store = Arc::new(store);
     let shared = Arc::new(Shared {
         store: store.clone(),
-        limits: config.limits,
-        tokens: config.tokens.clone(),
+        live: eddy::reload::Live::new(eddy::reload::Settings {
+            limits: config.limits,
+            tokens: config.tokens.clone(),
+        }),
         clock: Box::new(clock),
         boundary_salt: salt,
         metrics: Arc::new(Metrics::new(clock.now())),
@@ -442,6 +469,8 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
         Some(f) => Some(Arc::new(eddy::cmd::fill::start(f, store.clone())?)),
         None => None,
     };
+    // Reload outcomes (`eddy::reload::Reloads::reloads`).
+    let reloads = Arc::new(eddy::reload::Reloads::default());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -465,13 +494,22 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
                 });
             }
         }
-        // SIGHUP reloads the certificate; without TLS it is logged and ignored
-        // rather than left to its default action, which would kill eddy.
-        // Installed before the listening lines are printed, so that a SIGHUP
-        // right after start reloads instead of killing eddy.
+        // SIGHUP re-reads the config file and applies what can change live,
+        // then reloads the certificate (`eddy::reload`). Installed before the
+        // listening lines are printed, so that a SIGHUP right after start
+        // reloads instead of killing eddy (its default action).
         let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        tokio::spawn(reload_certs(
+        tokio::spawn(eddy::reload::run(
             hup,
+            eddy::reload::Reloader {
+                path: common.config.clone(),
+                overrides: overrides(common),
+                running: config.clone(),
+                shared: shared.clone(),
+                fill: fill.clone(),
+                set_level,
+                counts: reloads.clone(),
+            },
             tls_listener
                 .as_ref()
                 .map(|(t, _, l)| (l.certs.clone(), t.reload_check)),
@@ -580,46 +618,6 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })
-}
-
-/// Reloads the certificate on SIGHUP, and whenever its files change. A bad
-/// new certificate is logged and the current one stays in use.
-async fn reload_certs(
-    mut hup: Option<tokio::signal::unix::Signal>,
-    tls: Option<(Arc<Certs>, std::time::Duration)>,
-    metrics: Arc<eddy::metrics::Metrics>,
-) {
-    if hup.is_none() {
-        tracing::warn!("cannot watch SIGHUP; certificates reload on file change only");
-    }
-    let Some((certs, every)) = tls else {
-        while let Some(hup) = hup.as_mut() {
-            if hup.recv().await.is_none() {
-                break;
-            }
-            tracing::info!("SIGHUP: no TLS listener, nothing to reload");
-        }
-        return;
-    };
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let forced = tokio::select! {
-            Some(()) = async { hup.as_mut()?.recv().await } => true,
-            _ = tick.tick() => false,
-        };
-        match certs.reload(forced) {
-            Ok(tls::Reload::Unchanged) => {}
-            Ok(tls::Reload::Loaded) => {
-                metrics.cert_reloaded(true);
-                tracing::info!("TLS certificate reloaded")
-            }
-            Err(error) => {
-                metrics.cert_reloaded(false);
-                tracing::warn!(%error, "TLS certificate reload failed; keeping the current one")
-            }
-        }
-    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -115,14 +115,16 @@ fn plan_object(
         // The token covers the object's path; the `/range/` form asks for a
         // part of that object and is covered by the same token.
         let path = format!("/{}", target.key);
-        token::verify(
-            &shared.tokens.keys,
-            &shared.tokens.names,
-            &path,
-            target.query.as_deref(),
-            peer,
-            super::conditional::unix_secs(now),
-        )?;
+        shared.live.with(|live| {
+            token::verify(
+                &live.tokens.keys,
+                &live.tokens.names,
+                &path,
+                target.query.as_deref(),
+                peer,
+                super::conditional::unix_secs(now),
+            )
+        })?;
     }
     let object = shared
         .store
@@ -146,10 +148,10 @@ fn plan_object(
         modified: object.modified,
         etag: &object.etag,
     };
-    let limits = RangeLimits {
-        max_ranges: shared.limits.max_ranges,
-        max_sum_percent: shared.limits.max_range_sum_percent,
-    };
+    let limits = shared.live.with(|live| RangeLimits {
+        max_ranges: live.limits.max_ranges,
+        max_sum_percent: live.limits.max_range_sum_percent,
+    });
     let seed = BOUNDARY_SEQ.fetch_add(1, Ordering::Relaxed) ^ shared.boundary_salt;
     let plan = respond::object(&facts, &meta, now, limits, seed);
     // Popularity: two relaxed adds on the object's own counters.

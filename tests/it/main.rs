@@ -40,6 +40,9 @@ mod token;
 /// The admin listener: /metrics, /healthz, the status page, and its config.
 mod admin;
 
+/// Live reload: SIGHUP re-reads the config; live keys apply, bad files change nothing.
+mod reload;
+
 /// Reports to the control plane: health, popularity, inventory; an unreachable control plane.
 mod report;
 
