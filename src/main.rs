@@ -575,7 +575,8 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
                     admin::State::new(shared.clone(), health.clone(), serving, addr)
                         .with_control(fill.clone(), config.admin_token.clone())
                         .with_report(reporter.as_ref().map(|r| r.counters.clone()))
-                        .with_drain(drain_now.clone()),
+                        .with_drain(drain_now.clone())
+                        .with_status(config.disks.clone(), reloads.clone()),
                 );
                 Some(tokio::spawn(admin::run(listener, state, async {
                     let _ = admin_stopped.await;

@@ -43,6 +43,9 @@ mod admin;
 /// Live reload: SIGHUP re-reads the config; live keys apply, bad files change nothing.
 mod reload;
 
+/// The status page in headless chromium: disks, fill state, top objects, the throughput chart.
+mod status;
+
 /// Reports to the control plane: health, popularity, inventory; an unreachable control plane.
 mod report;
 
