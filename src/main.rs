@@ -237,7 +237,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Serve(common) => serve_command(&common),
+        Command::Serve(common) => serve_command(&common, None),
         Command::Drain(common) => Ok(eddy::cmd::fill::drain(&load(&common)?)?),
         Command::Fill(FillCommand::Now(common)) => Ok(eddy::cmd::fill::now(&load(&common)?)?),
         Command::Fill(FillCommand::Status { common, json }) => {
@@ -256,36 +256,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             key,
         }) => {
             let tokens = config::load_tokens(&config)?;
-            let signing = match &key {
-                Some(id) => tokens.keys.iter().find(|k| &k.id == id),
-                None => tokens.keys.first(),
-            };
-            let Some(signing) = signing else {
-                return Err(ConfigError::Invalid {
-                    key: "tokens.keys",
-                    value: key.unwrap_or_else(|| "[]".into()),
-                    reason: "no such signing key in the config".into(),
-                }
-                .into());
-            };
-            if !prefix.starts_with('/') {
-                return Err(ConfigError::Invalid {
-                    key: "--prefix",
-                    value: prefix,
-                    reason: "must start with /".into(),
-                }
-                .into());
-            }
-            let client = match client {
-                Some(text) => Some(eddy_proto::token::Cidr::parse(&text).ok_or_else(|| {
-                    ConfigError::Invalid {
-                        key: "--client",
-                        value: text.clone(),
-                        reason: "not an address or a CIDR block with zero host bits".into(),
-                    }
-                })?),
-                None => None,
-            };
             let expiry = match (expiry, ttl) {
                 (Some(e), _) => e,
                 (None, Some(ttl)) => {
@@ -298,114 +268,44 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 (None, None) => unreachable!("clap requires --ttl or --expiry"),
             };
-            let grant = eddy_proto::token::Grant {
-                prefix,
-                expiry,
-                client,
-            };
-            println!(
-                "{}",
-                eddy_proto::token::sign(signing, &grant, &tokens.names)
-            );
+            let query = eddy::cmd::token::sign(
+                &tokens,
+                &eddy::cmd::token::Request {
+                    key: key.as_deref(),
+                    prefix: &prefix,
+                    expiry,
+                    client: client.as_deref(),
+                },
+            )?;
+            println!("{query}");
             Ok(())
         }
     }
 }
 
-/// The appliance id of `eddy demo`.
-const DEMO_APPLIANCE: &str = "demo-oca";
-
-/// The whole system on loopback: a sample library served by a control plane
-/// (`eddy-origin`, in this process), and an appliance of two empty disks that
-/// fills itself from its signed manifest while it serves.
+/// The whole system on loopback (`eddy::demo`): a sample library served by a
+/// control plane in this process, and an appliance of two empty disks that
+/// fills itself from its signed manifest while it serves, until Ctrl-C.
 fn demo(listen: String, admin_listen: String) -> anyhow::Result<()> {
-    let work = std::env::temp_dir().join(format!("eddy-demo-{}", std::process::id()));
-    let src = work.join("origin-content");
-    let disks = vec![work.join("disk0"), work.join("disk1")];
-    println!("eddy demo: writing a sample library to {}", src.display());
-    let written = eddy::demo::write_sample(&src).context("cannot write the sample library")?;
-    println!("eddy demo: wrote {} files", written.len());
-    import::prepare_disks(&disks)?;
-    let key = work.join("control-plane.key");
-    // A token for this run only: the demo's appliance reports with it.
-    let report_token = format!(
-        "demo-{:x}-{:x}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    );
-    let public = eddy_origin::keygen(&key).context("cannot make the control plane's key")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let options = eddy_origin::ServeOptions {
-        listen: "127.0.0.1:0".parse()?,
-        content: src.clone(),
-        key,
-        catalogue: None,
-        public_url: None,
-        sources: Vec::new(),
-        manifest_ttl: std::time::Duration::from_secs(24 * 3600),
-        fill_start: None,
-        generation_start: None,
-        faults: Vec::new(),
-        db: Some(work.join("control-plane.sqlite")),
-        report_tokens: vec![
-            eddy_origin::options::ReportToken::new(DEMO_APPLIANCE, &report_token)
-                .map_err(|e| anyhow::anyhow!("demo report token: {e}"))?,
-        ],
-    };
-    std::thread::Builder::new()
-        .name("demo-origin".into())
-        .spawn(move || {
-            if let Err(e) = eddy_origin::serve(options, move |addr| {
-                let _ = tx.send(addr);
-            }) {
-                eprintln!("eddy demo: the control plane stopped: {e}");
-            }
-        })?;
-    let origin = rx
-        .recv_timeout(std::time::Duration::from_secs(30))
-        .context("the control plane did not start")?;
-    let appliance = DEMO_APPLIANCE;
-    println!("eddy demo: control plane (eddy-origin) on http://{origin}, signing with {public}");
-    println!(
-        "eddy demo: the appliance fills its two empty disks from http://{origin}/v1/manifest/{appliance}"
-    );
-    let common = Common {
-        listen: vec![listen.clone()],
-        disks: disks.clone(),
-        admin_listen: Some(admin_listen.clone()),
-        fill_manifest: Some(format!("http://{origin}/v1/manifest/{appliance}")),
-        fill_keys: vec![public],
-        fill_window: Some("always".into()),
-        fill_appliance: Some(appliance.into()),
-        fill_insecure_plain_http: true,
-        fill_poll: Some("10s".into()),
-        report_url: Some(format!("http://{origin}/v1/report/{appliance}")),
-        report_insecure_plain_http: true,
-        report_token: Some(report_token),
-        ..Common::default()
-    };
-    println!("eddy demo: try, in another terminal:");
-    println!("  curl -s http://{admin_listen}/fill/status          # the fill's progress (JSON)");
-    println!("  curl -s http://{origin}/v1/appliances              # what the control plane knows (reports)");
-    println!("  curl -s http://{origin}/v1/appliances/{appliance}/popularity");
-    println!("  curl -sI http://{listen}/titles/81/video-1080.mp4");
-    println!("  curl -s -r 1048576-2097151 http://{listen}/titles/81/video-1080.mp4 | wc -c");
-    println!("  curl -s -H 'Range: bytes=0-99,-100' http://{listen}/titles/81/audio-en.m4a | head -c 300");
-    println!("  curl -s http://{listen}/titles/81/hls/index.m3u8");
-    println!("  curl -s http://{listen}/titles/81/video-1080.mp4/range/0-1048575 | wc -c   # Open Connect range form");
-    println!("  curl -s http://{admin_listen}/metrics | grep -E 'eddy_(requests|fill_installed_objects)_total'");
-    println!(
-        "eddy demo: Ctrl-C stops everything and removes {}",
-        work.display()
-    );
-    let served = serve_command(&common);
-    let _ = std::fs::remove_dir_all(&work);
+    let demo = eddy::demo::prepare()?;
+    let served = (|| {
+        let (origin, public) = eddy::demo::start_origin(&demo)?;
+        println!(
+            "eddy demo: control plane (eddy-origin) on http://{origin}, signing with {public}"
+        );
+        let common = eddy::demo::common(&demo, origin, public, listen, admin_listen);
+        let (tx, rx) = std::sync::mpsc::channel();
+        eddy::demo::tell_when_filled(rx, &demo, origin)?;
+        serve_command(&common, Some(tx))
+    })();
+    let _ = std::fs::remove_dir_all(&demo.work);
     served
 }
 
-fn serve_command(common: &Common) -> anyhow::Result<()> {
+fn serve_command(
+    common: &Common,
+    ready: Option<std::sync::mpsc::Sender<eddy::demo::Ready>>,
+) -> anyhow::Result<()> {
     let config = load(common)?;
     let set_level = init_logging(&config.log_level, config.log_json);
     // Certificates load before the store opens and anything is bound: a bad
@@ -539,6 +439,12 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
                 writeln!(out, "eddy: listening on {url}")?;
             }
             out.flush()?;
+        }
+        if let Some(tx) = &ready {
+            let _ = tx.send(eddy::demo::Ready {
+                admin: admin_addr,
+                serving: serving.clone(),
+            });
         }
         tracing::info!(listeners = ?config.listen, tls = ?config.tls.as_ref().map(|t| &t.listen), "serving");
         notify::notify("READY=1");
