@@ -16,6 +16,9 @@ mod conditional;
 /// timeouts, max_connections, pipelining depth, graceful shutdown.
 mod http1;
 
+/// SIGTERM under load: every response in flight finishes byte for byte, then exit 0.
+mod drain;
+
 /// Hostile clients: connect floods over the connection cap, the descriptor budget at start-up.
 mod hostile;
 
