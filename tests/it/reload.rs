@@ -218,3 +218,46 @@ fn sighup_without_a_config_file_keeps_serving() {
     assert!(server.wait_exit(Duration::from_millis(100)).is_none());
     assert_eq!(server.get("/a.bin", &[]).body, b"still here");
 }
+
+#[test]
+fn a_fill_window_opened_by_sighup_starts_the_fill() {
+    use crate::support::fill::{self, APPLIANCE};
+    use crate::support::origin::{write_object, Origin};
+    use chrono::Timelike as _;
+    let store = Store::new();
+    let content = store.path().join("cp-content");
+    let segment = gen_bytes(12, 100_000);
+    write_object(&content, "titles/81/seg-1.m4s", &segment);
+    let origin = Origin::start(&content, &[]);
+    // Half an hour, twelve hours from now (local time, as the fill reads it): closed.
+    let hour = (chrono::Local::now().hour() + 12) % 24;
+    let closed = format!("{hour:02}:00-{hour:02}:30");
+    let toml = |window: &str| {
+        format!(
+            "[fill]\nmanifest_url = \"{}\"\nkeys = [\"{}\"]\nappliance = \"{APPLIANCE}\"\n\
+             insecure_plain_http = true\npoll_interval = \"300ms\"\nmax_rate_mbps = 0\n\
+             window = \"{window}\"\n",
+            origin.manifest_url(APPLIANCE),
+            origin.public_key_text
+        )
+    };
+    let server = store.serve_with(&toml(&closed));
+    let path = store.path().join("eddy.toml");
+    fill::wait_status(&server, WAIT, "work waiting for the window", |s| {
+        s.state == "waiting"
+    });
+    assert_eq!(server.get("/titles/81/seg-1.m4s", &[]).status, 404);
+    rewrite(&path, &toml("always"));
+    server.signal("HUP");
+    fill::wait_status(&server, WAIT, "filled once the window opened", |s| {
+        s.state == "idle" && s.objects_installed == 1
+    });
+    let r = server.get("/titles/81/seg-1.m4s", &[]);
+    assert_status(&r, 200);
+    assert_bytes_eq(&r.body, &segment, "the filled object");
+    assert!(
+        server.stderr().contains("fill.window"),
+        "{}",
+        server.stderr()
+    );
+}
