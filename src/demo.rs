@@ -198,7 +198,12 @@ fn hex(bytes: &[u8]) -> String {
 /// it, the synthetic files otherwise. `query` is appended to the URIs of the
 /// HLS playlist.
 pub fn write_sample(dir: &Path, query: &str) -> std::io::Result<Sample> {
-    match encode_video(dir, query) {
+    write_sample_with(dir, query, "ffmpeg")
+}
+
+/// [`write_sample`] with the ffmpeg program named.
+fn write_sample_with(dir: &Path, query: &str, program: &str) -> std::io::Result<Sample> {
+    match encode_video(dir, query, program) {
         Ok(Some(keys)) => return Ok(Sample { keys, video: true }),
         Ok(None) => {}
         Err(e) => {
@@ -215,7 +220,7 @@ pub fn write_sample(dir: &Path, query: &str) -> std::io::Result<Sample> {
 }
 
 /// Encodes the sample video with ffmpeg; `None` when ffmpeg is not installed.
-fn encode_video(dir: &Path, query: &str) -> std::io::Result<Option<Vec<String>>> {
+fn encode_video(dir: &Path, query: &str, program: &str) -> std::io::Result<Option<Vec<String>>> {
     let title = dir.join("titles/81");
     let hls = title.join("hls");
     fs::create_dir_all(&hls)?;
@@ -264,7 +269,7 @@ fn encode_video(dir: &Path, query: &str) -> std::io::Result<Option<Vec<String>>>
     .map(|s| s.to_string())
     .chain([mp4.display().to_string()])
     .collect();
-    match ffmpeg(&encode) {
+    match ffmpeg(program, &encode) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         other => other?,
     }
@@ -297,7 +302,7 @@ fn encode_video(dir: &Path, query: &str) -> std::io::Result<Option<Vec<String>>>
     .iter()
     .map(|s| s.to_string())
     .collect();
-    ffmpeg(&package)?;
+    ffmpeg(program, &package)?;
     let text = fs::read_to_string(&playlist)?;
     fs::write(&playlist, tokenize_playlist(&text, query))?;
     let mut keys = vec!["titles/81/video-720.mp4".to_owned()];
@@ -309,8 +314,8 @@ fn encode_video(dir: &Path, query: &str) -> std::io::Result<Option<Vec<String>>>
     Ok(Some(keys))
 }
 
-fn ffmpeg(args: &[String]) -> std::io::Result<()> {
-    let out = Command::new("ffmpeg")
+fn ffmpeg(program: &str, args: &[String]) -> std::io::Result<()> {
+    let out = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -617,6 +622,22 @@ mod tests {
         write_pseudo_random(&b.path().join("x"), 3000, 7)?;
         assert_eq!(fs::read(a.path().join("x"))?, fs::read(b.path().join("x"))?);
         assert_eq!(fs::metadata(a.path().join("x"))?.len(), 3000);
+        Ok(())
+    }
+
+    #[test]
+    fn without_ffmpeg_the_library_is_synthetic() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let s = write_sample_with(dir.path(), "e=1&t=x", "eddy-test-no-such-ffmpeg")?;
+        assert!(!s.video);
+        assert_eq!(s.keys.len(), SAMPLE.len() + SEGMENTS + 1);
+        assert_eq!(
+            fs::metadata(dir.path().join("titles/81/video-1080.mp4"))?.len(),
+            48 << 20
+        );
+        assert!(
+            fs::read_to_string(dir.path().join("titles/81/hls/index.m3u8"))?.starts_with("#EXTM3U")
+        );
         Ok(())
     }
 

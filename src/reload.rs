@@ -580,7 +580,7 @@ mod tests {
         let doc = include_str!("../docs/config.md");
         let start = doc.find("## Live reload").expect("the section");
         let section = &doc[start..];
-        let section = &section[..section.find("\nDurations").unwrap_or(section.len())];
+        let section = &section[..section.find("\n## ").unwrap_or(section.len())];
         let keys = doc
             .lines()
             .filter_map(|l| l.strip_prefix("| `"))
