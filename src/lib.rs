@@ -12,6 +12,7 @@
 //! - [`demo`]: sample content for `eddy demo`.
 //! - [`notify`]: systemd readiness and watchdog.
 //! - [`report`]: health, popularity and inventory to the control plane.
+//! - [`reload`]: SIGHUP: the config re-read, live keys applied, the rest kept for a restart.
 //! - [`cmd`]: subcommand glue; [`cmd::fill`] starts the fill (`eddy-fill`) over the store.
 
 pub mod access_log;
@@ -23,6 +24,7 @@ pub mod config;
 pub mod demo;
 pub mod metrics;
 pub mod notify;
+pub mod reload;
 pub mod report;
 pub mod serve;
 pub mod store;

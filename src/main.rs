@@ -83,7 +83,13 @@ fn exit_code(err: &anyhow::Error) -> u8 {
 }
 
 fn load(common: &Common) -> Result<Config, ConfigError> {
-    let overrides = Overrides {
+    config::load(common.config.as_deref(), &overrides(common))
+}
+
+/// The command line's values, which replace the config file's (at start and
+/// on every reload).
+fn overrides(common: &Common) -> Overrides {
+    Overrides {
         listen: common.listen.clone(),
         disks: common.disks.clone(),
         admin_listen: common.admin_listen.clone(),
@@ -97,8 +103,7 @@ fn load(common: &Common) -> Result<Config, ConfigError> {
         report_url: common.report_url.clone(),
         report_insecure_plain_http: common.report_insecure_plain_http,
         report_token: common.report_token.clone(),
-    };
-    config::load(common.config.as_deref(), &overrides)
+    }
 }
 
 /// Opens the configured disks; a disk that cannot be used is reported and left
@@ -115,18 +120,38 @@ fn open_store(config: &Config) -> Result<Store, StoreError> {
     Ok(store)
 }
 
-fn init_logging(level: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("EDDY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+/// Installs the log subscriber. Returns how to change its level later (a
+/// reload of `log.level`), or `None` when `EDDY_LOG` decides the filter.
+fn init_logging(level: &str, json: bool) -> Option<eddy::reload::SetLevel> {
+    use tracing_subscriber::EnvFilter;
+    let from_env = EnvFilter::try_from_env("EDDY_LOG").ok();
+    let by_env = from_env.is_some();
+    let filter = from_env.unwrap_or_else(|| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false);
-    let _ = if json {
-        builder.json().try_init()
+    // The JSON and the text subscribers are two types, hence two handles.
+    let set: eddy::reload::SetLevel = if json {
+        let builder = builder.json().with_filter_reloading();
+        let handle = builder.reload_handle();
+        let _ = builder.try_init();
+        Box::new(move |level: &str| {
+            handle
+                .reload(EnvFilter::new(level))
+                .map_err(|e| e.to_string())
+        })
     } else {
-        builder.try_init()
+        let builder = builder.with_filter_reloading();
+        let handle = builder.reload_handle();
+        let _ = builder.try_init();
+        Box::new(move |level: &str| {
+            handle
+                .reload(EnvFilter::new(level))
+                .map_err(|e| e.to_string())
+        })
     };
+    (!by_env).then_some(set)
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -222,7 +247,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Store(StoreCommand::Enable { common, disk }) => {
             Ok(eddy::cmd::fill::set_disk(&load(&common)?, "enable", &disk)?)
         }
-        Command::Serve(common) => serve_command(&common),
+        Command::Serve(common) => serve_command(&common, None),
         Command::Drain(common) => Ok(eddy::cmd::fill::drain(&load(&common)?)?),
         Command::Fill(FillCommand::Now(common)) => Ok(eddy::cmd::fill::now(&load(&common)?)?),
         Command::Fill(FillCommand::Status { common, json }) => {
@@ -241,36 +266,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             key,
         }) => {
             let tokens = config::load_tokens(&config)?;
-            let signing = match &key {
-                Some(id) => tokens.keys.iter().find(|k| &k.id == id),
-                None => tokens.keys.first(),
-            };
-            let Some(signing) = signing else {
-                return Err(ConfigError::Invalid {
-                    key: "tokens.keys",
-                    value: key.unwrap_or_else(|| "[]".into()),
-                    reason: "no such signing key in the config".into(),
-                }
-                .into());
-            };
-            if !prefix.starts_with('/') {
-                return Err(ConfigError::Invalid {
-                    key: "--prefix",
-                    value: prefix,
-                    reason: "must start with /".into(),
-                }
-                .into());
-            }
-            let client = match client {
-                Some(text) => Some(eddy_proto::token::Cidr::parse(&text).ok_or_else(|| {
-                    ConfigError::Invalid {
-                        key: "--client",
-                        value: text.clone(),
-                        reason: "not an address or a CIDR block with zero host bits".into(),
-                    }
-                })?),
-                None => None,
-            };
             let expiry = match (expiry, ttl) {
                 (Some(e), _) => e,
                 (None, Some(ttl)) => {
@@ -283,119 +278,48 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 (None, None) => unreachable!("clap requires --ttl or --expiry"),
             };
-            let grant = eddy_proto::token::Grant {
-                prefix,
+            let request = eddy::cmd::token::Request {
+                key: key.as_deref(),
+                prefix: &prefix,
                 expiry,
-                client,
+                client: client.as_deref(),
             };
+            let query = eddy::cmd::token::sign(&tokens, &request)?;
+            let path = eddy::cmd::token::sign_path(&tokens, &request)?;
             // Line 1: the query form; line 2: the path form, which relative
             // URIs in a playlist inherit.
-            println!(
-                "{}",
-                eddy_proto::token::sign(signing, &grant, &tokens.names)
-            );
-            println!("{}", eddy_proto::token::path_url(signing, &grant));
+            println!("{query}");
+            println!("{path}");
             Ok(())
         }
     }
 }
 
-/// The appliance id of `eddy demo`.
-const DEMO_APPLIANCE: &str = "demo-oca";
-
-/// The whole system on loopback: a sample library served by a control plane
-/// (`eddy-origin`, in this process), and an appliance of two empty disks that
-/// fills itself from its signed manifest while it serves.
+/// The whole system on loopback (`eddy::demo`): a sample library served by a
+/// control plane in this process, and an appliance of two empty disks that
+/// fills itself from its signed manifest while it serves, until Ctrl-C.
 fn demo(listen: String, admin_listen: String) -> anyhow::Result<()> {
-    let work = std::env::temp_dir().join(format!("eddy-demo-{}", std::process::id()));
-    let src = work.join("origin-content");
-    let disks = vec![work.join("disk0"), work.join("disk1")];
-    println!("eddy demo: writing a sample library to {}", src.display());
-    let written = eddy::demo::write_sample(&src).context("cannot write the sample library")?;
-    println!("eddy demo: wrote {} files", written.len());
-    import::prepare_disks(&disks)?;
-    let key = work.join("control-plane.key");
-    // A token for this run only: the demo's appliance reports with it.
-    let report_token = format!(
-        "demo-{:x}-{:x}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    );
-    let public = eddy_origin::keygen(&key).context("cannot make the control plane's key")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let options = eddy_origin::ServeOptions {
-        listen: "127.0.0.1:0".parse()?,
-        content: src.clone(),
-        key,
-        catalogue: None,
-        public_url: None,
-        sources: Vec::new(),
-        manifest_ttl: std::time::Duration::from_secs(24 * 3600),
-        fill_start: None,
-        generation_start: None,
-        faults: Vec::new(),
-        db: Some(work.join("control-plane.sqlite")),
-        report_tokens: vec![
-            eddy_origin::options::ReportToken::new(DEMO_APPLIANCE, &report_token)
-                .map_err(|e| anyhow::anyhow!("demo report token: {e}"))?,
-        ],
-    };
-    std::thread::Builder::new()
-        .name("demo-origin".into())
-        .spawn(move || {
-            if let Err(e) = eddy_origin::serve(options, move |addr| {
-                let _ = tx.send(addr);
-            }) {
-                eprintln!("eddy demo: the control plane stopped: {e}");
-            }
-        })?;
-    let origin = rx
-        .recv_timeout(std::time::Duration::from_secs(30))
-        .context("the control plane did not start")?;
-    let appliance = DEMO_APPLIANCE;
-    println!("eddy demo: control plane (eddy-origin) on http://{origin}, signing with {public}");
-    println!(
-        "eddy demo: the appliance fills its two empty disks from http://{origin}/v1/manifest/{appliance}"
-    );
-    let common = Common {
-        listen: vec![listen.clone()],
-        disks: disks.clone(),
-        admin_listen: Some(admin_listen.clone()),
-        fill_manifest: Some(format!("http://{origin}/v1/manifest/{appliance}")),
-        fill_keys: vec![public],
-        fill_window: Some("always".into()),
-        fill_appliance: Some(appliance.into()),
-        fill_insecure_plain_http: true,
-        fill_poll: Some("10s".into()),
-        report_url: Some(format!("http://{origin}/v1/report/{appliance}")),
-        report_insecure_plain_http: true,
-        report_token: Some(report_token),
-        ..Common::default()
-    };
-    println!("eddy demo: try, in another terminal:");
-    println!("  curl -s http://{admin_listen}/fill/status          # the fill's progress (JSON)");
-    println!("  curl -s http://{origin}/v1/appliances              # what the control plane knows (reports)");
-    println!("  curl -s http://{origin}/v1/appliances/{appliance}/popularity");
-    println!("  curl -sI http://{listen}/titles/81/video-1080.mp4");
-    println!("  curl -s -r 1048576-2097151 http://{listen}/titles/81/video-1080.mp4 | wc -c");
-    println!("  curl -s -H 'Range: bytes=0-99,-100' http://{listen}/titles/81/audio-en.m4a | head -c 300");
-    println!("  curl -s http://{listen}/titles/81/hls/index.m3u8");
-    println!("  curl -s http://{listen}/titles/81/video-1080.mp4/range/0-1048575 | wc -c   # Open Connect range form");
-    println!("  curl -s http://{admin_listen}/metrics | grep -E 'eddy_(requests|fill_installed_objects)_total'");
-    println!(
-        "eddy demo: Ctrl-C stops everything and removes {}",
-        work.display()
-    );
-    let served = serve_command(&common);
-    let _ = std::fs::remove_dir_all(&work);
+    let demo = eddy::demo::prepare()?;
+    let served = (|| {
+        let (origin, public) = eddy::demo::start_origin(&demo)?;
+        println!(
+            "eddy demo: control plane (eddy-origin) on http://{origin}, signing with {public}"
+        );
+        let common = eddy::demo::common(&demo, origin, public, listen, admin_listen);
+        let (tx, rx) = std::sync::mpsc::channel();
+        eddy::demo::tell_when_filled(rx, &demo, origin)?;
+        serve_command(&common, Some(tx))
+    })();
+    let _ = std::fs::remove_dir_all(&demo.work);
     served
 }
 
-fn serve_command(common: &Common) -> anyhow::Result<()> {
+fn serve_command(
+    common: &Common,
+    ready: Option<std::sync::mpsc::Sender<eddy::demo::Ready>>,
+) -> anyhow::Result<()> {
     let config = load(common)?;
-    init_logging(&config.log_level, config.log_json);
+    let set_level = init_logging(&config.log_level, config.log_json);
     // Certificates load before the store opens and anything is bound: a bad
     // one fails start-up as a configuration error (64).
     let tls_listener = match &config.tls {
@@ -440,8 +364,10 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
     eddy::store::metrics::StoreCollector::register(store.clone(), &registry)?;
     let shared = Arc::new(Shared {
         store: store.clone(),
-        limits: config.limits,
-        tokens: config.tokens.clone(),
+        live: eddy::reload::Live::new(eddy::reload::Settings {
+            limits: config.limits,
+            tokens: config.tokens.clone(),
+        }),
         clock: Box::new(clock),
         boundary_salt: salt,
         metrics: Arc::new(ServeMetrics::new(&registry)?),
@@ -469,6 +395,8 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
         )?)),
         None => None,
     };
+    // Reload outcomes (`eddy::reload::Reloads::reloads`).
+    let reloads = Arc::new(eddy::reload::Reloads::new(&registry)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -493,13 +421,22 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
                 });
             }
         }
-        // SIGHUP reloads the certificate; without TLS it is logged and ignored
-        // rather than left to its default action, which would kill eddy.
-        // Installed before the listening lines are printed, so that a SIGHUP
-        // right after start reloads instead of killing eddy.
+        // SIGHUP re-reads the config file and applies what can change live,
+        // then reloads the certificate (`eddy::reload`). Installed before the
+        // listening lines are printed, so that a SIGHUP right after start
+        // reloads instead of killing eddy (its default action).
         let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        tokio::spawn(reload_certs(
+        tokio::spawn(eddy::reload::run(
             hup,
+            eddy::reload::Reloader {
+                path: common.config.clone(),
+                overrides: overrides(common),
+                running: config.clone(),
+                shared: shared.clone(),
+                fill: fill.clone(),
+                set_level,
+                counts: reloads.clone(),
+            },
             tls_listener
                 .as_ref()
                 .map(|(t, _, l)| (l.certs.clone(), t.reload_check)),
@@ -529,6 +466,12 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
                 writeln!(out, "eddy: listening on {url}")?;
             }
             out.flush()?;
+        }
+        if let Some(tx) = &ready {
+            let _ = tx.send(eddy::demo::Ready {
+                admin: admin_addr,
+                serving: serving.clone(),
+            });
         }
         tracing::info!(listeners = ?config.listen, tls = ?config.tls.as_ref().map(|t| &t.listen), "serving");
         notify::notify("READY=1");
@@ -566,7 +509,9 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
                     admin::State::new(shared.clone(), health.clone(), serving, addr)
                         .with_control(fill.clone(), config.admin_token.clone())
                         .with_registry(registry.clone())
-                        .with_drain(drain_now.clone()),
+                        .with_reports_on(reporter.is_some())
+                        .with_drain(drain_now.clone())
+                        .with_status(config.disks.clone(), reloads.clone()),
                 );
                 Some(tokio::spawn(admin::run(listener, state, async {
                     let _ = admin_stopped.await;
@@ -609,49 +554,6 @@ fn serve_command(common: &Common) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })
-}
-
-/// Reloads the certificate on SIGHUP, and whenever its files change. A bad
-/// new certificate is logged and the current one stays in use.
-async fn reload_certs(
-    mut hup: Option<tokio::signal::unix::Signal>,
-    tls: Option<(Arc<Certs>, std::time::Duration)>,
-    metrics: Arc<ServeMetrics>,
-) {
-    if hup.is_none() {
-        tracing::warn!("cannot watch SIGHUP; certificates reload on file change only");
-    }
-    let Some((certs, every)) = tls else {
-        while let Some(hup) = hup.as_mut() {
-            if hup.recv().await.is_none() {
-                break;
-            }
-            tracing::info!("SIGHUP: no TLS listener, nothing to reload");
-        }
-        return;
-    };
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let forced = tokio::select! {
-            Some(()) = async { hup.as_mut()?.recv().await } => true,
-            _ = tick.tick() => false,
-        };
-        match certs.reload(forced) {
-            Ok(tls::Reload::Unchanged) => {}
-            Ok(tls::Reload::Loaded) => {
-                metrics.tls.cert_reloaded(true);
-                if let Some(not_after) = certs.not_after() {
-                    metrics.tls.set_cert_not_after(not_after);
-                }
-                tracing::info!("TLS certificate reloaded")
-            }
-            Err(error) => {
-                metrics.tls.cert_reloaded(false);
-                tracing::warn!(%error, "TLS certificate reload failed; keeping the current one")
-            }
-        }
-    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

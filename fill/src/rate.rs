@@ -33,6 +33,14 @@ impl TokenBucket {
         }
     }
 
+    /// A new rate (0 = unlimited) and burst from now on; the tokens held (or
+    /// the debt) carry over, capped at the new burst.
+    pub fn set_rate(&mut self, bits_per_sec: u64, burst: u64) {
+        self.rate = (bits_per_sec > 0).then_some(bits_per_sec as f64 / 8.0);
+        self.burst = burst as f64;
+        self.tokens = self.tokens.min(self.burst);
+    }
+
     /// Takes `n` bytes at `now`; returns how long to wait before sending them.
     pub fn take(&mut self, n: u64, now: Duration) -> Duration {
         let Some(rate) = self.rate else {
@@ -54,6 +62,24 @@ impl TokenBucket {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_new_rate_applies_to_the_next_take() {
+        let mut b = TokenBucket::new(8_000, 1_000, Duration::ZERO);
+        assert_eq!(b.take(1_000, Duration::ZERO), Duration::ZERO);
+        // 1000 bytes/s: another 1000 bytes cost a second.
+        assert_eq!(b.take(1_000, Duration::ZERO), Duration::from_secs(1));
+        // Ten times the rate: the debt is paid ten times faster.
+        b.set_rate(80_000, 1_000);
+        assert_eq!(b.take(0, Duration::ZERO), Duration::from_millis(100));
+        b.set_rate(0, 0);
+        assert_eq!(b.take(u64::MAX / 2, Duration::ZERO), Duration::ZERO);
+        // From unlimited back to a cap: the burst, then the rate.
+        b.set_rate(8_000, 1_000);
+        let later = Duration::from_secs(10);
+        assert_eq!(b.take(1_000, later), Duration::ZERO);
+        assert_eq!(b.take(500, later), Duration::from_millis(500));
+    }
 
     #[test]
     fn unlimited_never_waits() {

@@ -76,6 +76,10 @@ pub struct Clocks {
 /// The running fill: its progress and its controls.
 pub struct Handle {
     pub progress: Arc<Progress>,
+    /// The shared rate cap, so that a new cap applies to downloads at once.
+    bucket: Arc<Mutex<TokenBucket>>,
+    /// New settings, taken by the driver before its next pass.
+    pending: Arc<Mutex<Option<Settings>>>,
     kick: Arc<tokio::sync::Notify>,
     forced: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
@@ -92,6 +96,32 @@ impl Handle {
     /// Fetches the manifest now and fills even outside the window.
     pub fn fill_now(&self) {
         self.forced.store(true, Ordering::SeqCst);
+        self.kick.notify_one();
+    }
+
+    /// Changes the settings of a running fill (a configuration reload). The
+    /// rate cap applies to the downloads at once; the rest (manifest URL,
+    /// keys, window, poll interval, parallel downloads, reserve, plain http)
+    /// before the next pass, which starts now unless a run is in progress
+    /// (that run finishes under its window). The HTTP client's timeouts,
+    /// receive buffers, retries and the appliance id stay as they started.
+    pub fn reconfigure(&self, settings: Settings) {
+        {
+            let mut bucket = match self.bucket.lock() {
+                Ok(b) => b,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            bucket.set_rate(
+                settings.rate_bits_per_sec,
+                burst(settings.rate_bits_per_sec),
+            );
+        }
+        let mut pending = match self.pending.lock() {
+            Ok(p) => p,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *pending = Some(settings);
+        drop(pending);
         self.kick.notify_one();
     }
 
@@ -126,6 +156,12 @@ pub fn start(
     clocks: Clocks,
 ) -> Result<Handle, StartError> {
     let progress = Arc::new(Progress::default());
+    let bucket = Arc::new(Mutex::new(TokenBucket::new(
+        settings.rate_bits_per_sec,
+        burst(settings.rate_bits_per_sec),
+        Duration::ZERO,
+    )));
+    let pending = Arc::new(Mutex::new(None));
     let kick = Arc::new(tokio::sync::Notify::new());
     let forced = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
@@ -134,6 +170,8 @@ pub fn start(
     progress.set_state(State::Filling);
     let driver = Driver {
         settings,
+        bucket: bucket.clone(),
+        pending: pending.clone(),
         client,
         target,
         clocks,
@@ -164,6 +202,8 @@ pub fn start(
         .map_err(StartError::Thread)?;
     Ok(Handle {
         progress,
+        bucket,
+        pending,
         kick,
         forced,
         stop,
@@ -187,8 +227,15 @@ pub fn recv_buffer(rate_bits_per_sec: u64, parallel: usize) -> Option<u32> {
     Some(bytes.clamp(64 << 10, 8 << 20) as u32)
 }
 
+/// A burst of 50 ms at the rate (at least 256 KiB).
+fn burst(rate_bits_per_sec: u64) -> u64 {
+    (rate_bits_per_sec / 8 / 20).max(256 * 1024)
+}
+
 struct Driver {
     settings: Settings,
+    bucket: Arc<Mutex<TokenBucket>>,
+    pending: Arc<Mutex<Option<Settings>>>,
     client: Client,
     target: Arc<dyn Target>,
     clocks: Clocks,
@@ -199,7 +246,7 @@ struct Driver {
 }
 
 impl Driver {
-    async fn run(self) {
+    async fn run(mut self) {
         let mut held = self.load_saved();
         if let Some(m) = &held {
             self.progress.set_generation(m.generation);
@@ -211,17 +258,13 @@ impl Driver {
         let downloader = Arc::new(Downloader {
             client: self.client.with_recv_buffer(window),
             write_batch: crate::download::write_batch(window),
-            bucket: Arc::new(Mutex::new(TokenBucket::new(
-                self.settings.rate_bits_per_sec,
-                // A burst of 50 ms at the rate (at least 256 KiB).
-                (self.settings.rate_bits_per_sec / 8 / 20).max(256 * 1024),
-                Duration::ZERO,
-            ))),
+            bucket: self.bucket.clone(),
             epoch: Instant::now(),
             retry: self.settings.retry,
             progress: self.progress.clone(),
         });
         while !self.stop.load(Ordering::SeqCst) {
+            self.take_pending();
             match self
                 .fetch_manifest(held.as_ref().map(|m| m.generation))
                 .await
@@ -263,6 +306,18 @@ impl Driver {
                 break;
             }
             let _ = tokio::time::timeout(self.settings.poll, self.kick.notified()).await;
+        }
+    }
+
+    /// Settings given by [`Handle::reconfigure`] since the last pass.
+    fn take_pending(&mut self) {
+        let taken = match self.pending.lock() {
+            Ok(mut p) => p.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(new) = taken {
+            tracing::info!(manifest = %new.manifest_url, window = %new.window, "fill: new settings");
+            self.settings = new;
         }
     }
 

@@ -65,26 +65,7 @@ pub fn start(
             "removed staged leftovers of a crashed import"
         );
     }
-    let settings = eddy_fill::Settings {
-        manifest_url: fill.manifest_url.clone(),
-        appliance: fill.appliance.clone(),
-        keys: fill.keys.clone(),
-        window: fill.window,
-        poll: fill.poll_interval,
-        parallel: fill.parallel,
-        rate_bits_per_sec: fill.max_rate_mbps.saturating_mul(1_000_000),
-        reserve_bytes: fill.reserve_bytes,
-        connect_timeout: fill.connect_timeout,
-        idle_timeout: fill.idle_timeout,
-        retry: Retry {
-            base: fill.retry_base,
-            max: fill.retry_max,
-            rounds: fill.retry_rounds,
-        },
-        insecure_plain_http: fill.insecure_plain_http,
-        max_manifest_bytes: crate::config::defaults::FILL_MAX_MANIFEST_BYTES,
-        recv_buffer: fill.recv_buffer,
-    };
+    let settings = settings(fill);
     let clocks = eddy_fill::Clocks {
         unix_now: Arc::new(|| {
             SystemTime::now()
@@ -108,6 +89,31 @@ pub fn start(
         .map_err(|e| MetricsError::new("eddy_fill_*", e))?;
     registry.register("eddy_fill_*", Box::new(families))?;
     Ok(handle)
+}
+
+/// The fill's settings from the checked config (at start, and again on a
+/// reload: `eddy_fill::Handle::reconfigure`).
+pub fn settings(fill: &Fill) -> eddy_fill::Settings {
+    eddy_fill::Settings {
+        manifest_url: fill.manifest_url.clone(),
+        appliance: fill.appliance.clone(),
+        keys: fill.keys.clone(),
+        window: fill.window,
+        poll: fill.poll_interval,
+        parallel: fill.parallel,
+        rate_bits_per_sec: fill.max_rate_mbps.saturating_mul(1_000_000),
+        reserve_bytes: fill.reserve_bytes,
+        connect_timeout: fill.connect_timeout,
+        idle_timeout: fill.idle_timeout,
+        retry: Retry {
+            base: fill.retry_base,
+            max: fill.retry_max,
+            rounds: fill.retry_rounds,
+        },
+        insecure_plain_http: fill.insecure_plain_http,
+        max_manifest_bytes: crate::config::defaults::FILL_MAX_MANIFEST_BYTES,
+        recv_buffer: fill.recv_buffer,
+    }
 }
 
 /// The trusted roots: the CA bundle when it can be read. A plain-http-only

@@ -5,3 +5,4 @@
 //! work. It must never decide an exit code (that is `main`).
 
 pub mod fill;
+pub mod token;

@@ -234,6 +234,18 @@ pub const ADMIN_MAX_HEAD_BYTES: usize = 16 * 1024;
 /// backs off instead of spinning; the serve path waits the same 50 ms.
 pub const ADMIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
+/// How often the status page's throughput chart samples the request and
+/// byte counters: fine enough for a person to see a peak, and one task
+/// waking every 2 s costs nothing.
+pub const STATUS_SAMPLE_EVERY: Duration = Duration::from_secs(2);
+
+/// Samples the chart keeps: 150 at 2 s is the last 5 minutes (a few KiB).
+pub const STATUS_SAMPLES: usize = 150;
+
+/// Objects listed under "top objects" on the status page: enough to see what
+/// a title's players are fetching, short enough to read at a glance.
+pub const STATUS_TOP_OBJECTS: usize = 10;
+
 /// Log level when none is configured.
 pub const LOG_LEVEL: &str = "info";
 

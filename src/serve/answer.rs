@@ -154,19 +154,17 @@ fn plan_object(
         // decides alone (the query's parameters are then ignored).
         let path = format!("/{}", target.key);
         let secs = super::conditional::unix_secs(now);
-        match &target.path_token {
-            Some(segment) => {
-                token::verify_path(&shared.tokens.keys, segment, &path, peer, secs)?;
-            }
+        shared.live.with(|live| match &target.path_token {
+            Some(segment) => token::verify_path(&live.tokens.keys, segment, &path, peer, secs),
             None => token::verify(
-                &shared.tokens.keys,
-                &shared.tokens.names,
+                &live.tokens.keys,
+                &live.tokens.names,
                 &path,
                 target.query.as_deref(),
                 peer,
                 secs,
-            )?,
-        }
+            ),
+        })?;
     }
     let object = shared
         .store
@@ -200,10 +198,10 @@ fn plan_object(
             .cache_control
             .for_object(key, respond::content_type(key)),
     };
-    let limits = RangeLimits {
-        max_ranges: shared.limits.max_ranges,
-        max_sum_percent: shared.limits.max_range_sum_percent,
-    };
+    let limits = shared.live.with(|live| RangeLimits {
+        max_ranges: live.limits.max_ranges,
+        max_sum_percent: live.limits.max_range_sum_percent,
+    });
     let seed = BOUNDARY_SEQ.fetch_add(1, Ordering::Relaxed) ^ shared.boundary_salt;
     let plan = respond::object(&facts, &meta, now, limits, seed);
     if let Some(kind) = range_kind(&facts, &plan) {

@@ -59,9 +59,10 @@ async fn run(
     policy: Policy,
     drain: &mut watch::Receiver<bool>,
 ) -> End {
-    // Borrowed, not copied: the connection's future holds what lives across
-    // its idle wait, and a copy of every limit is 150 bytes of it.
-    let limits = &shared.limits;
+    // Each limit is read where it is used, not copied: the connection's
+    // future holds what lives across its idle wait, and a copy of every
+    // limit is 150 bytes of it. Reading them per request is also what lets
+    // a reload reach a kept-alive connection.
     let mut buf: Vec<u8> = Vec::new();
     // Requests answered since the last read from the socket (pipelining depth).
     let mut answered_from_buffer = 0usize;
@@ -70,9 +71,10 @@ async fn run(
         // 1. Get one complete request head into the buffer.
         // The first request must arrive within the header timeout of the accept,
         // so a connection that never sends a byte is closed too.
-        let mut head_deadline = first_request.then(|| Instant::now() + limits.header_read_timeout);
+        let mut head_deadline =
+            first_request.then(|| Instant::now() + shared.limits().header_read_timeout);
         let head = loop {
-            match http1::parse(&buf, limits) {
+            match shared.live.with(|live| http1::parse(&buf, &live.limits)) {
                 Parsed::Complete(head) => break head,
                 Parsed::Invalid(err) => {
                     // Boxed for the same reason as `answer_one`.
@@ -88,21 +90,22 @@ async fn run(
             // once a byte has come, the whole head must arrive in time.
             let deadline = match head_deadline {
                 Some(d) => d,
-                None if buf.is_empty() => Instant::now() + limits.idle_timeout,
+                None if buf.is_empty() => Instant::now() + shared.limits().idle_timeout,
                 None => {
-                    let d = Instant::now() + limits.header_read_timeout;
+                    let d = Instant::now() + shared.limits().header_read_timeout;
                     head_deadline = Some(d);
                     d
                 }
             };
             let was_empty = buf.is_empty();
+            let max_head_bytes = shared.limits().max_head_bytes;
             let read = tokio::select! {
                 r = timeout_at(deadline, async {
                     // An idle connection holds no read buffer: it is made
                     // once the next request's bytes are ready to read.
                     loop {
                         stream.readable().await?;
-                        if let Some(n) = read_now(stream, &mut buf, limits.max_head_bytes)? {
+                        if let Some(n) = read_now(stream, &mut buf, max_head_bytes)? {
                             break Ok::<usize, std::io::Error>(n);
                         }
                     }
@@ -121,7 +124,8 @@ async fn run(
         let consumed = head.len;
         // The last answer on this connection: the pipelining depth is reached
         // with more requests queued, or the server is draining.
-        let last = (answered_from_buffer >= limits.max_pipeline_depth && buf.len() > consumed)
+        let last = (answered_from_buffer >= shared.limits().max_pipeline_depth
+            && buf.len() > consumed)
             || *drain.borrow();
         // Boxed: a request's state (its head, plan and writers) lives only
         // while it is answered, and the connection's future holds a pointer
@@ -142,7 +146,7 @@ async fn run(
 /// Answers a request head that cannot be served (the error says how), then
 /// closes with a lingering close.
 async fn refuse(stream: &TcpStream, shared: &Shared, err: &respond::ServeError, buf: &[u8]) {
-    let limits = &shared.limits;
+    let limits = shared.limits();
     let plan = respond::error(err);
     let response_head = plan.head(shared.clock.now(), false, false);
     let started = Instant::now();
@@ -171,7 +175,7 @@ async fn answer_one(
     buf: &[u8],
     last: bool,
 ) -> Option<End> {
-    let limits = &shared.limits;
+    let limits = shared.limits();
     // The request-duration histogram's start: the head is parsed.
     let started = Instant::now();
     // 2. Plan the answer.
@@ -372,8 +376,8 @@ pub(super) async fn write_response(
 /// How many body bytes to read and discard after answering.
 fn discard_budget(head: &RequestHead, shared: &Shared) -> u64 {
     match head.body {
-        http1::BodyFraming::Length(n) => n.min(shared.limits.max_discard_body_bytes),
-        _ => shared.limits.max_discard_body_bytes,
+        http1::BodyFraming::Length(n) => n.min(shared.limits().max_discard_body_bytes),
+        _ => shared.limits().max_discard_body_bytes,
     }
 }
 

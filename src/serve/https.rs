@@ -64,8 +64,10 @@ pub async fn serve(
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.certs.current());
     // The handshake counts against the header deadline, as the head of the
     // first request does on the plain path: a silent client is closed.
-    let handshake =
-        tokio::time::timeout(shared.limits.header_read_timeout, acceptor.accept(stream)).await;
+    // The limits as they are at the accept hold for the whole connection
+    // (hyper's are set once); a reload reaches new connections.
+    let limits = shared.limits();
+    let handshake = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await;
     let stream = match handshake {
         Ok(Ok(s)) => s,
         Ok(Err(error)) => {
@@ -110,7 +112,7 @@ pub async fn serve(
         inner: stream,
         activity: activity.clone(),
         frames: h2.then(FrameClock::new),
-        gate: (!h2).then(|| Gate::new(shared.limits, conn_state.refusal.clone())),
+        gate: (!h2).then(|| Gate::new(limits, conn_state.refusal.clone())),
     });
     let service = {
         let shared = shared.clone();
@@ -122,9 +124,9 @@ pub async fn serve(
         })
     };
     let deadlines = Deadlines {
-        idle: shared.limits.idle_timeout,
-        head: shared.limits.header_read_timeout,
-        send: shared.limits.send_timeout,
+        idle: limits.idle_timeout,
+        head: limits.header_read_timeout,
+        send: limits.send_timeout,
     };
     if h2 {
         let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
@@ -144,11 +146,11 @@ pub async fn serve(
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(shared.limits.header_read_timeout)
+            .header_read_timeout(limits.header_read_timeout)
             // Twice the head limits: eddy's own check (and its 431 with the
             // usual fields) decides; hyper's bare 431 only guards memory.
-            .max_buf_size((2 * shared.limits.max_head_bytes).max(8192))
-            .max_headers(2 * shared.limits.max_headers)
+            .max_buf_size((2 * limits.max_head_bytes).max(8192))
+            .max_headers(2 * limits.max_headers)
             .auto_date_header(false);
         let conn = builder.serve_connection(io, service);
         drive(conn, &activity, &conn_state, deadlines, &mut drain, |c| {
@@ -297,7 +299,7 @@ fn handle(
         }
     }
     let head_only = Method::parse(req.method().as_str()) == Method::Head;
-    let Answer { plan, object } = match check_head(req, &shared.limits) {
+    let Answer { plan, object } = match check_head(req, &shared.limits()) {
         Err(err) => Answer {
             plan: respond::error(&err),
             object: None,

@@ -57,10 +57,9 @@ const LISTEN_BACKLOG: u32 = 4096;
 #[derive(Debug)]
 pub struct Shared {
     pub store: Arc<Store>,
-    pub limits: Limits,
-    /// Signing keys and parameter names (whether a listener requires tokens
-    /// is its [`answer::Policy`]).
-    pub tokens: crate::config::Tokens,
+    /// The limits, signing keys and parameter names, swapped by a reload
+    /// (whether a listener requires tokens is its [`answer::Policy`]).
+    pub live: crate::reload::Live,
     pub clock: Box<dyn Clock>,
     /// Mixed into multipart boundaries so that they differ between processes.
     pub boundary_salt: u64,
@@ -73,6 +72,13 @@ pub struct Shared {
     pub cors: Option<cors::Cors>,
     /// The Cache-Control rules (`[cache_control]`).
     pub cache_control: freshness::CacheControl,
+}
+
+impl Shared {
+    /// The limits now (a reload may change them between two requests).
+    pub fn limits(&self) -> Limits {
+        self.live.limits()
+    }
 }
 
 /// Binds every address (before anything is served, so that a bad address fails
@@ -135,9 +141,11 @@ pub async fn run(
     let stopped =
         std::future::poll_fn(|cx| std::task::Poll::Ready(shutdown.as_mut().poll(cx).is_ready()))
             .await;
-    let max = shared.limits.max_connections;
+    // Sized once: a reload leaves these two limits for the next start.
+    let limits = shared.limits();
+    let max = limits.max_connections;
     let slots = Arc::new(Semaphore::new(max));
-    let refusals = Arc::new(Semaphore::new(shared.limits.max_refusals));
+    let refusals = Arc::new(Semaphore::new(limits.max_refusals));
     let (drain_tx, drain_rx) = watch::channel(false);
     let mut accept_loops = Vec::new();
     for listening in listeners {
@@ -159,13 +167,14 @@ pub async fn run(
     }
     trimming.abort();
     probing.abort();
-    tracing::info!(timeout = ?shared.limits.drain_timeout, "draining: no new connections, finishing in-flight responses");
+    let drain_timeout = shared.limits().drain_timeout;
+    tracing::info!(timeout = ?drain_timeout, "draining: no new connections, finishing in-flight responses");
     let _ = drain_tx.send(true);
     for handle in accept_loops {
         let _ = handle.await;
     }
     let all = u32::try_from(max).unwrap_or(u32::MAX);
-    let drained = tokio::time::timeout(shared.limits.drain_timeout, slots.acquire_many(all)).await;
+    let drained = tokio::time::timeout(drain_timeout, slots.acquire_many(all)).await;
     match drained {
         Ok(_) => 0,
         Err(_) => max - slots.available_permits(),

@@ -595,6 +595,27 @@ impl Store {
         out
     }
 
+    /// The `n` objects asked for most since the reporter's last snapshot
+    /// (since start when reports are off), most requests first, as (key,
+    /// requests, body bytes); nothing is reset. O(objects) under the index's
+    /// read lock, off the serving path (the status page).
+    pub fn top_objects(&self, n: usize) -> Vec<(ObjectKey, u64, u64)> {
+        let Ok(index) = self.index.read() else {
+            return Vec::new();
+        };
+        let mut out: Vec<(ObjectKey, u64, u64)> = index
+            .iter()
+            .filter_map(|(k, l)| {
+                let (requests, bytes) = l.counts.peek();
+                (requests > 0).then(|| (k.clone(), requests, bytes))
+            })
+            .collect();
+        drop(index);
+        out.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
+        out.truncate(n);
+        out
+    }
+
     /// Stops serving `key` (before its file is removed); returns where it was.
     fn remove(&self, key: &ObjectKey) -> Option<Location> {
         let was = self.index.write().ok()?.remove(key);

@@ -1,5 +1,6 @@
 //! Popularity: how often each object was asked for, counted on the serving
-//! path and read by the reporter as a snapshot that resets the counts.
+//! path and read by the reporter as a snapshot that resets the counts (and
+//! by the status page without resetting them).
 //!
 //! Owns: the per-object counters. Each indexed key has one [`Counts`],
 //! shared by its index entry and every opened copy of the object, so a
@@ -23,6 +24,12 @@ impl Counts {
         self.bytes.fetch_add(bytes, Relaxed);
     }
 
+    /// The counts so far, left as they are (the status page reads them; the
+    /// reporter's [`Counts::take`] still gets every request).
+    pub fn peek(&self) -> (u64, u64) {
+        (self.requests.load(Relaxed), self.bytes.load(Relaxed))
+    }
+
     /// The counts so far, and zero from now on.
     pub fn take(&self) -> (u64, u64) {
         (self.requests.swap(0, Relaxed), self.bytes.swap(0, Relaxed))
@@ -38,7 +45,10 @@ mod tests {
         let c = Counts::default();
         c.record(10);
         c.record(5);
+        assert_eq!(c.peek(), (2, 15));
+        assert_eq!(c.peek(), (2, 15), "a peek resets nothing");
         assert_eq!(c.take(), (2, 15));
         assert_eq!(c.take(), (0, 0));
+        assert_eq!(c.peek(), (0, 0));
     }
 }

@@ -1085,12 +1085,82 @@ fn the_demo_fills_from_its_control_plane_and_serves() {
         |s| s.state == "idle" && s.objects_installed > 0,
     );
     assert_eq!(s.errors.values().sum::<u64>(), 0, "{s:#?}");
-    let r = server.head("/titles/81/video-1080.mp4", &[]);
+    // Once filled it prints signed URLs, the status page and what the control plane knows.
+    let lines = crate::support::eventually(FILL_DEADLINE, || {
+        let lines = server.stdout_lines();
+        lines
+            .iter()
+            .any(|l| l.starts_with("eddy demo: Ctrl-C stops everything"))
+            .then_some(lines)
+    })
+    .expect("the demo's guide after the fill");
+    let text = lines.join("\n");
+    let admin = server.admin_addr();
+    assert!(
+        text.contains(&format!("http://{admin}/status")),
+        "the status page: {text}"
+    );
+    assert!(
+        text.contains("  health:    serving true, 2 disks"),
+        "{text}"
+    );
+    assert!(text.contains("  inventory: "), "{text}");
+    // A signed URL it printed serves; without its query: 403.
+    let url_of = |key: &str| {
+        lines
+            .iter()
+            .find_map(|l| {
+                let start = l.find(&format!("http://{}/{key}?", server.addr))?;
+                let rest = &l[start..];
+                Some(rest[..rest.find('\'').unwrap_or(rest.len())].to_owned())
+            })
+            .unwrap_or_else(|| panic!("no signed URL for {key}: {text}"))
+    };
+    let video = text.contains("ffplay");
+    let (object, playlist) = if video {
+        ("titles/81/video-720.mp4", "titles/81/hls/index.m3u8")
+    } else {
+        ("titles/81/video-1080.mp4", "titles/81/hls/index.m3u8")
+    };
+    let signed = url_of(object);
+    let target = &signed[signed.find("/titles/").expect("path")..];
+    let r = server.head(target, &[]);
     assert_eq!(r.status, 200, "{}", r.describe());
-    assert_eq!(r.content_length(), Some(48 << 20));
-    let r = server.get("/titles/81/hls/index.m3u8", &[]);
-    assert_eq!(r.status, 200);
-    assert!(String::from_utf8_lossy(&r.body).starts_with("#EXTM3U"));
+    assert_eq!(server.head(&format!("/{object}"), &[]).status, 403);
+    if video {
+        // A real video, played through the signed playlist: every segment carries the token.
+        let hls = url_of(playlist);
+        let out = std::process::Command::new("ffmpeg")
+            .args([
+                "-v", "error", "-nostdin", "-i", &hls, "-map", "0", "-c", "copy", "-f", "null", "-",
+            ])
+            .output()
+            .expect("ffmpeg runs (the demo used it)");
+        assert!(
+            out.status.success(),
+            "ffmpeg could not read the signed HLS rendition: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let probe = std::process::Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_name",
+                "-of",
+                "csv=p=0",
+                &signed,
+            ])
+            .output()
+            .expect("ffprobe");
+        let codecs = String::from_utf8_lossy(&probe.stdout);
+        assert!(
+            codecs.contains("h264") && codecs.contains("aac"),
+            "{codecs}"
+        );
+    } else {
+        assert_eq!(r.content_length(), Some(48 << 20), "the synthetic library");
+    }
     // The appliance reports to the demo's control plane.
     let cp: std::net::SocketAddr = server
         .startup_lines

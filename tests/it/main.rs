@@ -16,6 +16,9 @@ mod conditional;
 /// timeouts, max_connections, pipelining depth, graceful shutdown.
 mod http1;
 
+/// SIGTERM under load: every response in flight finishes byte for byte, then exit 0.
+mod drain;
+
 /// Hostile clients: connect floods over the connection cap, the descriptor budget at start-up.
 mod hostile;
 
@@ -42,6 +45,12 @@ mod token;
 
 /// The admin listener: /metrics, /healthz, the status page, and its config.
 mod admin;
+
+/// Live reload: SIGHUP re-reads the config; live keys apply, bad files change nothing.
+mod reload;
+
+/// The status page in headless chromium: disks, fill state, top objects, the throughput chart.
+mod status;
 
 /// Reports to the control plane: health, popularity, inventory; an unreachable control plane.
 mod report;

@@ -335,6 +335,8 @@ pub struct Server {
     /// The stdout lines printed up to the last listening line waited for, in order.
     pub startup_lines: Vec<String>,
     pub stderr_path: PathBuf,
+    /// Every stdout line so far, also after the listening lines.
+    stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     _stdout_drain: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -452,6 +454,8 @@ impl Server {
             .expect("spawn eddy serve");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel::<String>();
+        let all = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = all.clone();
         // Keep reading stdout for the whole life of the server so it never blocks on a full pipe.
         let drain = std::thread::spawn(move || {
             let mut r = BufReader::new(stdout);
@@ -461,6 +465,9 @@ impl Server {
                 match r.read_line(&mut line) {
                     Ok(0) | Err(_) => return,
                     Ok(_) => {
+                        if let Ok(mut k) = kept.lock() {
+                            k.push(line.trim_end().to_string());
+                        }
                         let _ = tx.send(line.trim_end().to_string());
                     }
                 }
@@ -512,6 +519,7 @@ impl Server {
             https_addrs,
             startup_lines: seen,
             stderr_path,
+            stdout: all,
             _stdout_drain: Some(drain),
         }
     }
@@ -597,6 +605,11 @@ impl Server {
 
     pub fn stderr(&self) -> String {
         fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Every line the server printed on stdout so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// Polls stderr until `needle` occurs at least `count` times, for at most `within`;
