@@ -155,6 +155,22 @@ pub enum StoreCommand {
     /// Show each drive's state (active, draining, failed) through the
     /// running server's admin listener.
     Disks(Common),
+    /// Re-hash every object against the digest recorded at install, one
+    /// reader per drive; list those that do not match (bit rot). Exit 0: all
+    /// match; 4: mismatches left in place; 1: mismatches quarantined
+    /// (`--repair`). For a store no server runs on; a running server checks
+    /// itself in the background (`store.fsck_mib_per_sec`).
+    Fsck {
+        #[command(flatten)]
+        common: Common,
+        /// Move each mismatch into `quarantine/` on its drive, where nothing
+        /// serves from; the next fill fetches it again.
+        #[arg(long)]
+        repair: bool,
+        /// Read at most this many MiB/s per drive (0: as fast as it goes).
+        #[arg(long, value_name = "MIB", default_value_t = 0)]
+        max_rate_mib: u64,
+    },
     /// Take a drive out of placement for maintenance: it keeps serving what
     /// it holds, the fill puts nothing new on it (admin listener, admin.token).
     Drain {

@@ -47,8 +47,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// `eddy store fsck` found objects that do not match their digests: exit 4
+/// when they were left in place, 1 when they were quarantined (`--repair`),
+/// as fsck(8) tells errors left from errors corrected.
+#[derive(Debug, thiserror::Error)]
+#[error("{found} objects do not match their digests{}", if *.repair { "; quarantined" } else { "; run with --repair to quarantine them" })]
+struct FsckFound {
+    found: usize,
+    repair: bool,
+}
+
 fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
+        if let Some(f) = cause.downcast_ref::<FsckFound>() {
+            return if f.repair { 1 } else { 4 };
+        }
         // A certificate or key that cannot be used is a configuration error.
         if cause.is::<ConfigError>() || cause.is::<TlsError>() {
             return defaults::EXIT_USAGE;
@@ -240,6 +253,45 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Store(StoreCommand::Fsck {
+            common,
+            repair,
+            max_rate_mib,
+        }) => {
+            let config = load(&common)?;
+            init_logging(&config.log_level, config.log_json);
+            let store = open_store(&config)?;
+            let passes =
+                eddy::store::fsck::check_all(&store, repair, max_rate_mib.saturating_mul(1 << 20));
+            let mut out = std::io::stdout().lock();
+            let mut found = 0;
+            for (disk, pass) in store.disks().iter().zip(&passes) {
+                for (key, moved) in &pass.mismatches {
+                    found += 1;
+                    match moved {
+                        Some(to) => writeln!(
+                            out,
+                            "MISMATCH\t{key}\t{}\tquarantined: {}",
+                            disk.root.display(),
+                            to.display()
+                        )?,
+                        None => writeln!(out, "MISMATCH\t{key}\t{}", disk.root.display())?,
+                    }
+                }
+            }
+            let checked: u64 = passes.iter().map(|p| p.checked).sum();
+            let bytes: u64 = passes.iter().map(|p| p.bytes).sum();
+            let errors: u64 = passes.iter().map(|p| p.errors).sum();
+            writeln!(
+                out,
+                "checked {checked} objects, {bytes} bytes: {found} mismatches, {errors} unreadable"
+            )?;
+            out.flush()?;
+            if found > 0 {
+                return Err(FsckFound { found, repair }.into());
+            }
+            Ok(())
+        }
         Command::Store(StoreCommand::Disks(common)) => Ok(eddy::cmd::fill::disks(&load(&common)?)?),
         Command::Store(StoreCommand::Drain { common, disk }) => {
             Ok(eddy::cmd::fill::set_disk(&load(&common)?, "drain", &disk)?)
@@ -395,6 +447,18 @@ fn serve_command(
         )?)),
         None => None,
     };
+    // The background integrity check, one reader per drive at the
+    // configured rate; `POST /store/fsck` starts a pass at once.
+    let fsck = Arc::new(eddy::store::fsck::Schedule::default());
+    if config.fsck_mib_per_sec > 0 {
+        eddy::store::fsck::start_background(
+            store.clone(),
+            fsck.clone(),
+            config.fsck_mib_per_sec.saturating_mul(1 << 20),
+            defaults::FSCK_FIRST_PASS_AFTER,
+            defaults::FSCK_PASS_EVERY,
+        )?;
+    }
     // Reload outcomes (`eddy::reload::Reloads::reloads`).
     let reloads = Arc::new(eddy::reload::Reloads::new(&registry)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -510,6 +574,7 @@ fn serve_command(
                         .with_control(fill.clone(), config.admin_token.clone())
                         .with_registry(registry.clone())
                         .with_reports_on(reporter.is_some())
+                        .with_fsck((config.fsck_mib_per_sec > 0).then(|| fsck.clone()))
                         .with_drain(drain_now.clone())
                         .with_status(config.disks.clone(), reloads.clone()),
                 );

@@ -102,6 +102,8 @@ pub struct State {
     pub registry: Option<Arc<Registry>>,
     /// Whether reports to the control plane are on (the status page says so).
     pub reports_on: bool,
+    /// The background integrity check, when it is on (`POST /store/fsck`).
+    pub fsck: Option<Arc<crate::store::fsck::Schedule>>,
     /// Told by `POST /drain`; `main` begins the drain when it is.
     pub drain: Arc<tokio::sync::Notify>,
     /// The last minutes of throughput, sampled while the listener runs.
@@ -130,6 +132,7 @@ impl State {
             token: None,
             registry: None,
             reports_on: false,
+            fsck: None,
             drain: Arc::new(tokio::sync::Notify::new()),
             throughput: Arc::new(Throughput::new(defaults::STATUS_SAMPLES)),
             configured_disks: Vec::new(),
@@ -151,6 +154,12 @@ impl State {
     /// With the notifier `POST /drain` tells.
     pub fn with_drain(mut self, drain: Arc<tokio::sync::Notify>) -> State {
         self.drain = drain;
+        self
+    }
+
+    /// With the background integrity check's schedule.
+    pub fn with_fsck(mut self, fsck: Option<Arc<crate::store::fsck::Schedule>>) -> State {
+        self.fsck = fsck;
         self
     }
 
@@ -272,6 +281,7 @@ enum Route {
     Disks,
     DiskDrain,
     DiskEnable,
+    Fsck,
 }
 
 fn route(path: &str) -> Option<Route> {
@@ -287,6 +297,7 @@ fn route(path: &str) -> Option<Route> {
         "/store/disks" => Some(Route::Disks),
         "/store/drain" => Some(Route::DiskDrain),
         "/store/enable" => Some(Route::DiskEnable),
+        "/store/fsck" => Some(Route::Fsck),
         _ => None,
     }
 }
@@ -427,6 +438,23 @@ fn set_disk<B>(
     }
 }
 
+/// `POST /store/fsck`: start a pass of the background integrity check now.
+fn fsck_now<B>(state: &State, request: &Request<B>) -> Response<Full<Bytes>> {
+    if let Some(refused) = refuse_mutation(state, request) {
+        return refused;
+    }
+    match &state.fsck {
+        Some(schedule) => {
+            schedule.now();
+            text(StatusCode::ACCEPTED, "fsck started\n")
+        }
+        None => text(
+            StatusCode::CONFLICT,
+            "the background check is off (store.fsck_mib_per_sec = 0)\n",
+        ),
+    }
+}
+
 /// The percent-decoded value of `name` in a query string; `None` when it is
 /// absent or its encoding is broken.
 fn query_param(query: &str, name: &str) -> Option<String> {
@@ -483,6 +511,9 @@ async fn answer<B>(state: &Arc<State>, request: &Request<B>) -> Response<Full<By
     if route == Route::DiskEnable {
         return set_disk(state, request, crate::store::DiskState::Active);
     }
+    if route == Route::Fsck {
+        return fsck_now(state, request);
+    }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         r.headers_mut()
@@ -510,6 +541,7 @@ async fn answer<B>(state: &Arc<State>, request: &Request<B>) -> Response<Full<By
         Route::Disks => disks(state),
         Route::DiskDrain => set_disk(state, request, crate::store::DiskState::Draining),
         Route::DiskEnable => set_disk(state, request, crate::store::DiskState::Active),
+        Route::Fsck => fsck_now(state, request),
         Route::Metrics => match metrics(state).await {
             Some(body) => respond(StatusCode::OK, crate::metrics::CONTENT_TYPE, body),
             None => text(StatusCode::INTERNAL_SERVER_ERROR, "metrics failed\n"),

@@ -136,11 +136,30 @@ pub const TLS_RELOAD_CHECK: Duration = Duration::from_secs(5);
 /// prototype (perf-baseline §4a) and in `eddy-bench` (see docs/config.md).
 pub const TLS_FRAME_BYTES: usize = 1024 * 1024;
 
+/// The background integrity check (`store::fsck`) reads each drive at up to
+/// this many MiB/s: a few percent of a hard drive's sequential rate, so that
+/// serving keeps the drive; a 4 TB drive is re-read about every three days.
+/// Pages it reads that were not cached are dropped again after.
+pub const FSCK_MIB_PER_SEC: usize = 16;
+
+/// The background check's first pass starts this long after start-up (not
+/// in the middle of a restart's busiest minutes), then one starts this long
+/// after the previous ended; `POST /store/fsck` starts one at once.
+pub const FSCK_FIRST_PASS_AFTER: Duration = Duration::from_secs(600);
+pub const FSCK_PASS_EVERY: Duration = Duration::from_secs(6 * 3600);
+
 /// How often each drive in service is probed (its root stat'ed, its
 /// `objects/` listed, its device id compared) while serving: a drive that
 /// vanished is out of service within this long even if nobody reads from it.
 /// Each probe is a few system calls per drive.
 pub const DRIVE_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How many bytes of a response hyper's HTTP/2 layer buffers per stream
+/// ahead of what the connection can send (hyper's default is 400 KiB). Body
+/// bytes are copied out of the page cache when they are read (`pread`), so
+/// what is buffered ahead is read again from memory when rustls seals it:
+/// see docs/decisions/0002-tls-body-reads.md for the measurement.
+pub const H2_SEND_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Use kernel TLS where the kernel offers it (`auto`) or never (`off`).
 pub const KTLS: &str = "auto";

@@ -201,6 +201,7 @@ pub struct RawStore {
     pub disks: Option<Vec<PathBuf>>,
     pub open_file_cache: Option<i64>,
     pub open_file_valid: Option<String>,
+    pub fsck_mib_per_sec: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -282,6 +283,8 @@ pub struct Config {
     pub open_file_cache: usize,
     /// How long an opened object is served before it is reopened.
     pub open_file_valid: Duration,
+    /// The background integrity check's read rate per drive, MiB/s (0 = off).
+    pub fsck_mib_per_sec: u64,
     pub limits: Limits,
     pub log_level: String,
     /// Log lines as text (for a terminal or journald) or JSON (for a log pipeline).
@@ -461,6 +464,13 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
         raw.store.open_file_valid,
         defaults::OPEN_FILE_VALID,
     )?;
+    let fsck_mib_per_sec = count(
+        "store.fsck_mib_per_sec",
+        raw.store.fsck_mib_per_sec,
+        defaults::FSCK_MIB_PER_SEC,
+        0,
+        10_000,
+    )? as u64;
     let disks = if overrides.disks.is_empty() {
         raw.store.disks.unwrap_or_default()
     } else {
@@ -659,6 +669,7 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
         disks,
         open_file_cache,
         open_file_valid,
+        fsck_mib_per_sec,
         limits,
         log_level,
         log_json,

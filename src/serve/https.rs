@@ -135,6 +135,7 @@ pub async fn serve(
             .max_concurrent_streams(tls.http2.max_concurrent_streams)
             .max_header_list_size(tls.http2.max_header_list_bytes)
             .max_pending_accept_reset_streams(tls.http2.max_pending_resets)
+            .max_send_buf_size(crate::config::defaults::H2_SEND_BUFFER_BYTES)
             // Our Date header is the one sent: one clock read per request.
             .auto_date_header(false);
         let conn = builder.serve_connection(io, service);
@@ -590,7 +591,7 @@ impl HttpBody for ResponseBody {
                 let take = (this.warm_end - *at).min(this.frame as u64).min(*len);
                 // Resident (or just read in): a copy from the page cache that
                 // does not wait for a drive.
-                let chunk = match object.read(*at, take) {
+                let chunk = match super::read_buf::read(&object, *at, take as usize, this.frame) {
                     Ok(chunk) => chunk,
                     Err(e) => return Poll::Ready(Some(Err(this.read_failed(&object, e)))),
                 };

@@ -31,6 +31,7 @@ pub mod https;
 pub mod metrics;
 pub mod prefetch;
 pub mod range;
+pub mod read_buf;
 pub mod respond;
 pub mod route;
 pub mod tls;

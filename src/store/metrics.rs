@@ -2,7 +2,8 @@
 //! state.
 //!
 //! Owns: the declaration of `eddy_store_objects`, `eddy_store_bytes`,
-//! `eddy_disk_free_bytes` and `eddy_disk_state`, and [`StoreCollector`], which
+//! `eddy_disk_free_bytes`, `eddy_disk_state` and the integrity check's
+//! `eddy_fsck_*` counters, and [`StoreCollector`], which
 //! reads them from the store when `/metrics` is scraped: the per-disk counts
 //! the index keeps (O(disks), no lock) and one `statvfs` per disk. Label
 //! values are the configured disk roots, never anything a client sent. It
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{IntGaugeVec, Opts};
+use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 
 use super::Store;
 use crate::metrics::{MetricsError, Registry};
@@ -26,6 +27,8 @@ pub struct StoreCollector {
     bytes: IntGaugeVec,
     free: IntGaugeVec,
     state: IntGaugeVec,
+    /// The integrity check's counts (`store::fsck`), copied at each scrape.
+    fsck: [IntCounterVec; 4],
     /// One scrape's refresh and collection at a time, so that concurrent
     /// scrapes never see each other's half-set values.
     scrape: Mutex<()>,
@@ -34,6 +37,10 @@ pub struct StoreCollector {
 impl StoreCollector {
     /// Declares the store's families and registers them in `registry`.
     pub fn register(store: Arc<Store>, registry: &Registry) -> Result<(), MetricsError> {
+        let counter = |name: &str, help: &str| {
+            IntCounterVec::new(Opts::new(name, help), &[])
+                .map_err(|source| MetricsError::new(name, source))
+        };
         let vec = |name: &str, help: &str, labels: &[&str]| {
             IntGaugeVec::new(Opts::new(name, help), labels)
                 .map_err(|source| MetricsError::new(name, source))
@@ -60,12 +67,38 @@ impl StoreCollector {
                 "Each disk's state (1 for the current one): active (serving and filled), draining (serving, out of placement), failed (out of service).",
                 &["disk", "state"],
             )?,
+            fsck: [
+                counter(
+                    "eddy_fsck_checked_objects_total",
+                    "Objects re-hashed by the integrity check (background or eddy store fsck).",
+                )?,
+                counter(
+                    "eddy_fsck_checked_bytes_total",
+                    "Bytes re-hashed by the integrity check.",
+                )?,
+                counter(
+                    "eddy_fsck_mismatches_total",
+                    "Objects whose bytes no longer hash to their recorded digest (bit rot), quarantined and never served again.",
+                )?,
+                counter(
+                    "eddy_fsck_errors_total",
+                    "Objects the integrity check could not read (a drive fault fails the drive).",
+                )?,
+            ],
             scrape: Mutex::new(()),
         };
         registry.register("eddy_store_*", Box::new(collector))
     }
 
     fn refresh(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let f = &self.store.fsck;
+        let counts = [&f.checked, &f.bytes, &f.mismatches, &f.errors];
+        for (vec, n) in self.fsck.iter().zip(counts) {
+            let c = vec.with_label_values::<&str>(&[]);
+            c.reset();
+            c.inc_by(n.load(Relaxed));
+        }
         let states = self.store.disk_statuses();
         for (i, d) in self.store.stats().into_iter().enumerate() {
             let root = d.root.to_string_lossy();
@@ -105,6 +138,7 @@ impl Collector for StoreCollector {
         [&self.objects, &self.bytes, &self.free, &self.state]
             .into_iter()
             .flat_map(|v| v.desc())
+            .chain(self.fsck.iter().flat_map(|v| v.desc()))
             .collect()
     }
 
@@ -114,6 +148,7 @@ impl Collector for StoreCollector {
         [&self.objects, &self.bytes, &self.free, &self.state]
             .into_iter()
             .flat_map(|v| v.collect())
+            .chain(self.fsck.iter().flat_map(|v| v.collect()))
             .collect()
     }
 }

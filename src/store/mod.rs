@@ -184,16 +184,13 @@ impl OpenObject {
         Ok(())
     }
 
-    /// Bytes `first..first + len` of the object, copied out of the page cache
-    /// (`pread`). Waits for a drive if they are not resident: call it where
-    /// that is allowed, or after [`OpenObject::load`]. A read error, or an
-    /// object shorter than its recorded length, is an error.
-    pub fn read(&self, first: u64, len: u64) -> std::io::Result<bytes::Bytes> {
+    /// Fills `buf` with the object's bytes from `first` on, copied out of
+    /// the page cache (`pread`). Waits for a drive if they are not resident:
+    /// call it where that is allowed, or after [`OpenObject::load`]. A read
+    /// error, or an object shorter than its recorded length, is an error.
+    pub fn read_into(&self, first: u64, buf: &mut [u8]) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt as _;
-        let n = usize::try_from(len).map_err(|_| std::io::Error::other("read beyond usize"))?;
-        let mut buf = bytes::BytesMut::zeroed(n);
-        self.file.read_exact_at(&mut buf, first)?;
-        Ok(buf.freeze())
+        self.file.read_exact_at(buf, first)
     }
 }
 

@@ -410,3 +410,107 @@ fn a_vanished_drive_is_failed_by_the_probe_and_can_be_enabled_again() {
     }
     assert!(alive(&server));
 }
+
+/// Flips one byte of the stored copy of `key` in place, as rot would (same
+/// inode, same length, the digest record untouched).
+fn rot(store: &Store, key: &str, at: u64) -> PathBuf {
+    use std::os::unix::fs::FileExt as _;
+    let path = store
+        .disks
+        .iter()
+        .map(|d| d.join("objects").join(key))
+        .find(|p| p.exists())
+        .expect("the stored copy");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .expect("open the stored copy");
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, at).expect("read a byte");
+    f.write_all_at(&[!b[0]], at).expect("flip it");
+    path
+}
+
+fn quarantined(store: &Store) -> Vec<PathBuf> {
+    store
+        .disks
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d.join("quarantine")).ok())
+        .flat_map(|e| e.flatten().map(|e| e.path()))
+        .collect()
+}
+
+#[test]
+fn eddy_store_fsck_finds_a_flipped_byte_and_repair_quarantines_it() {
+    let store = Store::new();
+    for i in 0..12u64 {
+        store.write(&format!("t/{i}.bin"), &object(i));
+    }
+    store.import();
+    let rotten = rot(&store, "t/5.bin", 4321);
+    let fsck = |extra: &[&str]| {
+        let mut args = vec!["store".to_string(), "fsck".to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(store.disk_args());
+        run_eddy(&args)
+    };
+    let out = fsck(&[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(text.contains("MISMATCH\tt/5.bin\t"), "{text}");
+    assert!(text.contains("checked 12 objects"), "{text}");
+    assert!(rotten.exists(), "left in place without --repair");
+    let out = fsck(&["--repair", "--max-rate-mib", "64"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("quarantined: "), "{text}");
+    assert!(!rotten.exists());
+    assert_eq!(quarantined(&store).len(), 1);
+    // Clean now, and the rotten object is never served.
+    assert_eq!(fsck(&[]).status.code(), Some(0));
+    let server = store.serve();
+    assert_status(&server.get("/t/5.bin", &[]), 404);
+    let r = server.get("/t/6.bin", &[]);
+    assert_status(&r, 200);
+    assert_bytes_eq(&r.body, &object(6), "a sound neighbour");
+}
+
+#[test]
+fn the_background_fsck_quarantines_rot_while_serving() {
+    let store = Store::new();
+    for i in 0..12u64 {
+        store.write(&format!("t/{i}.bin"), &object(i));
+    }
+    store.import();
+    let server = store.serve_with(&format!(
+        "[store]\nfsck_mib_per_sec = 256\n[admin]\ntoken = \"{TOKEN}\"\n"
+    ));
+    let r = server.get("/t/7.bin", &[]);
+    assert_status(&r, 200);
+    rot(&store, "t/7.bin", 17);
+    let mut c = Conn::connect(server.admin_addr());
+    c.send(&request_bytes(
+        "POST",
+        "/store/fsck",
+        &[&format!("Authorization: Bearer {TOKEN}")],
+        true,
+    ));
+    assert_status(&c.read_response(false), 202);
+    eventually(Duration::from_secs(10), || {
+        (sample(&scrape(&server), "eddy_fsck_mismatches_total") == Some(1.0)).then_some(())
+    })
+    .unwrap_or_else(|| panic!("no mismatch found:\n{}", scrape(&server)));
+    let text = scrape(&server);
+    assert!(
+        must_sample(&text, "eddy_fsck_checked_objects_total") >= 12.0,
+        "{text}"
+    );
+    assert_status(&server.get("/t/7.bin", &[]), 404);
+    assert_eq!(quarantined(&store).len(), 1);
+    for i in (0..12u64).filter(|i| *i != 7) {
+        let r = server.get(&format!("/t/{i}.bin"), &[]);
+        assert_status(&r, 200);
+        assert_bytes_eq(&r.body, &object(i), "a sound object");
+    }
+}
