@@ -61,7 +61,7 @@ pub const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 /// refusals: standard streams, the runtime's epoll and wake-up descriptors,
 /// listeners, disk directories, certificate reloads and logs. 64 is several
 /// times what they add up to with a handful of disks; the descriptor budget
-/// adds `DISK_READS_IN_FLIGHT` (each cold window sent off the event loop uses
+/// adds `DISK_READS_PER_DRIVE` per drive (each cold window sent off the event loop uses
 /// a duplicate of its socket) and `ADMIN_MAX_CONNECTIONS` to it.
 pub const FD_RESERVE: usize = 64;
 
@@ -194,11 +194,20 @@ pub const H2_MAX_CLIENT_RESETS: u32 = 100;
 /// mincore call of 512 pages, and a few milliseconds of NVMe reading.
 pub const DISK_WINDOW: u64 = 2 * 1024 * 1024;
 
-/// Cold windows being read from disk at once, process-wide (blocking threads
-/// in use, each in a sendfile or a read). NVMe drives want tens of reads in
-/// flight to reach full speed; more only queues inside the kernel and costs
-/// threads. nginx's `aio threads` pool has 32 threads too.
-pub const DISK_READS_IN_FLIGHT: usize = 32;
+/// Cold windows being read from one drive at once (blocking threads in use,
+/// each in a sendfile or a read). Each drive has its own permits, so a drive
+/// that hangs instead of failing holds only its own share and every other
+/// drive keeps reading. A drive wants a few reads in flight to reach full
+/// speed (an NVMe one tens); more only queues inside the kernel and costs
+/// threads. nginx's `aio threads` pool has 32 threads for all drives.
+pub const DISK_READS_PER_DRIVE: usize = 16;
+
+/// A cold read that takes longer than this fails its drive: a drive that
+/// hangs is taken out of service like one that fails, and the request gets
+/// an error instead of waiting forever. A healthy drive under a full queue
+/// answers a 2 MiB read in well under a second; 10 s leaves room for a drive
+/// recovering a sector by itself.
+pub const DISK_READ_DEADLINE: Duration = Duration::from_secs(10);
 
 /// On kernels without `cachestat` (before 6.5): once a window of an object is
 /// found cold, its windows are checked page by page (`mincore` of every page)

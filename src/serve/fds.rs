@@ -11,7 +11,7 @@
 
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
-use crate::config::defaults::{ADMIN_MAX_CONNECTIONS, DISK_READS_IN_FLIGHT, FD_RESERVE};
+use crate::config::defaults::{ADMIN_MAX_CONNECTIONS, DISK_READS_PER_DRIVE, FD_RESERVE};
 use crate::config::Config;
 
 /// What the check found.
@@ -39,7 +39,7 @@ pub fn need(config: &Config) -> u64 {
         config.open_file_cache,
         config.limits.max_refusals,
         FD_RESERVE,
-        DISK_READS_IN_FLIGHT,
+        DISK_READS_PER_DRIVE * config.disks.len(),
         ADMIN_MAX_CONNECTIONS,
     ];
     parts.iter().map(|&n| n as u64).sum()
@@ -83,7 +83,7 @@ pub fn check(config: &Config) -> Option<Budget> {
             config.limits.max_connections,
             config.open_file_cache,
             config.limits.max_refusals,
-            FD_RESERVE + DISK_READS_IN_FLIGHT + ADMIN_MAX_CONNECTIONS,
+            FD_RESERVE + DISK_READS_PER_DRIVE * config.disks.len() + ADMIN_MAX_CONNECTIONS,
         );
     }
     Some(budget)

@@ -3,7 +3,8 @@
 //! Owns: the decision, for each window of a body about to be sent, whether
 //! sending it may have to wait for a disk, and the off-loop ways of sending or
 //! loading such a window on tokio's blocking pool, at most
-//! [`DISK_READS_IN_FLIGHT`] at once. Without it, a page-cache miss blocks the
+//! [`DISK_READS_PER_DRIVE`] at once per drive, each given up on after
+//! [`DISK_READ_DEADLINE`]. Without it, a page-cache miss blocks the
 //! worker thread inside sendfile or a page fault, and every connection on that
 //! thread waits for the disk. It must not decide what to send.
 //!
@@ -28,12 +29,43 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 use super::metrics::ServeMetrics;
-use crate::config::defaults::{COLD_MEMORY, DISK_READS_IN_FLIGHT};
+use crate::config::defaults::{COLD_MEMORY, DISK_READS_PER_DRIVE, DISK_READ_DEADLINE};
 use crate::store::OpenObject;
 
-fn permits() -> &'static Semaphore {
-    static READS: OnceLock<Semaphore> = OnceLock::new();
-    READS.get_or_init(|| Semaphore::new(DISK_READS_IN_FLIGHT))
+/// Drives with permits of their own; a store of more shares them round.
+const DRIVES: usize = 256;
+
+/// The cold-read permits of drive `disk`.
+fn permits(disk: usize) -> &'static Semaphore {
+    static READS: OnceLock<Vec<Semaphore>> = OnceLock::new();
+    let all = READS.get_or_init(|| {
+        (0..DRIVES)
+            .map(|_| Semaphore::new(DISK_READS_PER_DRIVE))
+            .collect()
+    });
+    &all[disk % DRIVES]
+}
+
+/// Runs `read` on the blocking pool under drive `disk`'s permits, giving up
+/// after [`DISK_READ_DEADLINE`] with `TimedOut` (the caller fails the drive:
+/// `store::disk::is_drive_fault`). A read given up on keeps its pool thread
+/// until the drive answers; the permit goes back at once, and the drive,
+/// failed, is asked nothing more.
+async fn off_loop<T: Send + 'static>(
+    disk: usize,
+    read: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    let _permit = permits(disk)
+        .acquire()
+        .await
+        .map_err(|_| io::Error::other("the disk read permits are gone"))?;
+    match tokio::time::timeout(DISK_READ_DEADLINE, tokio::task::spawn_blocking(read)).await {
+        Ok(joined) => joined.map_err(io::Error::other)?,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("a drive read took longer than {DISK_READ_DEADLINE:?}"),
+        )),
+    }
 }
 
 /// The serving clock of cold marks: milliseconds since the first call, plus
@@ -100,16 +132,11 @@ pub async fn sendfile_off_loop(
     let mut at = i64::try_from(offset).map_err(|_| io::Error::other("offset beyond i64"))?;
     let socket = stream.as_fd().try_clone_to_owned()?;
     let object = object.clone();
-    let _permit = permits()
-        .acquire()
-        .await
-        .map_err(|_| io::Error::other("the disk read permits are gone"))?;
-    tokio::task::spawn_blocking(move || {
+    off_loop(object.disk, move || {
         nix::sys::sendfile::sendfile64(&socket, &object.file, Some(&mut at), count)
             .map_err(io::Error::from)
     })
     .await
-    .map_err(io::Error::other)?
 }
 
 /// Makes bytes `first..first + len` of `object` resident, reading them on
@@ -126,14 +153,8 @@ pub async fn ensure_resident(
     if !may_block(object, first, len, metrics) {
         return Ok(());
     }
-    let _permit = permits()
-        .acquire()
-        .await
-        .map_err(|_| io::Error::other("the disk read permits are gone"))?;
     let object = object.clone();
-    tokio::task::spawn_blocking(move || object.load(first, len))
-        .await
-        .map_err(io::Error::other)?
+    off_loop(object.disk, move || object.load(first, len)).await
 }
 
 #[cfg(test)]

@@ -194,8 +194,13 @@ impl Disk {
 pub fn is_drive_fault(error: &std::io::Error) -> bool {
     use nix::errno::Errno;
     let Some(code) = error.raw_os_error() else {
-        // A file shorter than its recorded length: the drive lost bytes.
-        return error.kind() == std::io::ErrorKind::UnexpectedEof;
+        // A file shorter than its recorded length (the drive lost bytes), or
+        // a read past the serving path's deadline (the drive hangs). A
+        // socket's ETIMEDOUT has an errno, and is not this.
+        return matches!(
+            error.kind(),
+            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::TimedOut
+        );
     };
     matches!(
         Errno::from_raw(code),
@@ -229,6 +234,14 @@ mod tests {
             assert!(!is_drive_fault(&std::io::Error::from(e)), "{e}");
         }
         assert!(is_drive_fault(&std::io::ErrorKind::UnexpectedEof.into()));
+        assert!(
+            is_drive_fault(&std::io::ErrorKind::TimedOut.into()),
+            "our read deadline"
+        );
+        assert!(
+            !is_drive_fault(&std::io::Error::from(Errno::ETIMEDOUT)),
+            "a socket's"
+        );
         assert!(!is_drive_fault(&std::io::Error::other("x")));
     }
 
