@@ -279,26 +279,33 @@ impl Store {
                 .join("; ");
             return Err(StoreError::NoUsableDisk(why));
         }
-        let mut index: HashMap<ObjectKey, Location> = HashMap::new();
-        for (i, disk) in disks.iter().enumerate() {
-            let base = disk.root.join(OBJECTS_DIR);
-            let found = match tree::walk(&base) {
+        // One scan per drive, all at once: each drive's directory walk and
+        // per-object stat and digest read wait on that drive alone.
+        let scans: Vec<Result<Vec<(ObjectKey, Location)>, StoreError>> = std::thread::scope(|s| {
+            let running: Vec<_> = disks
+                .iter()
+                .enumerate()
+                .map(|(i, disk)| s.spawn(move || scan(i, &disk.root)))
+                .collect();
+            running
+                .into_iter()
+                .map(|r| {
+                    r.join()
+                        .unwrap_or_else(|_| Err(StoreError::NoUsableDisk("a scan panicked".into())))
+                })
+                .collect()
+        });
+        let total = scans.iter().map(|r| r.as_ref().map_or(0, Vec::len)).sum();
+        let mut index: HashMap<ObjectKey, Location> = HashMap::with_capacity(total);
+        for (i, scanned) in scans.into_iter().enumerate() {
+            let found = match scanned {
                 Ok(found) => found,
                 Err(e) => {
                     skipped.push(e);
                     continue;
                 }
             };
-            for (path, reason) in &found.invalid {
-                tracing::warn!(path = %path.display(), %reason, "skipping a file whose name is not a valid object key");
-            }
-            for path in &found.other {
-                tracing::warn!(path = %path.display(), "skipping a non-regular file in the store");
-            }
-            for (key, path) in found.files {
-                let Some(loc) = verified_location(i, &path) else {
-                    continue;
-                };
+            for (key, loc) in found {
                 if let Some(held) = index.get(&key) {
                     // Two copies (a crash between an install and the removal
                     // of the copy it replaced): the fill's next install of the
@@ -306,7 +313,7 @@ impl Store {
                     tracing::warn!(key = %key, first = held.disk, other = i, "an object is on two disks; serving the first");
                     continue;
                 }
-                disk.held.add(loc.len);
+                disks[i].held.add(loc.len);
                 index.insert(key, loc);
             }
         }
@@ -632,6 +639,23 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// Every object of disk `disk` (root `root`) with a complete digest record,
+/// and a warning for each file that is not one.
+fn scan(disk: usize, root: &Path) -> Result<Vec<(ObjectKey, Location)>, StoreError> {
+    let found = tree::walk(&root.join(OBJECTS_DIR))?;
+    for (path, reason) in &found.invalid {
+        tracing::warn!(path = %path.display(), %reason, "skipping a file whose name is not a valid object key");
+    }
+    for path in &found.other {
+        tracing::warn!(path = %path.display(), "skipping a non-regular file in the store");
+    }
+    Ok(found
+        .files
+        .into_iter()
+        .filter_map(|(key, path)| Some((key, verified_location(disk, &path)?)))
+        .collect())
 }
 
 /// The location of the object at `path` on disk `disk` if it carries a

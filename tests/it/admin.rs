@@ -535,7 +535,14 @@ fn range_kinds_durations_and_disk_figures_move_with_their_events() {
     for (target, extra, status) in asks {
         assert_status(&server.get(target, extra), status);
     }
-    let text = scrape(&server);
+    // A response is counted once its last byte is handed to the kernel,
+    // which can be just after the client has read it: wait for the 7th.
+    let series = "eddy_request_duration_seconds_count{transport=\"http\"}";
+    let text = eventually(POLL_BOUND, || {
+        let text = scrape(&server);
+        (sample(&text, series) == Some(7.0)).then_some(text)
+    })
+    .unwrap_or_else(|| panic!("7 durations never counted:\n{}", scrape(&server)));
     let kind = |k: &str| must_sample(&text, &format!("eddy_range_requests_total{{kind=\"{k}\"}}"));
     assert_eq!(
         (
