@@ -514,3 +514,30 @@ fn the_background_fsck_quarantines_rot_while_serving() {
         assert_bytes_eq(&r.body, &object(i), "a sound object");
     }
 }
+
+#[test]
+fn readyz_turns_503_when_every_drive_has_failed() {
+    let store = Store::new();
+    for i in 0..6u64 {
+        store.write(&format!("t/{i}.bin"), &object(i));
+    }
+    store.import();
+    let server = store.serve();
+    assert_status(&server.admin_request("GET", "/readyz"), 200);
+    // Every drive's objects/ goes away under eddy: the probe fails each.
+    for d in &store.disks {
+        std::fs::remove_dir_all(d.join("objects")).expect("remove objects/");
+    }
+    eventually(Duration::from_secs(8), || {
+        (server.admin_request("GET", "/readyz").status == 503).then_some(())
+    })
+    .unwrap_or_else(|| panic!("still ready:\n{}", scrape(&server)));
+    let r = server.admin_request("GET", "/readyz");
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("no disk"),
+        "{}",
+        r.describe()
+    );
+    assert_status(&server.get("/t/1.bin", &[]), 404);
+    assert!(alive(&server));
+}
