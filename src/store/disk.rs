@@ -9,8 +9,9 @@
 //! lies on another file system). It also decides which I/O errors are a
 //! drive's fault ([`is_drive_fault`]) rather than a client's. It must never
 //! do I/O on the serving path beyond what it is asked to probe, and never
-//! bring a failed drive back by itself: an operator (`eddy store enable`) or
-//! a restart does.
+//! bring back by itself a drive that failed by I/O errors: an operator
+//! (`eddy store enable`) or a restart does. One that vanished comes back
+//! once its root is back (`Store::probe_disks`, after re-verifying it).
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt as _;
@@ -69,9 +70,15 @@ pub struct DiskStatus {
 pub struct Disk {
     /// The root as configured; also the disk's identity for placement.
     pub root: PathBuf,
-    pub(super) objects: File,
-    /// The device id of the root's file system when the store opened.
-    dev: u64,
+    /// The `objects/` directory every open is made beneath; opened again
+    /// when a failed drive comes back (a remount is a new directory).
+    objects: std::sync::RwLock<std::sync::Arc<File>>,
+    /// The device id of the root's file system when the store opened (or
+    /// when an operator enabled the drive again).
+    dev: AtomicU64,
+    /// Failed by the probe (its root vanished or moved), not by an I/O
+    /// error: it comes back by itself once its root is back.
+    recoverable: std::sync::atomic::AtomicBool,
     /// What the index holds on this disk, kept with every index change so
     /// that reading it is O(1), not a walk of the index.
     pub(super) held: Held,
@@ -110,8 +117,9 @@ impl Disk {
             .dev();
         Ok(Disk {
             root: root.to_owned(),
-            objects,
-            dev,
+            objects: std::sync::RwLock::new(std::sync::Arc::new(objects)),
+            dev: AtomicU64::new(dev),
+            recoverable: std::sync::atomic::AtomicBool::new(false),
             held: Held::default(),
             state: AtomicU8::new(0),
             since_unix: AtomicU64::new(0),
@@ -143,6 +151,36 @@ impl Disk {
         true
     }
 
+    /// The `objects/` directory handle opens are made beneath.
+    pub(super) fn objects_dir(&self) -> std::sync::Arc<File> {
+        self.objects
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Opens `objects/` again and, with `accept_new_device` (an operator
+    /// vouches for a replaced drive), takes the root's device id as it is now.
+    pub(super) fn reopen(&self, accept_new_device: bool) -> std::io::Result<()> {
+        let dir = File::open(self.root.join(super::OBJECTS_DIR))?;
+        if accept_new_device {
+            self.dev
+                .store(std::fs::metadata(&self.root)?.dev(), Relaxed);
+        }
+        *self.objects.write().unwrap_or_else(PoisonError::into_inner) = std::sync::Arc::new(dir);
+        Ok(())
+    }
+
+    /// Marks whether a failure may heal by itself (see `recoverable`).
+    pub(super) fn set_recoverable(&self, yes: bool) {
+        self.recoverable.store(yes, Relaxed);
+    }
+
+    /// Whether it failed by the probe and may come back by itself.
+    pub fn recoverable(&self) -> bool {
+        self.state() == DiskState::Failed && self.recoverable.load(Relaxed)
+    }
+
     /// Counts one drive fault.
     pub(super) fn count_error(&self) {
         self.errors.fetch_add(1, Relaxed);
@@ -171,10 +209,10 @@ impl Disk {
     pub fn probe(&self) -> Option<String> {
         match std::fs::metadata(&self.root) {
             Err(e) => Some(format!("the root cannot be read: {e}")),
-            Ok(m) if m.dev() != self.dev => Some(format!(
+            Ok(m) if m.dev() != self.dev.load(Relaxed) => Some(format!(
                 "the root is on another file system now (device {:#x}, was {:#x})",
                 m.dev(),
-                self.dev
+                self.dev.load(Relaxed)
             )),
             Ok(_) => match std::fs::read_dir(self.root.join(super::OBJECTS_DIR)) {
                 Err(e) => Some(format!("objects/ cannot be listed: {e}")),

@@ -384,7 +384,8 @@ impl Store {
                     | ResolveFlag::RESOLVE_NO_MAGICLINKS,
             );
         let path = disk.root.join(OBJECTS_DIR).join(key.as_str());
-        let fd: OwnedFd = match nix::fcntl::openat2(&disk.objects, key.as_str(), how) {
+        let dir = disk.objects_dir();
+        let fd: OwnedFd = match nix::fcntl::openat2(&*dir, key.as_str(), how) {
             Ok(fd) => fd,
             // ELOOP: a symlink put in place of the object (RESOLVE_NO_SYMLINKS).
             Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ELOOP) => {
@@ -436,6 +437,9 @@ impl Store {
         d.count_error();
         let reason = format!("I/O error: {error}");
         if d.set(DiskState::Failed, &reason, unix_now()) {
+            // A drive that gave I/O errors is suspect: only an operator
+            // brings it back (`eddy store enable`).
+            d.set_recoverable(false);
             self.open_cache.clear();
             self.changes
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -450,12 +454,29 @@ impl Store {
     pub fn probe_disks(&self) -> Vec<usize> {
         let mut failed = Vec::new();
         for (i, d) in self.disks.iter().enumerate() {
+            if d.recoverable() && d.probe().is_none() {
+                // Its root is back, on the same file system: re-verified
+                // (re-indexed from what it holds now), then in service.
+                match self.reverify(i, false) {
+                    Ok(n) => {
+                        d.set(DiskState::Active, "its root is back", unix_now());
+                        self.changes
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tracing::info!(disk = %d.root.display(), objects = n, "drive back in service after its root returned");
+                    }
+                    Err(e) => {
+                        tracing::warn!(disk = %d.root.display(), error = %e, "a returning drive cannot be re-verified; it stays failed")
+                    }
+                }
+                continue;
+            }
             if !d.serves() {
                 continue;
             }
             if let Some(reason) = d.probe() {
                 d.count_error();
                 if d.set(DiskState::Failed, &reason, unix_now()) {
+                    d.set_recoverable(true);
                     self.open_cache.clear();
                     self.changes
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -465,6 +486,41 @@ impl Store {
             }
         }
         failed
+    }
+
+    /// Re-reads what drive `disk` holds before it serves again: the objects
+    /// directory is opened again (unless `reopened`), every object's digest
+    /// record is read again, and the index's entries for the drive are
+    /// replaced by what was found (an object the fill has meanwhile placed on
+    /// another drive keeps that copy). Blocking: off the event loop. Returns
+    /// the objects it serves again. The background fsck re-hashes them.
+    fn reverify(&self, disk: usize, reopened: bool) -> Result<usize, StoreError> {
+        let d = self.disks.get(disk).ok_or(StoreError::NotFound)?;
+        if !reopened {
+            d.reopen(false).map_err(|e| StoreError::io(&d.root, e))?;
+        }
+        let found = scan(disk, &d.root)?;
+        let mut index = self
+            .index
+            .write()
+            .map_err(|_| StoreError::NoUsableDisk("the index lock is poisoned".into()))?;
+        index.retain(|_, l| l.disk != disk);
+        d.held
+            .objects
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        d.held.bytes.store(0, std::sync::atomic::Ordering::Relaxed);
+        let mut n = 0;
+        for (key, loc) in found {
+            if index.contains_key(&key) {
+                continue;
+            }
+            d.held.add(loc.len);
+            index.insert(key, loc);
+            n += 1;
+        }
+        drop(index);
+        self.open_cache.clear();
+        Ok(n)
     }
 
     /// Every drive's state, in configuration order.
@@ -494,9 +550,15 @@ impl Store {
         match to {
             DiskState::Failed => return Err("a drive is failed by its errors, not by hand".into()),
             DiskState::Active if d.state() == DiskState::Failed => {
+                // A replaced drive is on a new file system: the operator
+                // vouches for it, so its device id is taken as it is now.
+                d.reopen(true)
+                    .map_err(|e| format!("{} still fails: {e}", d.root.display()))?;
                 if let Some(reason) = d.probe() {
                     return Err(format!("{} still fails: {reason}", d.root.display()));
                 }
+                self.reverify(disk, true)
+                    .map_err(|e| format!("{} cannot be re-verified: {e}", d.root.display()))?;
             }
             _ => {}
         }
