@@ -431,6 +431,7 @@ fn serve_command(
         },
         cors: config.cors.clone(),
         cache_control: config.cache_control.clone(),
+        failed_redirect: config.failed_redirect.clone(),
     });
     if let Some((_, ktls, l)) = &tls_listener {
         shared.metrics.tls.set_ktls(ktls.mode, ktls.label);

@@ -202,6 +202,7 @@ pub struct RawStore {
     pub open_file_cache: Option<i64>,
     pub open_file_valid: Option<String>,
     pub fsck_mib_per_sec: Option<i64>,
+    pub failed_redirect: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -285,6 +286,9 @@ pub struct Config {
     pub open_file_valid: Duration,
     /// The background integrity check's read rate per drive, MiB/s (0 = off).
     pub fsck_mib_per_sec: u64,
+    /// Where requests for objects on a failed drive are redirected (302);
+    /// `None`: they are 404s.
+    pub failed_redirect: Option<String>,
     pub limits: Limits,
     pub log_level: String,
     /// Log lines as text (for a terminal or journald) or JSON (for a log pipeline).
@@ -471,6 +475,24 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
         0,
         10_000,
     )? as u64;
+    let failed_redirect = match raw.store.failed_redirect {
+        None => None,
+        Some(url) => {
+            let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+            let clean = !url.bytes().any(|b| b.is_ascii_control() || b == b' ');
+            let has_host = url
+                .split_once("://")
+                .is_some_and(|(_, rest)| !rest.is_empty() && !rest.starts_with('/'));
+            if !(scheme_ok && clean && has_host && !url.contains(['?', '#'])) {
+                return Err(invalid(
+                    "store.failed_redirect",
+                    format!("{url:?}"),
+                    "must be an http:// or https:// URL with a host, no query, no spaces",
+                ));
+            }
+            Some(url)
+        }
+    };
     let disks = if overrides.disks.is_empty() {
         raw.store.disks.unwrap_or_default()
     } else {
@@ -670,6 +692,7 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
         open_file_cache,
         open_file_valid,
         fsck_mib_per_sec,
+        failed_redirect,
         limits,
         log_level,
         log_json,
@@ -1086,6 +1109,19 @@ mod tests {
         assert!(e.contains("log.level = \"loud\""), "{e}");
         let e = err("[limits]\nmax_head_bytes = 2048\nmax_target_bytes = 4096\n");
         assert!(e.contains("limits.max_target_bytes = 4096"), "{e}");
+        for bad in [
+            "ftp://f.example",
+            "https://",
+            "https:///x",
+            "https://f.example/?a=1",
+            "https://f example",
+        ] {
+            let e = err(&format!("[store]\nfailed_redirect = \"{bad}\"\n"));
+            assert!(
+                e.contains("store.failed_redirect") && e.contains("must be an http"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -178,7 +178,12 @@ fn plan_object(
             // the player to another appliance.
             StoreError::DiskFailed => {
                 shared.metrics.health_miss();
-                ServeError::NotFound
+                match &shared.failed_redirect {
+                    // The same target (path token and query included) at
+                    // the fallback, which checks the token as eddy would.
+                    Some(base) => ServeError::Elsewhere(fallback_url(base, ask.target, &target)),
+                    None => ServeError::NotFound,
+                }
             }
             other => ServeError::Internal(other.to_string()),
         })?;
@@ -230,4 +235,47 @@ fn range_kind(facts: &RequestFacts<'_>, plan: &Plan) -> Option<RangeKind> {
         (416, _) => RangeKind::Unsatisfiable,
         _ => RangeKind::Ignored,
     })
+}
+
+/// Where a request for an object on a failed drive is sent: `base` followed
+/// by the request's own origin-form target (path token and query kept), or,
+/// for an absolute-form target, the key and query it named.
+fn fallback_url(base: &str, raw: &[u8], target: &route::Target) -> String {
+    let base = base.trim_end_matches('/');
+    match std::str::from_utf8(raw) {
+        Ok(t) if t.starts_with('/') => format!("{base}{t}"),
+        _ => {
+            let token = target
+                .path_token
+                .as_ref()
+                .map(|t| format!("/t/{t}"))
+                .unwrap_or_default();
+            let query = target
+                .query
+                .as_ref()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
+            format!("{base}{token}/{}{query}", target.key)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fallback_keeps_the_target_and_its_token() -> Result<(), ServeError> {
+        let t = route::route(b"/t/a.bin?e=1&t=k")?;
+        assert_eq!(
+            fallback_url("https://f.example/", b"/t/a.bin?e=1&t=k", &t),
+            "https://f.example/t/a.bin?e=1&t=k"
+        );
+        let t = route::route(b"http://host/t/a.bin?q=1")?;
+        assert_eq!(
+            fallback_url("https://f.example", b"http://host/t/a.bin?q=1", &t),
+            "https://f.example/t/a.bin?q=1"
+        );
+        Ok(())
+    }
 }

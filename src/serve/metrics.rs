@@ -114,13 +114,13 @@ impl RangeKind {
 }
 
 /// The statuses eddy emits, each with its own series; anything else is `other`.
-const STATUSES: [u16; 16] = [
-    200, 204, 206, 304, 400, 403, 404, 405, 412, 414, 416, 431, 500, 501, 503, 505,
+const STATUSES: [u16; 17] = [
+    200, 204, 206, 302, 304, 400, 403, 404, 405, 412, 414, 416, 431, 500, 501, 503, 505,
 ];
 /// The `status` label of each slot: the statuses above, then `other`.
 const STATUS_LABELS: [&str; STATUS_SLOTS] = [
-    "200", "204", "206", "304", "400", "403", "404", "405", "412", "414", "416", "431", "500",
-    "501", "503", "505", "other",
+    "200", "204", "206", "302", "304", "400", "403", "404", "405", "412", "414", "416", "431",
+    "500", "501", "503", "505", "other",
 ];
 const STATUS_SLOTS: usize = STATUSES.len() + 1;
 

@@ -73,6 +73,9 @@ pub struct Shared {
     pub cors: Option<cors::Cors>,
     /// The Cache-Control rules (`[cache_control]`).
     pub cache_control: freshness::CacheControl,
+    /// Where requests for objects on a failed drive are sent (302), from
+    /// `store.failed_redirect`; `None`: they are 404s.
+    pub failed_redirect: Option<String>,
 }
 
 impl Shared {

@@ -64,6 +64,10 @@ pub enum ServeError {
     TargetTooLong,
     #[error("too many connections")]
     Overloaded,
+    /// The object's drive has failed and `store.failed_redirect` names where
+    /// to send the player instead: the full URL (302).
+    #[error("the object's drive has failed: redirected to {0}")]
+    Elsewhere(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -82,6 +86,7 @@ impl ServeError {
             ServeError::HeadTooLarge => 431,
             ServeError::TargetTooLong => 414,
             ServeError::Overloaded => 503,
+            ServeError::Elsewhere(_) => 302,
             ServeError::Internal(_) => 500,
         }
     }
@@ -205,6 +210,7 @@ pub fn error(err: &ServeError) -> Plan {
         414 => "request-target too long\n",
         431 => "request header fields too large\n",
         501 => "not implemented\n",
+        302 => "moved to another server\n",
         503 => "overloaded, try another server\n",
         505 => "HTTP version not supported\n",
         _ => "internal server error\n",
@@ -215,6 +221,12 @@ pub fn error(err: &ServeError) -> Plan {
     }
     if status == 503 {
         headers.push(("Retry-After", "1".into()));
+    }
+    if let ServeError::Elsewhere(url) = err {
+        // RFC 9110 §15.4.3: 302, the player repeats its GET (and Range) at
+        // the new URL. A drive's failure is temporary: never cached.
+        headers.push(("Location", url.clone().into()));
+        headers.push(("Cache-Control", "no-store".into()));
     }
     Plan {
         status,

@@ -604,3 +604,56 @@ fn readyz_turns_503_when_every_drive_has_failed() {
     assert_status(&server.get("/t/1.bin", &[]), 404);
     assert!(alive(&server));
 }
+
+#[test]
+fn objects_of_a_failed_drive_are_redirected_where_configured() {
+    let store = Store::new();
+    for i in 0..12u64 {
+        store.write(&format!("t/{i}.bin"), &object(i));
+    }
+    store.import();
+    let placed = placement(&store);
+    let server =
+        store.serve_with("[store]\nfailed_redirect = \"https://fallback.example/edge/\"\n");
+    let gone = store.disks[0].clone();
+    std::fs::remove_dir_all(gone.join("objects")).expect("remove objects/");
+    let root = gone.to_str().expect("utf-8").to_owned();
+    eventually(Duration::from_secs(8), || {
+        (sample(
+            &scrape(&server),
+            &format!("eddy_disk_state{{disk=\"{root}\",state=\"failed\"}}"),
+        ) == Some(1.0))
+        .then_some(())
+    })
+    .unwrap_or_else(|| panic!("not failed:\n{}", scrape(&server)));
+    let before = must_sample(&scrape(&server), "eddy_misses_total{kind=\"health\"}");
+    let mut redirected = 0.0;
+    for (i, d) in &placed {
+        let r = server.get(&format!("/t/{i}.bin?e=1&t=x"), &["Range: bytes=0-9"]);
+        if *d == gone {
+            assert_status(&r, 302);
+            assert_eq!(
+                r.must("location"),
+                format!("https://fallback.example/edge/t/{i}.bin?e=1&t=x")
+            );
+            assert_eq!(r.must("cache-control"), "no-store");
+            redirected += 1.0;
+        } else {
+            assert_status(&r, 206);
+            assert_bytes_eq(&r.body, &object(*i)[..10], "a healthy drive's object");
+        }
+    }
+    assert!(redirected > 0.0, "no object on the failed drive");
+    let text = scrape(&server);
+    assert_eq!(
+        must_sample(&text, "eddy_misses_total{kind=\"health\"}") - before,
+        redirected
+    );
+    assert_eq!(
+        must_sample(
+            &text,
+            "eddy_requests_total{transport=\"http\",status=\"302\"}"
+        ),
+        redirected
+    );
+}
