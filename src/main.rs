@@ -412,6 +412,7 @@ fn serve_command(
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
     let store = Arc::new(store);
+    serve::prefetch::set_read_deadline(config.read_timeout);
     let registry = Arc::new(Registry::new(clock.now())?);
     eddy::store::metrics::StoreCollector::register(store.clone(), &registry)?;
     let shared = Arc::new(Shared {

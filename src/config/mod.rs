@@ -203,6 +203,7 @@ pub struct RawStore {
     pub open_file_valid: Option<String>,
     pub fsck_mib_per_sec: Option<i64>,
     pub failed_redirect: Option<String>,
+    pub read_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -289,6 +290,8 @@ pub struct Config {
     /// Where requests for objects on a failed drive are redirected (302);
     /// `None`: they are 404s.
     pub failed_redirect: Option<String>,
+    /// A cold read that takes longer fails its drive.
+    pub read_timeout: Duration,
     pub limits: Limits,
     pub log_level: String,
     /// Log lines as text (for a terminal or journald) or JSON (for a log pipeline).
@@ -475,6 +478,18 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
         0,
         10_000,
     )? as u64;
+    let read_timeout = duration(
+        "store.read_timeout",
+        raw.store.read_timeout,
+        defaults::DISK_READ_DEADLINE,
+    )?;
+    if read_timeout.is_zero() {
+        return Err(invalid(
+            "store.read_timeout",
+            "0s",
+            "must be more than zero",
+        ));
+    }
     let failed_redirect = match raw.store.failed_redirect {
         None => None,
         Some(url) => {
@@ -693,6 +708,7 @@ pub fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigEr
         open_file_valid,
         fsck_mib_per_sec,
         failed_redirect,
+        read_timeout,
         limits,
         log_level,
         log_json,

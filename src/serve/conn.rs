@@ -216,6 +216,13 @@ async fn answer_one(
             };
             if fault {
                 tracing::warn!(error = %e, "a drive failed under a response; closing its connection");
+                // A read given up on still holds a duplicate of the socket
+                // on its pool thread: shut the socket itself, so the client
+                // sees the end now rather than when the drive answers.
+                let _ = nix::sys::socket::shutdown(
+                    std::os::fd::AsRawFd::as_raw_fd(stream),
+                    nix::sys::socket::Shutdown::Both,
+                );
             }
         }
         return Some(End::Write(e));

@@ -4,7 +4,7 @@
 //! sending it may have to wait for a disk, and the off-loop ways of sending or
 //! loading such a window on tokio's blocking pool, at most
 //! [`DISK_READS_PER_DRIVE`] at once per drive, each given up on after
-//! [`DISK_READ_DEADLINE`]. Without it, a page-cache miss blocks the
+//! `store.read_timeout`. Without it, a page-cache miss blocks the
 //! worker thread inside sendfile or a page fault, and every connection on that
 //! thread waits for the disk. It must not decide what to send.
 //!
@@ -29,7 +29,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 use super::metrics::ServeMetrics;
-use crate::config::defaults::{COLD_MEMORY, DISK_READS_PER_DRIVE, DISK_READ_DEADLINE};
+use crate::config::defaults::{COLD_MEMORY, DISK_READS_PER_DRIVE};
 use crate::store::OpenObject;
 
 /// Drives with permits of their own; a store of more shares them round.
@@ -46,8 +46,22 @@ fn permits(disk: usize) -> &'static Semaphore {
     &all[disk % DRIVES]
 }
 
+/// The read deadline (`store.read_timeout`), in milliseconds; set once at
+/// start-up by [`set_read_deadline`].
+static READ_DEADLINE_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(
+    crate::config::defaults::DISK_READ_DEADLINE.as_millis() as u64,
+);
+
+/// Sets the deadline of every cold read (`store.read_timeout`).
+pub fn set_read_deadline(d: Duration) {
+    READ_DEADLINE_MS.store(
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
 /// Runs `read` on the blocking pool under drive `disk`'s permits, giving up
-/// after [`DISK_READ_DEADLINE`] with `TimedOut` (the caller fails the drive:
+/// after the read deadline (`store.read_timeout`) with `TimedOut` (the caller fails the drive:
 /// `store::disk::is_drive_fault`). A read given up on keeps its pool thread
 /// until the drive answers; the permit goes back at once, and the drive,
 /// failed, is asked nothing more.
@@ -59,11 +73,13 @@ async fn off_loop<T: Send + 'static>(
         .acquire()
         .await
         .map_err(|_| io::Error::other("the disk read permits are gone"))?;
-    match tokio::time::timeout(DISK_READ_DEADLINE, tokio::task::spawn_blocking(read)).await {
+    let deadline =
+        Duration::from_millis(READ_DEADLINE_MS.load(std::sync::atomic::Ordering::Relaxed));
+    match tokio::time::timeout(deadline, tokio::task::spawn_blocking(read)).await {
         Ok(joined) => joined.map_err(io::Error::other)?,
         Err(_) => Err(io::Error::new(
             io::ErrorKind::TimedOut,
-            format!("a drive read took longer than {DISK_READ_DEADLINE:?}"),
+            format!("a drive read took longer than {deadline:?} (store.read_timeout)"),
         )),
     }
 }

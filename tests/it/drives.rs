@@ -657,3 +657,135 @@ fn objects_of_a_failed_drive_are_redirected_where_configured() {
         redirected
     );
 }
+
+/// A drive that hangs: the FUSE file system of `tests/fuse/stall.py` over
+/// `source`, whose reads block while `flag` exists. `None` (with the reason)
+/// where FUSE or Debian's python3-fusepy is missing.
+struct StallingDrive {
+    child: std::process::Child,
+    mount: PathBuf,
+    flag: PathBuf,
+}
+
+impl StallingDrive {
+    fn mount(source: &Path, mount: &Path, flag: &Path) -> Option<StallingDrive> {
+        let fusepy = Command::new("/usr/bin/python3")
+            .args(["-c", "import fusepy"])
+            .output();
+        if !fusepy.is_ok_and(|o| o.status.success()) || !Path::new("/dev/fuse").exists() {
+            eprintln!("skipped: needs /dev/fuse and /usr/bin/python3 with fusepy (apt-get install python3-fusepy)");
+            return None;
+        }
+        std::fs::create_dir_all(mount).expect("mount point");
+        let child = Command::new("/usr/bin/python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuse/stall.py"))
+            .args([source, mount, flag])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start the FUSE file system");
+        let drive = StallingDrive {
+            child,
+            mount: mount.to_owned(),
+            flag: flag.to_owned(),
+        };
+        eventually(Duration::from_secs(10), || {
+            mount.join("objects").exists().then_some(())
+        })
+        .unwrap_or_else(|| panic!("the FUSE drive never mounted"));
+        Some(drive)
+    }
+}
+
+impl Drop for StallingDrive {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.flag);
+        let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_hung_drive_holds_only_its_own_reads_and_is_failed_at_the_deadline() {
+    if !fs_is_root() {
+        eprintln!("skipped: FUSE mounts need root");
+        return;
+    }
+    let mut store = Store::new();
+    let backing = store.path().join("b2");
+    std::fs::create_dir_all(&backing).expect("mkdir");
+    store.disks[2] = backing.clone();
+    for i in 0..24u64 {
+        store.write(&format!("t/{i}.bin"), &object(i));
+    }
+    store.import();
+    let placed = placement(&store);
+    let flag = store.path().join("stall");
+    let mount = store.path().join("fuse2");
+    let Some(_drive) = StallingDrive::mount(&backing, &mount, &flag) else {
+        return;
+    };
+    store.disks[2] = mount.clone();
+    let server = store.serve_with("[store]\nread_timeout = \"1s\"\nfsck_mib_per_sec = 0\n");
+    let hung: Vec<u64> = placed
+        .iter()
+        .filter(|(_, d)| **d == backing)
+        .map(|(i, _)| *i)
+        .collect();
+    assert!(!hung.is_empty(), "no object on the FUSE drive");
+    std::fs::write(&flag, b"").expect("stall the drive");
+    // Requests for the hung drive's objects wait on it...
+    let addr = server.addr;
+    let waiting: Vec<_> = hung
+        .iter()
+        .take(3)
+        .map(|i| {
+            let path = format!("/t/{i}.bin");
+            let r = range_of(*i, 1);
+            std::thread::spawn(move || plain(addr, &path, r))
+        })
+        .collect();
+    // ...while every other drive's objects are served, byte-exact.
+    for (i, d) in &placed {
+        if *d != backing {
+            let r = range_of(*i, 2);
+            let want = object(*i)[r.0 as usize..=r.1 as usize].to_vec();
+            assert_eq!(
+                plain(addr, &format!("/t/{i}.bin"), r),
+                Got::Answer(206, want),
+                "/t/{i}.bin"
+            );
+        }
+    }
+    for w in waiting {
+        let got = w.join().expect("a waiting client");
+        assert!(
+            !matches!(got, Got::Answer(206, _)),
+            "a hung read answered: {got:?}"
+        );
+    }
+    let root = mount.to_str().expect("utf-8").to_owned();
+    eventually(Duration::from_secs(5), || {
+        (sample(
+            &scrape(&server),
+            &format!("eddy_disk_state{{disk=\"{root}\",state=\"failed\"}}"),
+        ) == Some(1.0))
+        .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the hung drive is not failed:\n{}", server.stderr()));
+    let listed =
+        String::from_utf8_lossy(&server.admin_request("GET", "/store/disks").body).into_owned();
+    assert!(listed.contains("store.read_timeout"), "{listed}");
+    assert_eq!(
+        plain(addr, &format!("/t/{}.bin", hung[0]), (0, 9)),
+        Got::Answer(404, b"not found\n".to_vec())
+    );
+    assert!(alive(&server));
+}
+
+fn fs_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+    })
+}
