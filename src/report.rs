@@ -211,21 +211,13 @@ impl Sources {
             .iter()
             .zip(&states)
             .enumerate()
-            .map(|(i, (d, s))| {
-                let failed = s.state == crate::store::DiskState::Failed;
-                wire::DiskHealth {
-                    id: d.root.display().to_string(),
-                    state: s.state.label().into(),
-                    // A failed drive is not asked: its statvfs may hang.
-                    free_bytes: if failed {
-                        0
-                    } else {
-                        store.free_bytes(i).unwrap_or(0)
-                    },
-                    objects: d.objects,
-                    bytes: d.bytes,
-                    reason: s.reason.clone(),
-                }
+            .map(|(i, (d, s))| wire::DiskHealth {
+                id: d.root.display().to_string(),
+                state: s.state.label().into(),
+                free_bytes: store.free_bytes_in_service(i).unwrap_or(0),
+                objects: d.objects,
+                bytes: d.bytes,
+                reason: s.reason.clone(),
             })
             .collect();
         wire::Health {

@@ -606,16 +606,12 @@ async fn status_figures(state: &Arc<State>) -> Option<(Vec<DiskRow>, Vec<(String
             .into_iter()
             .zip(states)
             .enumerate()
-            .map(|(i, (d, s))| {
-                let failed = s.state == crate::store::DiskState::Failed;
-                DiskRow {
-                    root: d.root,
-                    state: s.state.label(),
-                    objects: d.objects,
-                    bytes: d.bytes,
-                    // A failed drive is not asked: its statvfs may hang.
-                    free: if failed { None } else { store.free_bytes(i) },
-                }
+            .map(|(i, (d, s))| DiskRow {
+                root: d.root,
+                state: s.state.label(),
+                objects: d.objects,
+                bytes: d.bytes,
+                free: store.free_bytes_in_service(i),
             })
             .collect();
         for root in configured {

@@ -105,6 +105,11 @@ impl Held {
         self.objects.fetch_sub(1, Relaxed);
         self.bytes.fetch_sub(len, Relaxed);
     }
+
+    pub(super) fn clear(&self) {
+        self.objects.store(0, Relaxed);
+        self.bytes.store(0, Relaxed);
+    }
 }
 
 impl Disk {

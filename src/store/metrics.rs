@@ -110,11 +110,7 @@ impl StoreCollector {
                 .with_label_values(&[root])
                 .set(i64::try_from(d.bytes).unwrap_or(i64::MAX));
             let state = states.get(i).map(|s| s.state);
-            // A failed drive is not asked (its statvfs may hang).
-            let free = match state {
-                Some(super::DiskState::Failed) => None,
-                _ => self.store.free_bytes(i),
-            };
+            let free = self.store.free_bytes_in_service(i);
             match free {
                 Some(free) => self
                     .free

@@ -436,13 +436,10 @@ impl Store {
         };
         d.count_error();
         let reason = format!("I/O error: {error}");
-        if d.set(DiskState::Failed, &reason, unix_now()) {
+        if self.change_disk(d, DiskState::Failed, &reason) {
             // A drive that gave I/O errors is suspect: only an operator
             // brings it back (`eddy store enable`).
             d.set_recoverable(false);
-            self.open_cache.clear();
-            self.changes
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::error!(disk = %d.root.display(), %reason, "drive failed: out of service; its objects are misses until `eddy store enable`");
         }
         true
@@ -459,9 +456,7 @@ impl Store {
                 // (re-indexed from what it holds now), then in service.
                 match self.reverify(i, false) {
                     Ok(n) => {
-                        d.set(DiskState::Active, "its root is back", unix_now());
-                        self.changes
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        self.change_disk(d, DiskState::Active, "its root is back");
                         tracing::info!(disk = %d.root.display(), objects = n, "drive back in service after its root returned");
                     }
                     Err(e) => {
@@ -475,11 +470,8 @@ impl Store {
             }
             if let Some(reason) = d.probe() {
                 d.count_error();
-                if d.set(DiskState::Failed, &reason, unix_now()) {
+                if self.change_disk(d, DiskState::Failed, &reason) {
                     d.set_recoverable(true);
-                    self.open_cache.clear();
-                    self.changes
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::error!(disk = %d.root.display(), %reason, "drive failed: out of service");
                     failed.push(i);
                 }
@@ -505,10 +497,7 @@ impl Store {
             .write()
             .map_err(|_| StoreError::NoUsableDisk("the index lock is poisoned".into()))?;
         index.retain(|_, l| l.disk != disk);
-        d.held
-            .objects
-            .store(0, std::sync::atomic::Ordering::Relaxed);
-        d.held.bytes.store(0, std::sync::atomic::Ordering::Relaxed);
+        d.held.clear();
         let mut n = 0;
         for (key, loc) in found {
             if index.contains_key(&key) {
@@ -521,6 +510,29 @@ impl Store {
         drop(index);
         self.open_cache.clear();
         Ok(n)
+    }
+
+    /// Moves drive `d` to `to` for `reason` (see `Disk::set`); when it
+    /// changed, the open objects are forgotten (their descriptors may be on
+    /// the drive that went) and the inventory is due again.
+    fn change_disk(&self, d: &Disk, to: DiskState, reason: &str) -> bool {
+        let changed = d.set(to, reason, unix_now());
+        if changed {
+            self.open_cache.clear();
+            self.changes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        changed
+    }
+
+    /// Bytes available on drive `disk` if it is in service; a failed drive
+    /// is not asked (its statvfs may hang).
+    pub fn free_bytes_in_service(&self, disk: usize) -> Option<u64> {
+        if self.disks.get(disk)?.serves() {
+            self.free_bytes(disk)
+        } else {
+            None
+        }
     }
 
     /// Every drive's state, in configuration order.
@@ -566,11 +578,8 @@ impl Store {
             DiskState::Draining => "drained by the operator",
             _ => "enabled by the operator",
         };
-        let changed = d.set(to, reason, unix_now());
+        let changed = self.change_disk(d, to, reason);
         if changed {
-            self.open_cache.clear();
-            self.changes
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(disk = %d.root.display(), state = to.label(), "drive state changed by the operator");
         }
         Ok(changed)
