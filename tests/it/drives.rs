@@ -5,8 +5,7 @@
 //! `/metrics` show the drive failed.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,38 +38,47 @@ fn range_of(i: u64, n: u64) -> (u64, u64) {
     (first, (first + 10_000 + n % 50_000).min(len - 1))
 }
 
-/// A plain HTTP/1.1 range request that never panics.
+/// A plain HTTP/1.1 range request that never panics: a body shorter than
+/// its Content-Length (or no answer at all) is a [`Got::Cut`].
 fn plain(addr: SocketAddr, path: &str, (a, b): (u64, u64)) -> Got {
-    let go = || -> std::io::Result<Got> {
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-        s.set_read_timeout(Some(Duration::from_secs(20)))?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: t\r\nRange: bytes={a}-{b}\r\nConnection: close\r\n\r\n"
-        )?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw)?;
-        let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
-            return Ok(Got::Cut);
-        };
-        let head = String::from_utf8_lossy(&raw[..end]).into_owned();
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let declared: Option<usize> = head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        });
-        let body = raw[end + 4..].to_vec();
-        if declared != Some(body.len()) {
-            return Ok(Got::Cut);
-        }
-        Ok(Got::Answer(status, body))
-    };
-    go().unwrap_or(Got::Cut)
+    match crate::support::fill::raw_get_with(addr, path, &[&format!("Range: bytes={a}-{b}")]) {
+        Some((status, Some(len), body)) if len == body.len() as u64 => Got::Answer(status, body),
+        _ => Got::Cut,
+    }
+}
+
+/// `POST path` on the admin listener with the admin token.
+fn admin_post(server: &Server, path: &str) -> Response {
+    let mut c = Conn::connect(server.admin_addr());
+    c.send(&request_bytes(
+        "POST",
+        path,
+        &[&format!("Authorization: Bearer {TOKEN}")],
+        true,
+    ));
+    c.read_response(false)
+}
+
+/// `eddy_disk_state{disk=root,state}` now.
+fn disk_state(server: &Server, root: &str, state: &str) -> Option<f64> {
+    sample(
+        &scrape(server),
+        &format!("eddy_disk_state{{disk=\"{root}\",state=\"{state}\"}}"),
+    )
+}
+
+/// Waits up to `within` for drive `root` to show `state` in `/metrics`.
+fn wait_state(server: &Server, root: &str, state: &str, within: Duration) {
+    eventually(within, || {
+        (disk_state(server, root, state) == Some(1.0)).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{root} is not {state}:\n{}\n{}",
+            scrape(server),
+            server.stderr()
+        )
+    });
 }
 
 /// The same request over TLS with curl (HTTP/1.1 or HTTP/2).
@@ -145,11 +153,7 @@ struct Rig {
 /// A store of [`OBJECTS`] objects over four loop-mounted drives, served on a
 /// plain and a TLS listener with the admin token set.
 fn four_drives() -> Option<Rig> {
-    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-    });
-    if !root {
+    if !fs_is_root() {
         eprintln!("skipped: loop-mounted drives need root");
         return None;
     }
@@ -283,11 +287,7 @@ fn a_failing_drive_is_taken_out_while_the_others_serve_byte_exact() {
 
     // Failed in metrics and in the admin listener within 5 s.
     let root = bad_root.to_str().expect("utf-8");
-    let series = format!("eddy_disk_state{{disk=\"{root}\",state=\"failed\"}}");
-    eventually(Duration::from_secs(5), || {
-        (sample(&scrape(&server), &series) == Some(1.0)).then_some(())
-    })
-    .unwrap_or_else(|| panic!("the drive is not failed in /metrics:\n{}", scrape(&server)));
+    wait_state(&server, root, "failed", Duration::from_secs(5));
     let disks = server.admin_request("GET", "/store/disks");
     assert_status(&disks, 200);
     let listed = String::from_utf8_lossy(&disks.body).into_owned();
@@ -358,21 +358,8 @@ fn a_vanished_drive_is_failed_by_the_probe_and_can_be_enabled_again() {
     // Drain and enable through the admin listener, with the token.
     let drain = format!("/store/drain?disk={root}");
     assert_status(&server.admin_request("POST", &drain), 401);
-    let mut c = Conn::connect(server.admin_addr());
-    c.send(&request_bytes(
-        "POST",
-        &drain,
-        &[&format!("Authorization: Bearer {TOKEN}")],
-        true,
-    ));
-    assert_status(&c.read_response(false), 200);
-    let state = |s: &str| {
-        sample(
-            &scrape(&server),
-            &format!("eddy_disk_state{{disk=\"{root}\",state=\"{s}\"}}"),
-        )
-    };
-    assert_eq!(state("draining"), Some(1.0));
+    assert_status(&admin_post(&server, &drain), 200);
+    assert_eq!(disk_state(&server, &root, "draining"), Some(1.0));
     // A draining drive still serves.
     let r = server.get("/t/1.bin", &[]);
     assert_status(&r, 200);
@@ -385,21 +372,11 @@ fn a_vanished_drive_is_failed_by_the_probe_and_can_be_enabled_again() {
         .status()
         .expect("umount");
     assert!(status.success());
-    eventually(Duration::from_secs(8), || {
-        (state("failed") == Some(1.0)).then_some(())
-    })
-    .unwrap_or_else(|| panic!("the probe did not fail the vanished drive"));
+    wait_state(&server, &root, "failed", Duration::from_secs(8));
     assert_status(&server.get("/t/1.bin", &[]), 404);
     // Enabling it is refused while its root is still gone.
     let enable = format!("/store/enable?disk={root}");
-    let mut c = Conn::connect(server.admin_addr());
-    c.send(&request_bytes(
-        "POST",
-        &enable,
-        &[&format!("Authorization: Bearer {TOKEN}")],
-        true,
-    ));
-    let r = c.read_response(false);
+    let r = admin_post(&server, &enable);
     assert_status(&r, 409);
     assert!(String::from_utf8_lossy(&r.body).contains("still fails"));
     // Every other object still serves.
@@ -416,10 +393,7 @@ fn a_vanished_drive_is_failed_by_the_probe_and_can_be_enabled_again() {
         .status()
         .expect("mount");
     assert!(status.success());
-    eventually(Duration::from_secs(8), || {
-        (state("active") == Some(1.0)).then_some(())
-    })
-    .unwrap_or_else(|| panic!("the returned drive is not back:\n{}", server.stderr()));
+    wait_state(&server, &root, "active", Duration::from_secs(8));
     for (i, d) in &placed {
         if *d == gone_root {
             let r = server.get(&format!("/t/{i}.bin"), &[]);
@@ -452,22 +426,16 @@ fn a_drive_failed_by_io_errors_comes_back_only_when_enabled() {
     // The first request meets the fault (its body is cut); then a 404.
     let _ = plain(server.addr, "/t/2.bin", range_of(2, 0));
     assert_eq!(
-        plain(server.addr, "/t/2.bin", (0, 9)).clone(),
+        plain(server.addr, "/t/2.bin", (0, 9)),
         Got::Answer(404, b"not found\n".to_vec())
     );
-    let state = |s: &str| {
-        sample(
-            &scrape(&server),
-            &format!("eddy_disk_state{{disk=\"{name}\",state=\"{s}\"}}"),
-        )
-    };
-    assert_eq!(state("failed"), Some(1.0));
+    assert_eq!(disk_state(&server, &name, "failed"), Some(1.0));
     // Its root still lists (the directory blocks are cached), yet the probe
     // does not bring it back: a drive that gave I/O errors waits for an
     // operator. A negative check needs a bound: one probe period and a half.
     std::thread::sleep(Duration::from_millis(3000));
     assert_eq!(
-        state("failed"),
+        disk_state(&server, &name, "failed"),
         Some(1.0),
         "no automatic return after I/O errors"
     );
@@ -552,14 +520,7 @@ fn the_background_fsck_quarantines_rot_while_serving() {
     let r = server.get("/t/7.bin", &[]);
     assert_status(&r, 200);
     rot(&store, "t/7.bin", 17);
-    let mut c = Conn::connect(server.admin_addr());
-    c.send(&request_bytes(
-        "POST",
-        "/store/fsck",
-        &[&format!("Authorization: Bearer {TOKEN}")],
-        true,
-    ));
-    assert_status(&c.read_response(false), 202);
+    assert_status(&admin_post(&server, "/store/fsck"), 202);
     eventually(Duration::from_secs(10), || {
         (sample(&scrape(&server), "eddy_fsck_mismatches_total") == Some(1.0)).then_some(())
     })
@@ -618,14 +579,7 @@ fn objects_of_a_failed_drive_are_redirected_where_configured() {
     let gone = store.disks[0].clone();
     std::fs::remove_dir_all(gone.join("objects")).expect("remove objects/");
     let root = gone.to_str().expect("utf-8").to_owned();
-    eventually(Duration::from_secs(8), || {
-        (sample(
-            &scrape(&server),
-            &format!("eddy_disk_state{{disk=\"{root}\",state=\"failed\"}}"),
-        ) == Some(1.0))
-        .then_some(())
-    })
-    .unwrap_or_else(|| panic!("not failed:\n{}", scrape(&server)));
+    wait_state(&server, &root, "failed", Duration::from_secs(8));
     let before = must_sample(&scrape(&server), "eddy_misses_total{kind=\"health\"}");
     let mut redirected = 0.0;
     for (i, d) in &placed {
@@ -765,14 +719,7 @@ fn a_hung_drive_holds_only_its_own_reads_and_is_failed_at_the_deadline() {
         );
     }
     let root = mount.to_str().expect("utf-8").to_owned();
-    eventually(Duration::from_secs(5), || {
-        (sample(
-            &scrape(&server),
-            &format!("eddy_disk_state{{disk=\"{root}\",state=\"failed\"}}"),
-        ) == Some(1.0))
-        .then_some(())
-    })
-    .unwrap_or_else(|| panic!("the hung drive is not failed:\n{}", server.stderr()));
+    wait_state(&server, &root, "failed", Duration::from_secs(5));
     let listed =
         String::from_utf8_lossy(&server.admin_request("GET", "/store/disks").body).into_owned();
     assert!(listed.contains("store.read_timeout"), "{listed}");

@@ -306,11 +306,23 @@ impl Drop for Tmpfs {
 /// Content-Length, and the body bytes that arrived (fewer when the server died mid-body).
 /// `None` when no status line arrived.
 pub fn raw_get(addr: SocketAddr, path: &str) -> Option<(u16, Option<u64>, Vec<u8>)> {
+    raw_get_with(addr, path, &[])
+}
+
+/// [`raw_get`] with `extra` header lines (each without CRLF).
+pub fn raw_get_with(
+    addr: SocketAddr,
+    path: &str,
+    extra: &[&str],
+) -> Option<(u16, Option<u64>, Vec<u8>)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
-        .ok()?;
+    let fields: String = extra.iter().map(|f| format!("{f}\r\n")).collect();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: t\r\n{fields}Connection: close\r\n\r\n").as_bytes(),
+    )
+    .ok()?;
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
