@@ -58,14 +58,11 @@ impl Drop for Loan {
 pub fn read(object: &OpenObject, first: u64, len: usize, size: usize) -> std::io::Result<Bytes> {
     let size = size.max(len);
     let mut buf = POOL
-        .try_with(|pool| {
-            let mut pool = pool.borrow_mut();
-            // Another size (a changed tls.frame_bytes): let them go.
-            pool.retain(|b| b.len() == size);
-            pool.pop()
-        })
+        .try_with(|pool| pool.borrow_mut().pop())
         .ok()
         .flatten()
+        // A buffer of another size (a larger last chunk) is let go.
+        .filter(|b| b.len() == size)
         .unwrap_or_else(|| vec![0u8; size]);
     object.read_into(first, &mut buf[..len])?;
     Ok(Bytes::from_owner(Loan { buf, len }))

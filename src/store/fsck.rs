@@ -112,17 +112,14 @@ impl Store {
             }
             match self.fsck_object(&key, &loc, pace) {
                 Ok(None) => {}
-                Ok(Some(Verdict::Good)) => {
+                Ok(Some(verdict)) => {
                     pass.checked += 1;
                     pass.bytes += loc.len;
                     counters.checked.fetch_add(1, Relaxed);
                     counters.bytes.fetch_add(loc.len, Relaxed);
-                }
-                Ok(Some(Verdict::Mismatch { got })) => {
-                    pass.checked += 1;
-                    pass.bytes += loc.len;
-                    counters.checked.fetch_add(1, Relaxed);
-                    counters.bytes.fetch_add(loc.len, Relaxed);
+                    let Verdict::Mismatch { got } = verdict else {
+                        continue;
+                    };
                     counters.mismatches.fetch_add(1, Relaxed);
                     tracing::error!(key = %key, want = %loc.digest.to_hex(), got = %got.to_hex(), "fsck: the bytes do not match their digest");
                     let moved = if repair {
