@@ -1,7 +1,7 @@
 //! The chart of a run: an SVG (plotters' SVG backend) of the eddy/nginx ratios per scenario, written next to the
-//! JSON. For each scenario, four bars: req/s (higher is better for eddy), server cores per 10 Gbit/s, p99 latency
-//! and peak anonymous resident memory (RssAnon: VmRSS less the page-cache pages a server maps), these three lower
-//! is better for eddy, with the parity line at 1.0 marked. A missing ratio (a skipped side, nothing moved) leaves
+//! JSON. For each scenario, six bars: req/s (higher is better for eddy), then server cores per 10 Gbit/s, the
+//! server's user-space and kernel CPU per request, p99 latency and peak anonymous resident memory (RssAnon: VmRSS
+//! less the page-cache pages a server maps), these five lower is better for eddy, with the parity line at 1.0 marked. A missing ratio (a skipped side, nothing moved) leaves
 //! its bar out. Bars taller than the axis are cut at its top and labelled with their value.
 //!
 //! Text goes into the SVG as `<text>` elements: plotters is built without its font features, so nothing reads
@@ -18,7 +18,7 @@ use crate::report::ScenarioSummary;
 /// The ratios drawn, in bar order: label, colour, and how to read one from a summary.
 type Metric = (&'static str, RGBColor, fn(&ScenarioSummary) -> Option<f64>);
 
-const METRICS: [Metric; 4] = [
+const METRICS: [Metric; 6] = [
     ("req/s (higher is better)", RGBColor(31, 119, 180), |s| {
         s.eddy_over_nginx.req_s
     }),
@@ -26,6 +26,16 @@ const METRICS: [Metric; 4] = [
         "server cores per 10 Gbit/s (lower is better)",
         RGBColor(255, 127, 14),
         |s| s.eddy_over_nginx.server_cores_per_10gbps,
+    ),
+    (
+        "server user CPU per request (lower is better)",
+        RGBColor(214, 39, 40),
+        |s| s.eddy_over_nginx.server_user_us_per_req,
+    ),
+    (
+        "server kernel CPU per request (lower is better)",
+        RGBColor(140, 86, 75),
+        |s| s.eddy_over_nginx.server_system_us_per_req,
     ),
     (
         "p99 latency (lower is better)",
@@ -42,6 +52,17 @@ const METRICS: [Metric; 4] = [
 /// Highest value the axis shows; taller bars are cut there.
 const Y_CAP: f64 = 4.0;
 
+/// Legend entries per row.
+const LEGEND_ROW: usize = 4;
+
+/// Where legend entry `i` starts, under the axis whose origin is at (`x0`, `y0`).
+fn legend_at(x0: i32, y0: i32, i: usize) -> (i32, i32) {
+    (
+        x0 + (i % LEGEND_ROW) as i32 * 340,
+        y0 + 45 + (i / LEGEND_ROW) as i32 * 22,
+    )
+}
+
 /// Draw the chart of `summary` into `path` (SVG). `subtitle` says which run it is.
 pub fn draw(summary: &[ScenarioSummary], subtitle: &str, path: &Path) -> Result<()> {
     draw_inner(summary, subtitle, path)
@@ -55,7 +76,7 @@ fn draw_inner(
 ) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let n = summary.len().max(1);
     let width = (160 * n as u32 + 200).max(1500);
-    let root = SVGBackend::new(path, (width, 660)).into_drawing_area();
+    let root = SVGBackend::new(path, (width, 680)).into_drawing_area();
     root.fill(&WHITE)?;
     let top = summary
         .iter()
@@ -68,7 +89,7 @@ fn draw_inner(
             ("sans-serif", 20),
         )
         .margin(20)
-        .x_label_area_size(80)
+        .x_label_area_size(100)
         .y_label_area_size(60)
         .build_cartesian_2d(0f64..n as f64, 0f64..ymax)?;
     chart
@@ -112,9 +133,9 @@ fn draw_inner(
                     .pos(Pos::new(HPos::Center, VPos::Bottom)),
             )
         }))?;
-        // The legend goes under the scenario names, one entry per metric side by side.
+        // The legend goes under the scenario names, in rows of LEGEND_ROW entries side by side.
         let (x0, y0) = chart.backend_coord(&(0.0, 0.0));
-        let (lx, ly) = (x0 + m as i32 * 300, y0 + 45);
+        let (lx, ly) = legend_at(x0, y0, m);
         root.draw(&Rectangle::new(
             [(lx, ly), (lx + 14, ly + 14)],
             colour.filled(),
@@ -151,7 +172,8 @@ fn draw_inner(
     )))?;
     // The parity line's legend entry, after the metrics'.
     let (x0, y0) = chart.backend_coord(&(0.0, 0.0));
-    let (lx, ly) = (x0 + METRICS.len() as i32 * 300, y0 + 52);
+    let (lx, ly) = legend_at(x0, y0, METRICS.len());
+    let ly = ly + 7;
     root.draw(&PathElement::new(
         vec![(lx, ly), (lx + 24, ly)],
         ShapeStyle::from(&RED).stroke_width(2),

@@ -95,6 +95,14 @@ pub struct Args {
     /// The fill's rate cap during scenario i, Mbit/s.
     #[arg(long, value_name = "MBPS", default_value_t = 1200)]
     pub fill_serving_mbps: u64,
+    /// Drive measurements on eddy alone, after the rounds, comma-separated: `stall` (the healthy drives' p99 while
+    /// a FUSE drive hangs, against no fault; needs root, /dev/fuse and python3-fusepy) and `startup` (start-up time
+    /// on a generated store of --startup-objects objects over 4 roots, cold and warm). `none` runs neither.
+    #[arg(long, value_name = "LIST", default_value = "stall,startup")]
+    pub drives: String,
+    /// Objects of the start-up measurement's store [default: 1000000; 2000 with --smoke].
+    #[arg(long, value_name = "N")]
+    pub startup_objects: Option<u64>,
     /// Where the JSON of every round and the SVG chart go [default: bench/results, or bench/results/smoke with
     /// --smoke].
     #[arg(long, value_name = "DIR")]
@@ -132,13 +140,15 @@ pub struct Config {
     pub fill_caps: Vec<u64>,
     pub fill_duration_s: u32,
     pub fill_serving_mbps: u64,
+    pub drives: Vec<crate::drives::Which>,
+    pub startup_objects: u64,
     pub out: PathBuf,
     pub smoke: bool,
     pub keep_run_dir: bool,
 }
 
 /// The workspace root: the parent of this crate's directory.
-fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     let bench = Path::new(env!("CARGO_MANIFEST_DIR"));
     bench.parent().unwrap_or(bench).to_path_buf()
 }
@@ -185,6 +195,10 @@ impl Config {
             fill_caps: parse_caps(&a.fill_caps).map_err(Error::Usage)?,
             fill_duration_s: a.fill_duration.unwrap_or(if smoke { 1 } else { 60 }),
             fill_serving_mbps: a.fill_serving_mbps,
+            drives: crate::drives::parse(&a.drives).map_err(Error::Usage)?,
+            startup_objects: a
+                .startup_objects
+                .unwrap_or(if smoke { 2_000 } else { 1_000_000 }),
             out: a.out.unwrap_or_else(|| {
                 root.join(if smoke {
                     "bench/results/smoke"

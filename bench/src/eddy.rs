@@ -54,7 +54,12 @@ pub fn version(eddy: &Path) -> Result<String> {
 
 /// The disk roots of the store under `store_dir`.
 pub fn disks(store_dir: &Path) -> Vec<PathBuf> {
-    vec![store_dir.join("d0"), store_dir.join("d1")]
+    disks_n(store_dir, 2)
+}
+
+/// `n` disk roots `<store_dir>/d0` .. `d<n-1>`.
+pub fn disks_n(store_dir: &Path, n: usize) -> Vec<PathBuf> {
+    (0..n).map(|i| store_dir.join(format!("d{i}"))).collect()
 }
 
 fn disk_args(cmd: &mut Command, disks: &[PathBuf]) {
@@ -72,8 +77,19 @@ pub fn ensure_store<M: Serialize>(
     manifest: &M,
     want: &[(String, u64)],
 ) -> Result<(Vec<PathBuf>, bool)> {
+    ensure_store_on(eddy, dir, manifest, want, 2)
+}
+
+/// [`ensure_store`] on `n` disk roots.
+pub fn ensure_store_on<M: Serialize>(
+    eddy: &Path,
+    dir: &Path,
+    manifest: &M,
+    want: &[(String, u64)],
+    n: usize,
+) -> Result<(Vec<PathBuf>, bool)> {
     let (src, store) = (dir.join("src"), dir.join("store"));
-    let disks = disks(&store);
+    let disks = disks_n(&store, n);
     let marker = dir.join("store.json");
     let manifest = serde_json::to_value(manifest)?;
     let marked = fs::read(&marker)
@@ -166,6 +182,31 @@ fn listing(eddy: &Path, disks: &[PathBuf]) -> Result<Vec<(String, u64)>> {
     Ok(v)
 }
 
+/// `GET path` on eddy's admin listener: the body of a 200, or an error naming the status.
+pub fn admin_get(admin: SocketAddr, path: &str) -> Result<Vec<u8>> {
+    use std::io::{Read, Write};
+    let fail = |m: String| Error::server("eddy", format!("GET {admin}{path}: {m}"));
+    let mut s = std::net::TcpStream::connect_timeout(&admin, Duration::from_secs(2))
+        .map_err(|e| fail(e.to_string()))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| fail(e.to_string()))?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: eddy-bench\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(|e| fail(e.to_string()))?;
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| fail("no response head".into()))?;
+    let head = String::from_utf8_lossy(&raw[..end]);
+    if head.split_whitespace().nth(1) != Some("200") {
+        return Err(fail(head.lines().next().unwrap_or_default().to_string()));
+    }
+    Ok(raw.split_off(end + 4))
+}
+
 /// How to run one eddy instance.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -180,6 +221,8 @@ pub struct Options {
     pub name: Option<String>,
     /// Flags added after `--config FILE` (the fill's `--fill-*` flags).
     pub extra: Vec<String>,
+    /// Lines added to the `[store]` section, e.g. `read_timeout = "300s"` (the drive measurements).
+    pub store_keys: Vec<String>,
 }
 
 /// A started eddy.
@@ -222,6 +265,10 @@ pub fn config_text(o: &Options, tls: bool) -> String {
         t.push_str("require_tokens = false\n");
     }
     t.push_str(&format!("\n[store]\ndisks = [{disks}]\n"));
+    for line in &o.store_keys {
+        t.push_str(line);
+        t.push('\n');
+    }
     if let (true, Some(f)) = (tls, &o.tls) {
         t.push_str(&format!(
             "\n[tls]\nlisten = [\"127.0.0.1:0\"]\ncert = {}\nkey = {}\nrequire_tokens = false\n",
@@ -377,12 +424,15 @@ mod tests {
             idle: false,
             name: None,
             extra: Vec::new(),
+            store_keys: vec!["fsck_mib_per_sec = 0".into()],
         };
         let with = config_text(&o, true);
         assert!(with.contains("[tls]\nlisten = [\"127.0.0.1:0\"]\ncert = \"/r/cert.pem\""));
         assert!(with.contains("require_tokens = false"));
         assert!(with.contains(r#"disks = ["/c/store/d0", "/c/my \"disk\""]"#));
         assert!(with.contains("[limits]\nmax_connections = 20000"));
+        assert!(with
+            .contains("disks = [\"/c/store/d0\", \"/c/my \\\"disk\\\"\"]\nfsck_mib_per_sec = 0\n"));
         let without = config_text(&o, false);
         assert!(!without.contains("tls") && !without.contains("require_tokens"));
     }

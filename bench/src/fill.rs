@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -248,24 +248,13 @@ impl Source {
 
 /// The fill's progress from eddy's admin listener.
 pub fn status(admin: SocketAddr) -> Result<FillStatus> {
-    let fail = |m: String| Error::server("eddy", format!("GET {admin}/fill/status: {m}"));
-    let mut s = TcpStream::connect_timeout(&admin, Duration::from_secs(2))
-        .map_err(|e| fail(e.to_string()))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| fail(e.to_string()))?;
-    s.write_all(b"GET /fill/status HTTP/1.1\r\nHost: eddy-bench\r\nConnection: close\r\n\r\n")
-        .map_err(|e| fail(e.to_string()))?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(|e| fail(e.to_string()))?;
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| fail("no response head".into()))?;
-    let head = String::from_utf8_lossy(&raw[..end]);
-    if head.split_whitespace().nth(1) != Some("200") {
-        return Err(fail(head.lines().next().unwrap_or_default().to_string()));
-    }
-    serde_json::from_slice(&raw[end + 4..]).map_err(|e| fail(format!("not FillStatus JSON: {e}")))
+    let body = eddy::admin_get(admin, "/fill/status")?;
+    serde_json::from_slice(&body).map_err(|e| {
+        Error::server(
+            "eddy",
+            format!("GET {admin}/fill/status: not FillStatus JSON: {e}"),
+        )
+    })
 }
 
 /// Fresh disk roots `<dir>/d0` and `<dir>/d1` (whatever was there is removed).
@@ -392,6 +381,7 @@ pub fn start_eddy(
             idle: false,
             name: Some(name.to_string()),
             extra,
+            store_keys: Vec::new(),
         },
         run_dir,
     )?;

@@ -17,6 +17,7 @@ mod check;
 mod cli;
 mod cold;
 mod content;
+mod drives;
 mod eddy;
 mod error;
 mod fill;
@@ -155,6 +156,7 @@ fn run(args: Args) -> Result<bool> {
     }
     let mut needs = Needs::of(&cfg.scenarios);
     needs.fill |= !cfg.fill_caps.is_empty();
+    needs.wrk |= cfg.drives.contains(&drives::Which::Stall);
     cfg.nginx = tool(
         &cfg.nginx,
         "nginx",
@@ -361,6 +363,18 @@ fn run(args: Args) -> Result<bool> {
         (Ok(()), false) => Some(bench.fill_measurements()),
         _ => None,
     };
+    let drive_report = match (&outcome, cfg.drives.is_empty()) {
+        (Ok(()), false) => Some(drives::run(
+            &drives::Params {
+                cfg: &cfg,
+                run_dir: &run_dir,
+                ticks: bench.ticks,
+                seed: base_seed,
+            },
+            &cfg.drives,
+        )),
+        _ => None,
+    };
 
     if let Err(e) = &outcome {
         notes.push(format!("the bench stopped early: {e}"));
@@ -429,6 +443,7 @@ fn run(args: Args) -> Result<bool> {
         skipped: bench.skipped,
         summary,
         fill: fill_report,
+        drives: drive_report,
         chart,
         notes,
     };
@@ -531,6 +546,7 @@ fn start_sides(
         idle: false,
         name: None,
         extra: Vec::new(),
+        store_keys: Vec::new(),
     };
     let started = eddy::start(&cfg.eddy, &e_opts, run_dir)?;
     eprintln!(
@@ -589,6 +605,7 @@ fn start_sides(
                 idle: true,
                 name: None,
                 extra: Vec::new(),
+                store_keys: Vec::new(),
             },
             run_dir: run_dir.to_path_buf(),
         };

@@ -1,5 +1,5 @@
 //! One measured run: a load generator (wrk, h2load, or the bench's own idle-connection client) against one server
-//! for one scenario, with the server's CPU (utime+stime of its process tree from /proc), the client's CPU (this
+//! for one scenario, with the server's CPU (utime and stime of its process tree from /proc, apart), the client's CPU (this
 //! process's reaped-children times plus its own), the server's peak resident memory, and the machine's CPU split,
 //! all over the same wall-clock window. Also owns [`Outcome`], what every load generator reports.
 
@@ -88,6 +88,9 @@ pub struct Sample {
     pub wall_s: f64,
     /// Server CPU over the window, in cores.
     pub server_cores: f64,
+    /// Of it, user space (utime) and the kernel (stime), in cores.
+    pub server_user_cores: f64,
+    pub server_system_cores: f64,
     /// The client's CPU over the window, in cores: the children the bench reaped (wrk, h2load) and the bench's
     /// own process (the idle client of (g) runs inside it; otherwise it only samples /proc).
     pub client_cores: f64,
@@ -138,7 +141,7 @@ pub fn run(
     let all0 = procstat::all_ticks();
     let sys0 = SysCpu::sample();
     let cli0 = procstat::client_ticks();
-    let srv0 = procstat::cpu_ticks_sum(pids);
+    let srv0 = procstat::split_ticks_sum(pids);
     let t0 = Instant::now();
     let (outcome, srv1, cli1, t1, sys1, all1) = thread::scope(|sc| {
         sc.spawn(|| {
@@ -150,7 +153,7 @@ pub fn run(
         });
         let outcome = load();
         let end = (
-            procstat::cpu_ticks_sum(pids),
+            procstat::split_ticks_sum(pids),
             procstat::client_ticks(),
             Instant::now(),
             SysCpu::sample(),
@@ -162,7 +165,9 @@ pub fn run(
     let outcome = outcome?;
     let wall_s = t1.duration_since(t0).as_secs_f64().max(1e-6);
     let cores = |a: u64, b: u64| b.saturating_sub(a) as f64 / ticks_per_s / wall_s;
-    let (server_cores, client_cores) = (cores(srv0, srv1), cores(cli0, cli1));
+    let srv = srv0.until(srv1);
+    let per_s = |t: u64| t as f64 / ticks_per_s / wall_s;
+    let (server_cores, client_cores) = (per_s(srv.total()), cores(cli0, cli1));
     let sys = sys0.split_until(&sys1);
     let ncpu = thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let busy = (100.0 - sys.idle_pct) / 100.0 * ncpu;
@@ -185,6 +190,8 @@ pub fn run(
         load: outcome.outcome,
         wall_s,
         server_cores,
+        server_user_cores: per_s(srv.user),
+        server_system_cores: per_s(srv.system),
         client_cores,
         server_rss_kib: peak.load(Ordering::Relaxed),
         server_rss_anon_kib: peak_anon.load(Ordering::Relaxed),

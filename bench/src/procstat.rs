@@ -34,8 +34,50 @@ fn field(f: &[String], n: usize) -> Option<u64> {
 
 /// utime + stime (fields 14 and 15) of one process, in ticks; for a process this covers all of its threads.
 pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    cpu_split_ticks(pid).map(|t| t.total())
+}
+
+/// CPU time in ticks, split into user space and the kernel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ticks {
+    /// utime: user space (the server's code, libc, the vDSO).
+    pub user: u64,
+    /// stime: the kernel, on the process's behalf (syscalls, and the softirq work the kernel charges to the
+    /// running task, such as loopback's receive path).
+    pub system: u64,
+}
+
+impl Ticks {
+    pub fn total(self) -> u64 {
+        self.user + self.system
+    }
+
+    /// `later - self`, field by field (0 where a process went away).
+    pub fn until(self, later: Ticks) -> Ticks {
+        Ticks {
+            user: later.user.saturating_sub(self.user),
+            system: later.system.saturating_sub(self.system),
+        }
+    }
+}
+
+/// utime and stime (fields 14 and 15) of one process, in ticks.
+pub fn cpu_split_ticks(pid: u32) -> Option<Ticks> {
     let f = stat_fields(pid)?;
-    Some(field(&f, 14)? + field(&f, 15)?)
+    Some(Ticks {
+        user: field(&f, 14)?,
+        system: field(&f, 15)?,
+    })
+}
+
+/// Summed utime and stime of `pids` (processes that are gone count 0).
+pub fn split_ticks_sum(pids: &[u32]) -> Ticks {
+    pids.iter()
+        .filter_map(|&p| cpu_split_ticks(p))
+        .fold(Ticks::default(), |a, t| Ticks {
+            user: a.user + t.user,
+            system: a.system + t.system,
+        })
 }
 
 /// The client's CPU in ticks: this process's own utime+stime (all threads; the idle client of (g) runs in it)
@@ -204,6 +246,9 @@ mod tests {
     fn reads_own_process() {
         let me = std::process::id();
         assert!(cpu_ticks(me).is_some());
+        let t = cpu_split_ticks(me).expect("own stat");
+        assert_eq!(cpu_ticks(me).map(|c| c >= t.total()), Some(true));
+        assert!(split_ticks_sum(&[me, u32::MAX]).total() >= t.total());
         assert!(rss_kib(me).is_some_and(|k| k > 0));
         assert!(rss_anon_kib(me).is_some_and(|k| k > 0));
         assert_eq!(tree(me).first(), Some(&me));

@@ -58,6 +58,11 @@ pub struct RunRecord {
     pub max_ms: f64,
     pub server_cores: f64,
     pub client_cores: f64,
+    /// Server CPU per good response, microseconds (None when none completed), and its user-space (utime) and
+    /// kernel (stime) parts.
+    pub server_us_per_req: Option<f64>,
+    pub server_user_us_per_req: Option<f64>,
+    pub server_system_us_per_req: Option<f64>,
     /// Server cores per 10 Gbit/s of raw throughput (None when nothing moved).
     pub server_cores_per_10gbps: Option<f64>,
     /// Server plus client cores per 10 Gbit/s. On loopback the kernel's work of moving a byte is
@@ -102,6 +107,7 @@ impl RunRecord {
         let bytes_ok = w.requests > 0 && w.bytes >= good * len && w.bytes <= upper;
         let raw_gbps = w.bytes as f64 * 8.0 / duration_s / 1e9;
         let body_error = s.load.body_error.clone();
+        let per_req = |cores: f64| (good > 0).then(|| cores * s.wall_s * 1e6 / good as f64);
         let mut r = RunRecord {
             round,
             scenario: scenario.key.clone(),
@@ -119,6 +125,9 @@ impl RunRecord {
             max_ms: w.max_us as f64 / 1e3,
             server_cores: s.server_cores,
             client_cores: s.client_cores,
+            server_us_per_req: per_req(s.server_cores),
+            server_user_us_per_req: per_req(s.server_user_cores),
+            server_system_us_per_req: per_req(s.server_system_cores),
             server_cores_per_10gbps: (raw_gbps > 0.0).then(|| s.server_cores / (raw_gbps / 10.0)),
             pair_cores_per_10gbps: (raw_gbps > 0.0)
                 .then(|| (s.server_cores + s.client_cores) / (raw_gbps / 10.0)),
@@ -174,6 +183,9 @@ pub struct ServerSummary {
     pub p99_ms: f64,
     pub server_cores: f64,
     pub client_cores: f64,
+    pub server_us_per_req: Option<f64>,
+    pub server_user_us_per_req: Option<f64>,
+    pub server_system_us_per_req: Option<f64>,
     pub server_cores_per_10gbps: Option<f64>,
     pub pair_cores_per_10gbps: Option<f64>,
     pub server_rss_mib: f64,
@@ -211,6 +223,10 @@ pub struct Ratios {
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub server_cores: Option<f64>,
+    /// Server CPU per request, all of it and its user-space and kernel parts.
+    pub server_us_per_req: Option<f64>,
+    pub server_user_us_per_req: Option<f64>,
+    pub server_system_us_per_req: Option<f64>,
     pub server_cores_per_10gbps: Option<f64>,
     pub pair_cores_per_10gbps: Option<f64>,
     pub server_rss_mib: Option<f64>,
@@ -306,6 +322,9 @@ pub struct Report {
     /// The fill measurements, when any ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fill: Option<FillReport>,
+    /// The drive measurements, when any ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drives: Option<crate::drives::DriveReport>,
     /// The SVG chart of the summary, when it was drawn.
     pub chart: Option<PathBuf>,
     pub notes: Vec<String>,
@@ -345,6 +364,9 @@ fn summarize_server(runs: &[&RunRecord]) -> ServerSummary {
         p99_ms: m(|r| r.p99_ms),
         server_cores: m(|r| r.server_cores),
         client_cores: m(|r| r.client_cores),
+        server_us_per_req: median_of(runs, |r| r.server_us_per_req),
+        server_user_us_per_req: median_of(runs, |r| r.server_user_us_per_req),
+        server_system_us_per_req: median_of(runs, |r| r.server_system_us_per_req),
         server_cores_per_10gbps: median_of(runs, |r| r.server_cores_per_10gbps),
         pair_cores_per_10gbps: median_of(runs, |r| r.pair_cores_per_10gbps),
         server_rss_mib: m(|r| r.server_rss_mib),
@@ -461,6 +483,15 @@ pub fn summarize(scenarios: &[Scenario], runs: &[RunRecord]) -> Vec<ScenarioSumm
                     p50_ms: ratio(es.p50_ms, ns.p50_ms),
                     p99_ms: ratio(es.p99_ms, ns.p99_ms),
                     server_cores: ratio(es.server_cores, ns.server_cores),
+                    server_us_per_req: opt_ratio(es.server_us_per_req, ns.server_us_per_req),
+                    server_user_us_per_req: opt_ratio(
+                        es.server_user_us_per_req,
+                        ns.server_user_us_per_req,
+                    ),
+                    server_system_us_per_req: opt_ratio(
+                        es.server_system_us_per_req,
+                        ns.server_system_us_per_req,
+                    ),
                     server_cores_per_10gbps: opt_ratio(
                         es.server_cores_per_10gbps,
                         ns.server_cores_per_10gbps,
@@ -571,6 +602,27 @@ pub fn table(report: &Report) -> String {
             v(n, format!("{:.3}", n.server_cores)),
             v(e, format!("{:.3}", e.server_cores)),
             fmt_opt(r.server_cores, 3),
+        );
+        row(
+            &mut t,
+            "server CPU us / request",
+            fmt_opt(n.server_us_per_req, 2),
+            fmt_opt(e.server_us_per_req, 2),
+            fmt_opt(r.server_us_per_req, 3),
+        );
+        row(
+            &mut t,
+            "  of it user space",
+            fmt_opt(n.server_user_us_per_req, 2),
+            fmt_opt(e.server_user_us_per_req, 2),
+            fmt_opt(r.server_user_us_per_req, 3),
+        );
+        row(
+            &mut t,
+            "  of it kernel",
+            fmt_opt(n.server_system_us_per_req, 2),
+            fmt_opt(e.server_system_us_per_req, 2),
+            fmt_opt(r.server_system_us_per_req, 3),
         );
         row(
             &mut t,
@@ -803,6 +855,9 @@ pub fn table(report: &Report) -> String {
     }
     if let Some(fill) = &report.fill {
         t.push_str(&fill_table(fill));
+    }
+    if let Some(d) = &report.drives {
+        t.push_str(&crate::drives::table(d));
     }
     for note in &report.notes {
         let _ = writeln!(t, "note: {note}");

@@ -65,8 +65,30 @@ function request()
 end
 "#;
 
+/// args: FILE SIZE LEN SEED. `Range: bytes=OFF-(OFF+LEN-1)` of a path chosen uniformly from the lines of FILE (the
+/// stall measurement's healthy objects, all of SIZE bytes), OFF uniform over 0..=SIZE-LEN.
+const PATHS: &str = r#"-- eddy-bench: ranges of LEN bytes of objects listed in FILE, uniform.
+local paths, span, len = {}, 0, 0
+function init(args)
+  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+  local size = tonumber(args[2])
+  len = tonumber(args[3])
+  span = size - len + 1
+  math.randomseed(tonumber(args[4]) + 7919 * (thread_id or 0))
+end
+function request()
+  local off = math.floor(math.random() * span)
+  local path = paths[math.floor(math.random() * #paths) + 1]
+  return wrk.format(nil, path, { ["Range"] = string.format("bytes=%d-%d", off, off + len - 1) })
+end
+"#;
+
 /// Script file names and their bodies.
-pub const SCRIPTS: &[(&str, &str)] = &[("range.lua", RANGE), ("objects.lua", OBJECTS)];
+pub const SCRIPTS: &[(&str, &str)] = &[
+    ("range.lua", RANGE),
+    ("objects.lua", OBJECTS),
+    ("paths.lua", PATHS),
+];
 
 /// Write every script into `dir`.
 pub fn write_scripts(dir: &Path) -> Result<()> {
