@@ -1,8 +1,11 @@
 //! Content digests: the SHA-256 of an object's bytes, its hex form, and the
 //! ETag rule built on it.
 //!
-//! Owns: the one spelling of a digest on the wire, in an xattr and in a
-//! staging file name (64 lowercase hex digits), and the rule that a strong
+//! Owns: the one spelling of a digest on the wire and in a staging file name
+//! (64 lowercase hex digits), its record on an object's inode (the 32 raw
+//! bytes, so that it fits inside an ext4 inode of the default 256 bytes
+//! beside its name; 64 hex digits from stores written before are still
+//! read), and the rule that a strong
 //! ETag is its first 128 bits, so that every appliance holding the same bytes
 //! gives the same tag. It must never hash a file itself: callers stream bytes
 //! through `sha2` and hand the result here.
@@ -20,6 +23,8 @@ pub enum DigestError {
     Length(usize),
     #[error("a SHA-256 digest is lowercase hex digits only")]
     NotHex,
+    #[error("a digest record is 32 bytes (or 64 hex digits), this has {0}")]
+    RecordLength(usize),
 }
 
 impl Digest {
@@ -47,6 +52,29 @@ impl Digest {
         s
     }
 
+    /// The record kept on an object's inode: the 32 bytes themselves. As hex
+    /// it would not fit: an ext4 inode of 256 bytes has 92 bytes for
+    /// attributes, and `user.eddy.sha256` with 64 hex digits takes 96, which
+    /// pushes it into a block of its own, one more read per object in a cold
+    /// start-up scan.
+    pub fn to_record(&self) -> [u8; 32] {
+        self.0
+    }
+
+    /// Reads a record: 32 raw bytes, or the 64 hex digits that stores written
+    /// before records were raw carry.
+    pub fn from_record(record: &[u8]) -> Result<Digest, DigestError> {
+        match record.len() {
+            32 => {
+                let mut out = [0u8; 32];
+                out.copy_from_slice(record);
+                Ok(Digest(out))
+            }
+            64 => Digest::from_hex(std::str::from_utf8(record).map_err(|_| DigestError::NotHex)?),
+            n => Err(DigestError::RecordLength(n)),
+        }
+    }
+
     /// The opaque part of the strong ETag of an object with this content: the
     /// first 128 bits in hex (32 digits, no quotes).
     pub fn etag(&self) -> String {
@@ -69,11 +97,11 @@ fn nibble(c: u8) -> Result<u8, DigestError> {
     }
 }
 
-/// The ETag for a digest recorded as hex bytes (as read from an xattr), or
-/// `None` when the record is not a well-formed digest.
+/// The ETag for a digest record (as read from an xattr, see
+/// [`Digest::from_record`]), or `None` when the record is not a well-formed
+/// digest.
 pub fn etag_from_record(record: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(record).ok()?;
-    Digest::from_hex(text).ok().map(|d| d.etag())
+    Digest::from_record(record).ok().map(|d| d.etag())
 }
 
 impl fmt::Display for Digest {
@@ -124,6 +152,19 @@ mod tests {
         let upper = "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855";
         assert_eq!(Digest::from_hex(upper), Err(DigestError::NotHex));
         assert_eq!(etag_from_record(b"not a digest"), None);
+        // Raw and hex records name the same digest; other lengths are refused.
+        let d = Digest([0x5a; 32]);
+        assert_eq!(Digest::from_record(&d.to_record()), Ok(d));
+        assert_eq!(Digest::from_record(d.to_hex().as_bytes()), Ok(d));
+        assert_eq!(
+            etag_from_record(&d.to_record()),
+            etag_from_record(d.to_hex().as_bytes())
+        );
+        assert_eq!(
+            Digest::from_record(&[0; 31]),
+            Err(DigestError::RecordLength(31))
+        );
+        assert_eq!(Digest::from_record(&[0xff; 64]), Err(DigestError::NotHex));
     }
 
     proptest! {

@@ -57,7 +57,7 @@ pub fn import_tree(store: &Store, src: &Path) -> Result<ImportReport, StoreError
         skipped: found.other,
         ..ImportReport::default()
     };
-    for (key, path) in found.files {
+    for tree::Found { key, path, .. } in found.files {
         let len = install_file(store, &key, &path)?;
         report.objects += 1;
         report.bytes += len;

@@ -80,7 +80,7 @@ pub fn publish(
     // The digest travels with the inode, so it can never describe other
     // bytes; without it the object would never be served, so failing to
     // write it fails the install.
-    file.set_xattr(DIGEST_XATTR, digest.to_hex().as_bytes())
+    file.set_xattr(DIGEST_XATTR, &digest.to_record())
         .map_err(|e| StoreError::io(staged, e))?;
     let modified = modified.unwrap_or_else(SystemTime::now);
     file.set_times(FileTimes::new().set_modified(modified))

@@ -706,6 +706,9 @@ impl Store {
     }
 }
 
+/// Threads reading inodes and digest records per drive in the start-up scan.
+const SCAN_READERS: usize = 8;
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -715,18 +718,38 @@ fn unix_now() -> u64 {
 /// Every object of disk `disk` (root `root`) with a complete digest record,
 /// and a warning for each file that is not one.
 fn scan(disk: usize, root: &Path) -> Result<Vec<(ObjectKey, Location)>, StoreError> {
-    let found = tree::walk(&root.join(OBJECTS_DIR))?;
+    let mut found = tree::walk(&root.join(OBJECTS_DIR))?;
     for (path, reason) in &found.invalid {
         tracing::warn!(path = %path.display(), %reason, "skipping a file whose name is not a valid object key");
     }
     for path in &found.other {
         tracing::warn!(path = %path.display(), "skipping a non-regular file in the store");
     }
-    Ok(found
-        .files
-        .into_iter()
-        .filter_map(|(key, path)| Some((key, verified_location(disk, &path)?)))
-        .collect())
+    // Stat in inode order, not name order (the inode table is read front to
+    // back), from SCAN_READERS threads: on a cold cache each object costs a
+    // read of its inode and of its digest record, and a drive serves several
+    // such small reads at once far faster than one after another.
+    found.files.sort_unstable_by_key(|f| f.ino);
+    let chunk = found.files.len().div_ceil(SCAN_READERS).max(1);
+    let mut out: Vec<(ObjectKey, Location)> = std::thread::scope(|s| {
+        let workers: Vec<_> = found
+            .files
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .filter_map(|f| Some((f.key.clone(), verified_location(disk, &f.path)?)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
 }
 
 /// The location of the object at `path` on disk `disk` if it carries a
@@ -741,10 +764,7 @@ fn verified_location(disk: usize, path: &Path) -> Option<Location> {
         }
     };
     let record = xattr::get(path, DIGEST_XATTR).ok().flatten();
-    let digest = record
-        .as_deref()
-        .and_then(|r| std::str::from_utf8(r).ok())
-        .and_then(|t| Digest::from_hex(t).ok());
+    let digest = record.as_deref().and_then(|r| Digest::from_record(r).ok());
     match digest {
         Some(digest) => Some(Location {
             disk,

@@ -7,15 +7,26 @@
 //! that are not regular files (symlinks, devices). It never follows a
 //! symlink and never opens a file: it only reads directories.
 
+use std::os::unix::fs::DirEntryExt as _;
 use std::path::{Path, PathBuf};
 
 use super::{ObjectKey, StoreError};
+
+/// A regular file with a valid key.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Found {
+    pub key: ObjectKey,
+    pub path: PathBuf,
+    /// Its inode number, as the directory entry gives it (no stat): reading
+    /// inodes in this order reads a cold inode table front to back.
+    pub ino: u64,
+}
 
 /// What a walk found.
 #[derive(Debug, Default)]
 pub struct Walk {
     /// Regular files with valid keys, sorted by key.
-    pub files: Vec<(ObjectKey, PathBuf)>,
+    pub files: Vec<Found>,
     /// Regular files whose relative path is not a valid key, with the reason.
     pub invalid: Vec<(PathBuf, String)>,
     /// Symlinks and other entries that are not regular files or directories.
@@ -40,7 +51,11 @@ fn walk_dir(base: &Path, dir: &Path, out: &mut Walk) -> Result<(), StoreError> {
             walk_dir(base, &path, out)?;
         } else if file_type.is_file() {
             match key_for(base, &path) {
-                Ok(key) => out.files.push((key, path)),
+                Ok(key) => out.files.push(Found {
+                    key,
+                    path,
+                    ino: entry.ino(),
+                }),
                 Err(reason) => out.invalid.push((path, reason)),
             }
         } else {
@@ -81,7 +96,11 @@ mod tests {
         std::fs::write(dir.path().join("bad\\name"), b"x")?;
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link"))?;
         let w = walk(dir.path())?;
-        let keys: Vec<&str> = w.files.iter().map(|(k, _)| k.as_str()).collect();
+        let keys: Vec<&str> = w.files.iter().map(|f| f.key.as_str()).collect();
+        use std::os::unix::fs::MetadataExt as _;
+        for f in &w.files {
+            assert_eq!(f.ino, std::fs::metadata(&f.path)?.ino());
+        }
         assert_eq!(keys, vec!["a.mp4", "t/81/b.mp4"]);
         assert_eq!(w.invalid.len(), 1);
         assert_eq!(w.other, vec![dir.path().join("link")]);
