@@ -16,9 +16,9 @@ use eddy::config::{self, defaults, Config, ConfigError, Overrides};
 use eddy::metrics::Registry;
 use eddy::notify;
 use eddy::serve::answer::Policy;
-use eddy::serve::https::TlsListener;
 use eddy::serve::metrics::ServeMetrics;
-use eddy::serve::tls::{self, Certs, TlsError};
+use eddy::serve::tls::certs::{self, Certs, TlsError};
+use eddy::serve::tls::conn::TlsListener;
 use eddy::serve::{self, Kind, Listening, Shared};
 use eddy::store::{import, CachePolicy, Store, StoreError};
 
@@ -192,7 +192,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     println!("tls.cert      {} (loaded)", t.cert.display());
                     println!("tls.require_tokens  {}", t.require_tokens);
-                    let ktls = tls::ktls_mode(t.ktls);
+                    let ktls = certs::ktls_mode(t.ktls);
                     println!("tls.ktls      {} ({})", ktls.mode, ktls.reason);
                 }
                 None => println!("tls           off (no tls.listen)"),
@@ -326,7 +326,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         value: ttl.clone(),
                         reason: e.to_string(),
                     })?;
-                    eddy::serve::conditional::unix_secs(SystemClock.now()) + d.as_secs()
+                    eddy::serve::plan::conditional::unix_secs(SystemClock.now()) + d.as_secs()
                 }
                 (None, None) => unreachable!("clap requires --ttl or --expiry"),
             };
@@ -377,7 +377,7 @@ fn serve_command(
     let tls_listener = match &config.tls {
         Some(t) => {
             let certs = Arc::new(Certs::load(&t.cert, &t.key)?);
-            let ktls = tls::ktls_mode(t.ktls);
+            let ktls = certs::ktls_mode(t.ktls);
             tracing::info!(mode = ktls.mode, reason = ktls.reason, "kernel TLS");
             Some((
                 t,

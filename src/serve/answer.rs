@@ -13,12 +13,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::cors;
-use super::fields::Fields;
 use super::metrics::RangeKind;
-use super::range::RangeLimits;
-use super::respond::{self, Method, ObjectMeta, Plan, RequestFacts, ServeError};
-use super::route;
+use super::plan::cors;
+use super::plan::fields::Fields;
+use super::plan::range::RangeLimits;
+use super::plan::respond::{self, Method, ObjectMeta, Plan, RequestFacts, ServeError};
+use super::plan::route;
 use super::Shared;
 use crate::store::{OpenObject, StoreError};
 use eddy_proto::token;
@@ -153,7 +153,7 @@ fn plan_object(
         // part of that object and is covered by the same token. A path token
         // decides alone (the query's parameters are then ignored).
         let path = format!("/{}", target.key);
-        let secs = super::conditional::unix_secs(now);
+        let secs = super::plan::conditional::unix_secs(now);
         shared.live.with(|live| match &target.path_token {
             Some(segment) => token::verify_path(&live.tokens.keys, segment, &path, peer, secs),
             None => token::verify(

@@ -17,26 +17,14 @@
 //! a miss is a 404.
 
 pub mod answer;
-pub mod body;
-pub mod conditional;
-pub mod conn;
-pub mod cors;
 pub mod drive_probe;
 pub mod fds;
-pub mod fields;
-pub mod freshness;
-pub mod gate;
-pub mod http1;
-pub mod https;
+pub mod h1;
 pub mod metrics;
+pub mod plan;
 pub mod prefetch;
-pub mod range;
-pub mod read_buf;
-pub mod respond;
-pub mod route;
 pub mod tls;
 pub mod trim;
-pub mod x509;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -70,9 +58,9 @@ pub struct Shared {
     pub access_log: Option<crate::access_log::AccessLog>,
     /// The CORS rules (`[cors]`), `None` when no origin is allowed; each
     /// listener's [`answer::Policy`] says whether it applies them.
-    pub cors: Option<cors::Cors>,
+    pub cors: Option<plan::cors::Cors>,
     /// The Cache-Control rules (`[cache_control]`).
-    pub cache_control: freshness::CacheControl,
+    pub cache_control: plan::freshness::CacheControl,
     /// Where requests for objects on a failed drive are sent (302), from
     /// `store.failed_redirect`; `None`: they are 404s.
     pub failed_redirect: Option<String>,
@@ -116,7 +104,7 @@ pub struct Listening {
 #[derive(Debug, Clone)]
 pub enum Kind {
     Plain(answer::Policy),
-    Tls(Arc<https::TlsListener>),
+    Tls(Arc<tls::conn::TlsListener>),
 }
 
 impl Kind {
@@ -224,14 +212,14 @@ async fn accept_loop(
                     Kind::Plain(policy) => {
                         let policy = *policy;
                         tokio::spawn(async move {
-                            conn::serve(stream, peer.ip(), shared, policy, drain).await;
+                            h1::conn::serve(stream, peer.ip(), shared, policy, drain).await;
                             drop((open, permit));
                         });
                     }
                     Kind::Tls(tls) => {
                         let tls = tls.clone();
                         tokio::spawn(async move {
-                            https::serve(stream, peer.ip(), shared, tls, drain).await;
+                            tls::conn::serve(stream, peer.ip(), shared, tls, drain).await;
                             drop((open, permit));
                         });
                     }
@@ -267,9 +255,9 @@ async fn accept_loop(
 /// brief lingering close so that it reads the answer rather than a reset.
 async fn reject(stream: TcpStream, shared: Arc<Shared>) {
     let started = tokio::time::Instant::now();
-    let plan = respond::error(&respond::ServeError::Overloaded);
+    let plan = plan::respond::error(&plan::respond::ServeError::Overloaded);
     let head = plan.head(shared.clock.now(), false, false);
-    let written = conn::write_response(
+    let written = h1::conn::write_response(
         &stream,
         head,
         &plan.body,
@@ -279,8 +267,8 @@ async fn reject(stream: TcpStream, shared: Arc<Shared>) {
     )
     .await
     .is_ok();
-    conn::count(&shared, &plan, &plan.body, written, started);
+    h1::conn::count(&shared, &plan, &plan.body, written, started);
     if written {
-        conn::linger(&stream, &[], 0, REFUSAL_LINGER).await;
+        h1::conn::linger(&stream, &[], 0, REFUSAL_LINGER).await;
     }
 }

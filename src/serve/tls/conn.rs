@@ -31,15 +31,15 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use super::answer::{self, Answer, Ask, Policy};
-use super::fields::Fields;
-use super::gate::{Gate, Refusal};
-use super::metrics::{ServeMetrics, Transport};
-use super::respond::{self, Body, FieldValue, Method, Plan, ServeError};
-use super::tls::Certs;
-use super::{prefetch, Shared};
+use super::certs::Certs;
 use crate::config::defaults::DISK_WINDOW;
 use crate::config::Http2Limits;
+use crate::serve::answer::{self, Answer, Ask, Policy};
+use crate::serve::h1::gate::{Gate, Refusal};
+use crate::serve::metrics::{ServeMetrics, Transport};
+use crate::serve::plan::fields::Fields;
+use crate::serve::plan::respond::{self, Body, FieldValue, Method, Plan, ServeError};
+use crate::serve::{prefetch, Shared};
 use crate::store::OpenObject;
 
 /// What every TLS connection of a listener shares.

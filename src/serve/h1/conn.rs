@@ -16,12 +16,12 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{timeout_at, Instant};
 
-use super::answer::{self, Answer, Ask, Policy};
-use super::body::{self, WriteError};
-use super::http1::{self, Parsed, RequestHead};
-use super::metrics::{ServeMetrics, Transport};
-use super::respond::{self, Body, Method};
-use super::Shared;
+use super::head::{self, Parsed, RequestHead};
+use super::sendfile::{self, WriteError};
+use crate::serve::answer::{self, Answer, Ask, Policy};
+use crate::serve::metrics::{ServeMetrics, Transport};
+use crate::serve::plan::respond::{self, Body, Method};
+use crate::serve::Shared;
 use crate::store::OpenObject;
 
 /// Starting size of a connection's read buffer; it grows up to the head limit.
@@ -74,7 +74,7 @@ async fn run(
         let mut head_deadline =
             first_request.then(|| Instant::now() + shared.limits().header_read_timeout);
         let head = loop {
-            match shared.live.with(|live| http1::parse(&buf, &live.limits)) {
+            match shared.live.with(|live| head::parse(&buf, &live.limits)) {
                 Parsed::Complete(head) => break head,
                 Parsed::Invalid(err) => {
                     // Boxed for the same reason as `answer_one`.
@@ -331,7 +331,7 @@ fn read_now(
 
 /// Counts a plain answer: its status, its body bytes when it was all written,
 /// and its duration since `started`.
-pub(super) fn count(
+pub(crate) fn count(
     shared: &Shared,
     plan: &respond::Plan,
     body: &Body,
@@ -349,7 +349,7 @@ pub(super) fn count(
 }
 
 /// Writes a serialised response head, then `body` (file ranges from `object`).
-pub(super) async fn write_response(
+pub(crate) async fn write_response(
     stream: &TcpStream,
     mut head: Vec<u8>,
     body: &Body,
@@ -358,22 +358,22 @@ pub(super) async fn write_response(
     metrics: &ServeMetrics,
 ) -> Result<(), WriteError> {
     match (body, object) {
-        (Body::Empty, _) => body::send_all(stream, &head, false, stall).await,
+        (Body::Empty, _) => sendfile::send_all(stream, &head, false, stall).await,
         (Body::Text(text), _) => {
             head.extend_from_slice(text.as_bytes());
-            body::send_all(stream, &head, false, stall).await
+            sendfile::send_all(stream, &head, false, stall).await
         }
         (Body::File(range), Some(obj)) => {
-            body::send_all(stream, &head, true, stall).await?;
-            body::send_file(stream, obj, *range, stall, metrics).await
+            sendfile::send_all(stream, &head, true, stall).await?;
+            sendfile::send_file(stream, obj, *range, stall, metrics).await
         }
         (Body::Multipart { parts, trailer }, Some(obj)) => {
-            body::send_all(stream, &head, true, stall).await?;
+            sendfile::send_all(stream, &head, true, stall).await?;
             for (part_head, range) in parts {
-                body::send_all(stream, part_head, true, stall).await?;
-                body::send_file(stream, obj, *range, stall, metrics).await?;
+                sendfile::send_all(stream, part_head, true, stall).await?;
+                sendfile::send_file(stream, obj, *range, stall, metrics).await?;
             }
-            body::send_all(stream, trailer, false, stall).await
+            sendfile::send_all(stream, trailer, false, stall).await
         }
         // A file body without an open file cannot be planned; close rather than lie.
         (Body::File(_) | Body::Multipart { .. }, None) => Err(WriteError::ShortFile),
@@ -383,7 +383,7 @@ pub(super) async fn write_response(
 /// How many body bytes to read and discard after answering.
 fn discard_budget(head: &RequestHead, shared: &Shared) -> u64 {
     match head.body {
-        http1::BodyFraming::Length(n) => n.min(shared.limits().max_discard_body_bytes),
+        head::BodyFraming::Length(n) => n.min(shared.limits().max_discard_body_bytes),
         _ => shared.limits().max_discard_body_bytes,
     }
 }
@@ -396,7 +396,7 @@ fn discard_budget(head: &RequestHead, shared: &Shared) -> u64 {
 /// the descriptor is closed only once the client has closed its side, the
 /// budget is spent or the timeout passed, so that the kernel never sees
 /// unread input at `close()` while the client is behaving.
-pub(super) async fn linger(stream: &TcpStream, already: &[u8], budget: u64, within: Duration) {
+pub(crate) async fn linger(stream: &TcpStream, already: &[u8], budget: u64, within: Duration) {
     let _ = nix::sys::socket::shutdown(
         std::os::fd::AsRawFd::as_raw_fd(stream),
         nix::sys::socket::Shutdown::Write,

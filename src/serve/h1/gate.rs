@@ -1,5 +1,5 @@
 //! The head gate of HTTP/1.1 over TLS: every request head is read by
-//! [`http1::parse`], the plain listener's parser, before hyper sees a byte of
+//! [`head::parse`], the plain listener's parser, before hyper sees a byte of
 //! it, so that both transports refuse the same malformed heads (smuggling
 //! framings, unsupported versions, Host rules, 414 and 431) with the same
 //! answer: one rule, in one place.
@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::io::ReadBuf;
 
-use super::http1::{self, Parsed};
-use super::respond::ServeError;
+use super::head::{self, Parsed};
 use crate::config::Limits;
+use crate::serve::plan::respond::ServeError;
 
 /// What hyper is handed in place of an invalid head: a request it accepts,
 /// which the service recognises by its position (see [`Refusal`]).
@@ -145,7 +145,7 @@ impl Gate {
             State::Heads => self.gathered.extend_from_slice(bytes),
         }
         while !self.gathered.is_empty() {
-            match http1::parse(&self.gathered, &self.limits) {
+            match head::parse(&self.gathered, &self.limits) {
                 Parsed::Partial => return,
                 Parsed::Complete(head) => {
                     self.ready.extend(self.gathered.drain(..head.len));

@@ -20,10 +20,10 @@ use nix::sys::socket::MsgFlags;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use super::metrics::ServeMetrics;
-use super::prefetch;
-use super::range::ByteRange;
 use crate::config::defaults::{DISK_WINDOW, SENDFILE_MAX_CHUNK};
+use crate::serve::metrics::ServeMetrics;
+use crate::serve::plan::range::ByteRange;
+use crate::serve::prefetch;
 use crate::store::OpenObject;
 
 /// Why a write stopped.

@@ -7,9 +7,9 @@
 //! precondition fields. It also owns the head limits (431, 414). It is pure: it
 //! reads a byte slice and never touches a socket.
 
-use super::fields::Fields;
-use super::respond::ServeError;
 use crate::config::Limits;
+use crate::serve::plan::fields::Fields;
+use crate::serve::plan::respond::ServeError;
 
 /// How the request's body is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
