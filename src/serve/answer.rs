@@ -213,8 +213,8 @@ fn plan_object(
         shared.metrics.range(kind);
     }
     // Popularity: two relaxed adds on the object's own counters.
-    let body = match plan.body {
-        respond::Body::File(_) | respond::Body::Multipart { .. } if !facts.head_only => {
+    let body = match plan.payload {
+        respond::Payload::File(_) | respond::Payload::Multipart { .. } if !facts.head_only => {
             plan.content_length
         }
         _ => 0,
@@ -229,8 +229,8 @@ fn range_kind(facts: &RequestFacts<'_>, plan: &Plan) -> Option<RangeKind> {
         return Some(RangeKind::Path);
     }
     facts.range?;
-    Some(match (plan.status, &plan.body) {
-        (206, respond::Body::Multipart { .. }) => RangeKind::Multipart,
+    Some(match (plan.status, &plan.payload) {
+        (206, respond::Payload::Multipart { .. }) => RangeKind::Multipart,
         (206, _) => RangeKind::Single,
         (416, _) => RangeKind::Unsatisfiable,
         _ => RangeKind::Ignored,

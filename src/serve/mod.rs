@@ -260,14 +260,14 @@ async fn reject(stream: TcpStream, shared: Arc<Shared>) {
     let written = h1::conn::write_response(
         &stream,
         head,
-        &plan.body,
+        &plan.payload,
         None,
         REFUSAL_SEND_TIMEOUT,
         &shared.metrics,
     )
     .await
     .is_ok();
-    h1::conn::count(&shared, &plan, &plan.body, written, started);
+    h1::conn::count(&shared, &plan, &plan.payload, written, started);
     if written {
         h1::conn::linger(&stream, &[], 0, REFUSAL_LINGER).await;
     }

@@ -20,7 +20,7 @@ use super::head::{self, Parsed, RequestHead};
 use super::sendfile::{self, WriteError};
 use crate::serve::answer::{self, Answer, Ask, Policy};
 use crate::serve::metrics::{ServeMetrics, Transport};
-use crate::serve::plan::respond::{self, Body, Method};
+use crate::serve::plan::respond::{self, Method, Payload};
 use crate::serve::Shared;
 use crate::store::OpenObject;
 
@@ -153,13 +153,13 @@ async fn refuse(stream: &TcpStream, shared: &Shared, err: &respond::ServeError, 
     let written = write_response(
         stream,
         response_head,
-        &plan.body,
+        &plan.payload,
         None,
         limits.send_timeout,
         &shared.metrics,
     )
     .await;
-    count(shared, &plan, &plan.body, written.is_ok(), started);
+    count(shared, &plan, &plan.payload, written.is_ok(), started);
     linger(stream, buf, 0, limits.linger_timeout).await;
 }
 
@@ -194,17 +194,21 @@ async fn answer_one(
 
     // 3. Carry it out.
     let response_head = plan.head(now, keep_alive && !plan.close, head.http10);
-    let body = if head_only { &Body::Empty } else { &plan.body };
+    let payload = if head_only {
+        &Payload::Empty
+    } else {
+        &plan.payload
+    };
     let result = write_response(
         stream,
         response_head,
-        body,
+        payload,
         object.as_ref(),
         limits.send_timeout,
         &shared.metrics,
     )
     .await;
-    count(shared, &plan, body, result.is_ok(), started);
+    count(shared, &plan, payload, result.is_ok(), started);
     if let Err(e) = result {
         if let Some(object) = &object {
             let fault = match &e {
@@ -334,12 +338,12 @@ fn read_now(
 pub(crate) fn count(
     shared: &Shared,
     plan: &respond::Plan,
-    body: &Body,
+    payload: &Payload,
     written: bool,
     started: Instant,
 ) {
-    let bytes = match body {
-        Body::Empty => 0,
+    let bytes = match payload {
+        Payload::Empty => 0,
         _ if written => plan.content_length,
         _ => 0,
     };
@@ -348,26 +352,27 @@ pub(crate) fn count(
         .request(Transport::Http1, plan.status, bytes, started.elapsed());
 }
 
-/// Writes a serialised response head, then `body` (file ranges from `object`).
+/// Writes a serialised response head, then `payload` (file ranges from
+/// `object`) with the sendfile writer.
 pub(crate) async fn write_response(
     stream: &TcpStream,
     mut head: Vec<u8>,
-    body: &Body,
+    payload: &Payload,
     object: Option<&Arc<OpenObject>>,
     stall: Duration,
     metrics: &ServeMetrics,
 ) -> Result<(), WriteError> {
-    match (body, object) {
-        (Body::Empty, _) => sendfile::send_all(stream, &head, false, stall).await,
-        (Body::Text(text), _) => {
+    match (payload, object) {
+        (Payload::Empty, _) => sendfile::send_all(stream, &head, false, stall).await,
+        (Payload::Text(text), _) => {
             head.extend_from_slice(text.as_bytes());
             sendfile::send_all(stream, &head, false, stall).await
         }
-        (Body::File(range), Some(obj)) => {
+        (Payload::File(range), Some(obj)) => {
             sendfile::send_all(stream, &head, true, stall).await?;
             sendfile::send_file(stream, obj, *range, stall, metrics).await
         }
-        (Body::Multipart { parts, trailer }, Some(obj)) => {
+        (Payload::Multipart { parts, trailer }, Some(obj)) => {
             sendfile::send_all(stream, &head, true, stall).await?;
             for (part_head, range) in parts {
                 sendfile::send_all(stream, part_head, true, stall).await?;
@@ -376,7 +381,7 @@ pub(crate) async fn write_response(
             sendfile::send_all(stream, trailer, false, stall).await
         }
         // A file body without an open file cannot be planned; close rather than lie.
-        (Body::File(_) | Body::Multipart { .. }, None) => Err(WriteError::ShortFile),
+        (Payload::File(_) | Payload::Multipart { .. }, None) => Err(WriteError::ShortFile),
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! Owns: turning errors into statuses (the only place that does), turning an
 //! object plus a request's method, Range and preconditions into status, headers
-//! and a body plan, media types, multipart framing, and serialising a response
+//! and a payload, media types, multipart framing, and serialising a response
 //! head. It is pure: the time and the multipart boundary seed come in as values.
 //! Transports (the plain HTTP/1.1 connection today, TLS and HTTP/2 later) only
 //! carry a [`Plan`] out; they must never decide a status or a header themselves.
@@ -106,9 +106,11 @@ impl ServeError {
     }
 }
 
-/// What a transport sends as the body.
+/// What a transport sends as the response body: the plan's payload (the
+/// plain transport writes it with `h1::sendfile`, the TLS one streams it as a
+/// `tls::stream::PayloadStream`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Body {
+pub enum Payload {
     /// No body (HEAD, 304, or an empty message).
     Empty,
     /// A short text generated here (error pages).
@@ -168,9 +170,9 @@ pub struct Plan {
     /// Header fields other than Date, Server, Connection and Content-Length,
     /// which [`Plan::head`] adds.
     pub headers: Vec<(&'static str, FieldValue)>,
-    /// The bytes the body has on the wire (also for HEAD, where none are sent).
+    /// The bytes the payload has on the wire (also for HEAD, where none are sent).
     pub content_length: u64,
-    pub body: Body,
+    pub payload: Payload,
     /// The connection must close after this answer.
     pub close: bool,
 }
@@ -232,7 +234,7 @@ pub fn error(err: &ServeError) -> Plan {
         status,
         headers,
         content_length: text.len() as u64,
-        body: Body::Text(text),
+        payload: Payload::Text(text),
         close: err.closes_connection(),
     }
 }
@@ -244,7 +246,7 @@ pub fn preflight(headers: Vec<(&'static str, FieldValue)>) -> Plan {
         status: 204,
         headers,
         content_length: 0,
-        body: Body::Empty,
+        payload: Payload::Empty,
         close: false,
     }
 }
@@ -307,10 +309,10 @@ fn object_plan(
     match outcome {
         RangeOutcome::Full => {
             headers.push(("Content-Type", content_type.into()));
-            let body = if req.head_only || obj.len == 0 {
-                Body::Empty
+            let payload = if req.head_only || obj.len == 0 {
+                Payload::Empty
             } else {
-                Body::File(ByteRange {
+                Payload::File(ByteRange {
                     first: 0,
                     last: obj.len - 1,
                 })
@@ -319,7 +321,7 @@ fn object_plan(
                 status: 200,
                 headers,
                 content_length: obj.len,
-                body,
+                payload,
                 close: false,
             }
         }
@@ -338,7 +340,7 @@ fn object_plan(
                     status: 206,
                     headers,
                     content_length: single.len(),
-                    body: Body::File(*single),
+                    payload: Payload::File(*single),
                     close: false,
                 }
             }
@@ -375,10 +377,10 @@ fn path_range(
                 status: 200,
                 headers,
                 content_length: r.len(),
-                body: if head_only {
-                    Body::Empty
+                payload: if head_only {
+                    Payload::Empty
                 } else {
-                    Body::File(r)
+                    Payload::File(r)
                 },
                 close: false,
             }
@@ -417,7 +419,7 @@ fn multipart(
         status: 206,
         headers,
         content_length: total,
-        body: Body::Multipart { parts, trailer },
+        payload: Payload::Multipart { parts, trailer },
         close: false,
     }
 }
@@ -428,7 +430,7 @@ fn bare(status: u16, headers: Vec<(&'static str, FieldValue)>) -> Plan {
         status,
         headers,
         content_length: 0,
-        body: Body::Empty,
+        payload: Payload::Empty,
         close: false,
     }
 }
@@ -579,8 +581,8 @@ mod tests {
         let p = object(&in_path(10, 19), &meta(), now(), LIMITS, 1);
         assert_eq!((p.status, p.content_length), (200, 10));
         assert_eq!(
-            p.body,
-            Body::File(ByteRange {
+            p.payload,
+            Payload::File(ByteRange {
                 first: 10,
                 last: 19
             })
@@ -599,16 +601,16 @@ mod tests {
         both.range = Some(b"bytes=5-9");
         let p = object(&both, &meta(), now(), LIMITS, 1);
         assert_eq!(
-            (p.status, p.body),
-            (200, Body::File(ByteRange { first: 0, last: 0 }))
+            (p.status, p.payload),
+            (200, Payload::File(ByteRange { first: 0, last: 0 }))
         );
         // HEAD: the length, no body.
         let mut head = in_path(0, 99);
         head.head_only = true;
         let p = object(&head, &meta(), now(), LIMITS, 1);
         assert_eq!(
-            (p.status, p.content_length, p.body),
-            (200, 100, Body::Empty)
+            (p.status, p.content_length, p.payload),
+            (200, 100, Payload::Empty)
         );
         // Preconditions still apply.
         let mut cond = in_path(0, 99);
@@ -638,8 +640,8 @@ mod tests {
             Some("Tue, 14 Nov 2023 22:13:20 GMT")
         );
         assert_eq!(
-            p.body,
-            Body::File(ByteRange {
+            p.payload,
+            Payload::File(ByteRange {
                 first: 0,
                 last: 999
             })
@@ -652,8 +654,8 @@ mod tests {
         r.head_only = true;
         let p = object(&r, &meta(), now(), LIMITS, 1);
         assert_eq!(
-            (p.status, p.content_length, p.body),
-            (200, 1000, Body::Empty)
+            (p.status, p.content_length, p.payload),
+            (200, 1000, Payload::Empty)
         );
     }
 
@@ -670,7 +672,7 @@ mod tests {
     #[test]
     fn multipart_length_is_exact() {
         let p = object(&get(Some("bytes=0-9,20-29")), &meta(), now(), LIMITS, 7);
-        let Body::Multipart { parts, trailer } = &p.body else {
+        let Payload::Multipart { parts, trailer } = &p.payload else {
             panic!("not multipart: {p:?}");
         };
         let wire: u64 = parts
@@ -692,7 +694,7 @@ mod tests {
         let mut r = get(None);
         r.conditions.if_none_match = Some(b"\"3e8-1\"".to_vec());
         let p = object(&r, &meta(), now(), LIMITS, 1);
-        assert_eq!((p.status, &p.body), (304, &Body::Empty));
+        assert_eq!((p.status, &p.payload), (304, &Payload::Empty));
         assert!(header(&p, "ETag").is_some());
         assert!(!String::from_utf8_lossy(&p.head(now(), true, false)).contains("Content-Length"));
         let mut r = get(None);
@@ -792,8 +794,8 @@ mod tests {
             let a = object(&facts, &meta(), now(), LIMITS, 1);
             let b = object(&facts, &none, now(), LIMITS, 1);
             assert_eq!(
-                (a.status, a.content_length, a.body),
-                (b.status, b.content_length, b.body)
+                (a.status, a.content_length, a.payload),
+                (b.status, b.content_length, b.payload)
             );
         }
     }

@@ -8,7 +8,7 @@
 //! for `limits.idle_timeout` closes the connection), the send deadline (the
 //! socket full for `limits.send_timeout` while a write waits), the drain, turning a hyper
 //! request into an [`Ask`] and a [`Plan`] into a hyper response whose body is
-//! the plan's payload as a [`ResponseBody`] (`stream`). It must not decide a
+//! the plan's payload as a [`PayloadStream`] (`stream`). It must not decide a
 //! status or a header (`respond` does) nor check a token (`answer` does).
 
 use std::convert::Infallible;
@@ -29,14 +29,14 @@ use tokio::time::Instant;
 
 use super::certs::Certs;
 use super::frame_clock::FrameClock;
-use super::stream::ResponseBody;
+use super::stream::PayloadStream;
 use super::watch::{Activity, Deadlines, Expired, Watched};
 use crate::config::Http2Limits;
 use crate::serve::answer::{self, Answer, Ask, Policy};
 use crate::serve::h1::gate::{Gate, Refusal};
 use crate::serve::metrics::{ServeMetrics, Transport};
 use crate::serve::plan::fields::Fields;
-use crate::serve::plan::respond::{self, Body, FieldValue, Method, Plan, ServeError};
+use crate::serve::plan::respond::{self, FieldValue, Method, Payload, Plan, ServeError};
 use crate::serve::Shared;
 
 /// What every TLS connection of a listener shares.
@@ -271,7 +271,7 @@ fn handle(
     shared: &Shared,
     tls: &TlsListener,
     state: &Arc<ConnState>,
-) -> Response<ResponseBody> {
+) -> Response<PayloadStream> {
     let now = shared.clock.now();
     // The request-duration histogram's start: the head is parsed.
     let started = std::time::Instant::now();
@@ -284,15 +284,15 @@ fn handle(
             // The stand-in for a head the gate refused: the plain listener's
             // answer to it (which closes the connection).
             let plan = respond::error(&err);
-            let body = ResponseBody::new(
+            let body = PayloadStream::new(
                 plan.status,
-                &plan.body,
+                &plan.payload,
                 None,
                 tls.frame_bytes,
                 state,
                 started,
             )
-            .unwrap_or_else(|_| ResponseBody::empty());
+            .unwrap_or_else(|_| PayloadStream::empty());
             return response(&plan, now, h2, body);
         }
     }
@@ -315,10 +315,14 @@ fn handle(
             answer::answer(shared, tls.policy, peer, &ask, now)
         }
     };
-    let body = if head_only { &Body::Empty } else { &plan.body };
-    let body = match ResponseBody::new(
+    let payload = if head_only {
+        &Payload::Empty
+    } else {
+        &plan.payload
+    };
+    let body = match PayloadStream::new(
         plan.status,
-        body,
+        payload,
         object.as_ref(),
         tls.frame_bytes,
         state,
@@ -328,15 +332,15 @@ fn handle(
         Err(error) => {
             tracing::error!(%error, "cannot map an object for a TLS response");
             let plan = respond::error(&ServeError::Internal(error.to_string()));
-            let body = ResponseBody::new(
+            let body = PayloadStream::new(
                 plan.status,
-                &plan.body,
+                &plan.payload,
                 None,
                 tls.frame_bytes,
                 state,
                 started,
             )
-            .unwrap_or_else(|_| ResponseBody::empty());
+            .unwrap_or_else(|_| PayloadStream::empty());
             return response(&plan, now, h2, body);
         }
     };
@@ -378,7 +382,12 @@ fn check_head<'r>(
 }
 
 /// A [`Plan`] as a hyper response: the same fields as the plain path sends.
-fn response(plan: &Plan, now: SystemTime, h2: bool, body: ResponseBody) -> Response<ResponseBody> {
+fn response(
+    plan: &Plan,
+    now: SystemTime,
+    h2: bool,
+    body: PayloadStream,
+) -> Response<PayloadStream> {
     let mut response = Response::new(body);
     *response.status_mut() =
         StatusCode::from_u16(plan.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -19,7 +19,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::conn::ConnState;
 use crate::config::defaults::DISK_WINDOW;
-use crate::serve::plan::respond::Body;
+use crate::serve::plan::respond::Payload;
 use crate::serve::prefetch;
 use crate::store::OpenObject;
 
@@ -44,7 +44,7 @@ impl Piece {
 
 type Warming = Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>>;
 
-/// A response body: pieces sent in order, file ranges read (`pread`) in
+/// A response body streamed from a plan's [`Payload`]: pieces sent in order, file ranges read (`pread`) in
 /// chunks of `frame` bytes, each window brought into the page cache
 /// (`prefetch`) on the blocking pool first when it may need the disk, so that
 /// a read on the event loop never waits for a drive. The object's bytes are
@@ -52,7 +52,7 @@ type Warming = Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + S
 /// is an error value (the stream or connection is closed, the drive's error
 /// counted), never a signal. Reports to the connection whether it was sent
 /// whole.
-pub struct ResponseBody {
+pub struct PayloadStream {
     pieces: VecDeque<Piece>,
     remaining: u64,
     frame: usize,
@@ -68,18 +68,18 @@ pub struct ResponseBody {
     started: std::time::Instant,
 }
 
-impl std::fmt::Debug for ResponseBody {
+impl std::fmt::Debug for PayloadStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseBody")
+        f.debug_struct("PayloadStream")
             .field("pieces", &self.pieces.len())
             .field("remaining", &self.remaining)
             .finish_non_exhaustive()
     }
 }
 
-impl ResponseBody {
-    pub(super) fn empty() -> ResponseBody {
-        ResponseBody {
+impl PayloadStream {
+    pub(super) fn empty() -> PayloadStream {
+        PayloadStream {
             pieces: VecDeque::new(),
             remaining: 0,
             frame: 1,
@@ -117,12 +117,12 @@ impl ResponseBody {
 
     pub(super) fn new(
         status: u16,
-        body: &Body,
+        payload: &Payload,
         object: Option<&Arc<OpenObject>>,
         frame: usize,
         state: &Arc<ConnState>,
         started: std::time::Instant,
-    ) -> std::io::Result<ResponseBody> {
+    ) -> std::io::Result<PayloadStream> {
         let mut pieces = VecDeque::new();
         let file = |first: u64, last: u64| -> std::io::Result<Piece> {
             let obj = object.ok_or_else(|| std::io::Error::other("file body without an object"))?;
@@ -134,11 +134,13 @@ impl ResponseBody {
                 len: last - first + 1,
             })
         };
-        match body {
-            Body::Empty => {}
-            Body::Text(text) => pieces.push_back(Piece::Small(Bytes::from_static(text.as_bytes()))),
-            Body::File(r) => pieces.push_back(file(r.first, r.last)?),
-            Body::Multipart { parts, trailer } => {
+        match payload {
+            Payload::Empty => {}
+            Payload::Text(text) => {
+                pieces.push_back(Piece::Small(Bytes::from_static(text.as_bytes())))
+            }
+            Payload::File(r) => pieces.push_back(file(r.first, r.last)?),
+            Payload::Multipart { parts, trailer } => {
                 for (head, r) in parts {
                     pieces.push_back(Piece::Small(Bytes::copy_from_slice(head)));
                     pieces.push_back(file(r.first, r.last)?);
@@ -147,7 +149,7 @@ impl ResponseBody {
             }
         }
         let remaining = pieces.iter().map(Piece::len).sum();
-        Ok(ResponseBody {
+        Ok(PayloadStream {
             pieces,
             remaining,
             frame,
@@ -162,7 +164,7 @@ impl ResponseBody {
     }
 }
 
-impl HttpBody for ResponseBody {
+impl HttpBody for PayloadStream {
     type Data = Bytes;
     type Error = std::io::Error;
 
@@ -240,7 +242,7 @@ impl HttpBody for ResponseBody {
     }
 }
 
-impl Drop for ResponseBody {
+impl Drop for PayloadStream {
     fn drop(&mut self) {
         // Not yet counted: empty, or dropped before its last byte went out.
         self.finish();
