@@ -20,6 +20,7 @@ pub mod answer;
 pub mod drive_probe;
 pub mod fds;
 pub mod h1;
+pub mod limits;
 pub mod metrics;
 pub mod plan;
 pub mod prefetch;

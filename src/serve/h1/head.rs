@@ -4,10 +4,12 @@
 //! Owns: the request line and header fields turned into a [`RequestHead`]:
 //! method, target, version, keep-alive, body framing (Content-Length versus
 //! Transfer-Encoding, and the smuggling cases refused), the Range field and the
-//! precondition fields. It also owns the head limits (431, 414). It is pure: it
-//! reads a byte slice and never touches a socket.
+//! precondition fields (`plan::fields`). The head limits (431, 414) and the
+//! Host rule are `serve::limits`', asked here as by the TLS transport. It is
+//! pure: it reads a byte slice and never touches a socket.
 
 use crate::config::Limits;
+use crate::serve::limits::{self, HeadSize};
 use crate::serve::plan::fields::Fields;
 use crate::serve::plan::respond::ServeError;
 
@@ -57,11 +59,11 @@ pub enum Parsed {
 
 /// Parses the first request head in `buf`.
 pub fn parse(buf: &[u8], limits: &Limits) -> Parsed {
-    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut headers = vec![httparse::EMPTY_HEADER; limits::max_fields(limits)];
     let mut req = httparse::Request::new(&mut headers);
     let status = match req.parse(buf) {
         Ok(status) => status,
-        Err(httparse::Error::TooManyHeaders) => return Parsed::Invalid(ServeError::HeadTooLarge),
+        Err(httparse::Error::TooManyHeaders) => return Parsed::Invalid(limits::too_many_fields()),
         Err(httparse::Error::Version) => return Parsed::Invalid(version_error(buf)),
         Err(_) => return Parsed::Invalid(ServeError::BadRequest("malformed request head")),
     };
@@ -69,14 +71,16 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Parsed {
         httparse::Status::Complete(n) => n,
         httparse::Status::Partial => return partial(buf, limits),
     };
-    if head_len > limits.max_head_bytes {
-        return Parsed::Invalid(ServeError::HeadTooLarge);
-    }
     let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
         return Parsed::Invalid(ServeError::BadRequest("incomplete request line"));
     };
-    if path.len() > limits.max_target_bytes {
-        return Parsed::Invalid(ServeError::TargetTooLong);
+    let size = HeadSize {
+        fields: req.headers.len(),
+        bytes: head_len,
+        target: path.len(),
+    };
+    if let Err(e) = limits::check(size, limits) {
+        return Parsed::Invalid(e);
     }
     let http10 = version == 0;
     let mut hosts = 0usize;
@@ -132,13 +136,13 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Parsed {
             "both Content-Length and Transfer-Encoding",
         ));
     }
-    if !http10 && hosts != 1 {
-        return Parsed::Invalid(ServeError::BadRequest(
-            "HTTP/1.1 needs exactly one Host field",
-        ));
-    }
-    if hosts > 1 {
-        return Parsed::Invalid(ServeError::BadRequest("more than one Host field"));
+    let version = if http10 {
+        limits::Version::Http10
+    } else {
+        limits::Version::Http11
+    };
+    if let Err(e) = limits::check_hosts(version, hosts) {
+        return Parsed::Invalid(e);
     }
     let body = if chunked {
         BodyFraming::Chunked
@@ -160,15 +164,9 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Parsed {
 /// A partial head: fine while under the limits, else 414 or 431.
 fn partial(buf: &[u8], limits: &Limits) -> Parsed {
     let line_end = buf.iter().position(|&b| b == b'\n');
-    match line_end {
-        None if buf.len() > limits.max_target_bytes + 32 => {
-            Parsed::Invalid(ServeError::TargetTooLong)
-        }
-        Some(end) if end > limits.max_target_bytes + 32 => {
-            Parsed::Invalid(ServeError::TargetTooLong)
-        }
-        _ if buf.len() >= limits.max_head_bytes => Parsed::Invalid(ServeError::HeadTooLarge),
-        _ => Parsed::Partial,
+    match limits::check_partial(buf.len(), line_end, limits) {
+        Ok(()) => Parsed::Partial,
+        Err(e) => Parsed::Invalid(e),
     }
 }
 

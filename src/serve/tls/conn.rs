@@ -34,6 +34,7 @@ use super::watch::{Activity, Deadlines, Expired, Watched};
 use crate::config::Http2Limits;
 use crate::serve::answer::{self, Answer, Ask, Policy};
 use crate::serve::h1::gate::{Gate, Refusal};
+use crate::serve::limits::{self, HeadSize};
 use crate::serve::metrics::{ServeMetrics, Transport};
 use crate::serve::plan::fields::Fields;
 use crate::serve::plan::respond::{self, FieldValue, Method, Payload, Plan, ServeError};
@@ -348,36 +349,34 @@ fn handle(
 }
 
 /// The checks hyper leaves to us, so that a request refused here gets the
-/// same answer as on the plain listener: the head limits (`limits.*`, measured
-/// as the head would be written in HTTP/1.1; hyper's own, larger limits only
-/// guard memory), the target length, and one Host in HTTP/1.1.
+/// same answer as on the plain listener: the head limits and the Host rule of
+/// `serve::limits`, the head measured as it would be written in HTTP/1.1
+/// (hyper's own, larger limits only guard memory).
 fn check_head<'r>(
     req: &'r Request<Incoming>,
     limits: &crate::config::Limits,
 ) -> Result<&'r str, ServeError> {
     let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-    if target.len() > limits.max_target_bytes {
-        return Err(ServeError::TargetTooLong);
-    }
     let headers = req.headers();
-    if headers.len() > limits.max_headers {
-        return Err(ServeError::HeadTooLarge);
-    }
-    // "METHOD TARGET HTTP/1.1\r\n", "name: value\r\n" each, "\r\n".
-    let line = req.method().as_str().len() + 1 + target.len() + 11;
-    let fields: usize = headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 4)
-        .sum();
-    if line + fields + 2 > limits.max_head_bytes {
-        return Err(ServeError::HeadTooLarge);
-    }
-    if req.version() == Version::HTTP_11 && headers.get_all(http::header::HOST).iter().count() != 1
-    {
-        return Err(ServeError::BadRequest(
-            "HTTP/1.1 needs exactly one Host field",
-        ));
-    }
+    let bytes = limits::h1_bytes(
+        req.method().as_str().len(),
+        target.len(),
+        headers
+            .iter()
+            .map(|(name, value)| (name.as_str().len(), value.len())),
+    );
+    let size = HeadSize {
+        fields: headers.len(),
+        bytes,
+        target: target.len(),
+    };
+    limits::check(size, limits)?;
+    let version = match req.version() {
+        Version::HTTP_10 | Version::HTTP_09 => limits::Version::Http10,
+        Version::HTTP_11 => limits::Version::Http11,
+        _ => limits::Version::Http2,
+    };
+    limits::check_hosts(version, headers.get_all(http::header::HOST).iter().count())?;
     Ok(target)
 }
 
