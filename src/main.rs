@@ -327,7 +327,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         value: ttl.clone(),
                         reason: e.to_string(),
                     })?;
-                    eddy::serve::plan::conditional::unix_secs(SystemClock.now()) + d.as_secs()
+                    eddy::clock::unix_secs(SystemClock.now()) + d.as_secs()
                 }
                 (None, None) => unreachable!("clap requires --ttl or --expiry"),
             };

@@ -14,12 +14,13 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::metrics::RangeKind;
-use super::plan::cors;
 use super::plan::fields::Fields;
 use super::plan::range::RangeLimits;
 use super::plan::respond::{self, Method, ObjectMeta, Plan, RequestFacts, ServeError};
 use super::plan::route;
+use super::plan::{cors, media};
 use super::Shared;
+use crate::clock::unix_secs;
 use crate::store::{OpenObject, StoreError};
 use eddy_proto::token;
 
@@ -148,12 +149,13 @@ fn plan_object(
         Method::Unknown => return Err(ServeError::NotImplemented),
     }
     let target = route::route(ask.target)?;
+    // The planner takes the time as a value: whole seconds.
+    let secs = unix_secs(now);
     if policy.require_tokens {
         // The token covers the object's path; the `/range/` form asks for a
         // part of that object and is covered by the same token. A path token
         // decides alone (the query's parameters are then ignored).
         let path = format!("/{}", target.key);
-        let secs = super::plan::conditional::unix_secs(now);
         shared.live.with(|live| match &target.path_token {
             Some(segment) => token::verify_path(&live.tokens.keys, segment, &path, peer, secs),
             None => token::verify(
@@ -197,18 +199,18 @@ fn plan_object(
     let meta = ObjectMeta {
         key,
         len: object.len,
-        modified: object.modified,
+        modified: unix_secs(object.modified),
         etag: &object.etag,
         cache_control: shared
             .cache_control
-            .for_object(key, respond::content_type(key)),
+            .for_object(key, media::content_type(key)),
     };
     let limits = shared.live.with(|live| RangeLimits {
         max_ranges: live.limits.max_ranges,
         max_sum_percent: live.limits.max_range_sum_percent,
     });
     let seed = BOUNDARY_SEQ.fetch_add(1, Ordering::Relaxed) ^ shared.boundary_salt;
-    let plan = respond::object(&facts, &meta, now, limits, seed);
+    let plan = respond::object(&facts, &meta, secs, limits, seed);
     if let Some(kind) = range_kind(&facts, &plan) {
         shared.metrics.range(kind);
     }

@@ -18,6 +18,7 @@ use tokio::time::{timeout_at, Instant};
 
 use super::head::{self, Parsed, RequestHead};
 use super::sendfile::{self, WriteError};
+use crate::clock::unix_secs;
 use crate::serve::answer::{self, Answer, Ask, Policy};
 use crate::serve::metrics::{ServeMetrics, Transport};
 use crate::serve::plan::respond::{self, Method, Payload};
@@ -148,7 +149,7 @@ async fn run(
 async fn refuse(stream: &TcpStream, shared: &Shared, err: &respond::ServeError, buf: &[u8]) {
     let limits = shared.limits();
     let plan = respond::error(err);
-    let response_head = plan.head(shared.clock.now(), false, false);
+    let response_head = plan.head(unix_secs(shared.clock.now()), false, false);
     let started = Instant::now();
     let written = write_response(
         stream,
@@ -193,7 +194,7 @@ async fn answer_one(
     let keep_alive = head.keep_alive && !plan.close && !has_body && !last;
 
     // 3. Carry it out.
-    let response_head = plan.head(now, keep_alive && !plan.close, head.http10);
+    let response_head = plan.head(unix_secs(now), keep_alive && !plan.close, head.http10);
     let payload = if head_only {
         &Payload::Empty
     } else {

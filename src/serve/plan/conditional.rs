@@ -7,8 +7,6 @@
 //! value. It must not parse Range (that is `range`) nor choose headers or bodies
 //! (that is `respond`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 /// The validators of the selected representation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Validators {
@@ -183,13 +181,7 @@ fn list_matches(field: &[u8], ours: &str, how: Comparison) -> bool {
 /// An HTTP-date in whole seconds since the epoch; `None` for anything else.
 pub fn parse_date(value: &[u8]) -> Option<u64> {
     let text = std::str::from_utf8(trim_ows(value)).ok()?;
-    let time = httpdate::parse_http_date(text).ok()?;
-    Some(unix_secs(time))
-}
-
-/// Seconds since the epoch, 0 for times before it.
-pub fn unix_secs(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    super::date::parse(text)
 }
 
 fn trim_ows(v: &[u8]) -> &[u8] {
@@ -225,7 +217,7 @@ mod tests {
     }
 
     fn date(secs: u64) -> Vec<u8> {
-        httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(secs)).into_bytes()
+        super::super::date::imf_fixdate(secs).to_vec()
     }
 
     fn c() -> Conditions {

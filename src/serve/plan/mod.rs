@@ -12,8 +12,10 @@
 
 pub mod conditional;
 pub mod cors;
+pub mod date;
 pub mod fields;
 pub mod freshness;
+pub mod media;
 pub mod range;
 pub mod respond;
 pub mod route;

@@ -10,9 +10,10 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::conditional::{self, Conditions, Decision, Validators};
+use super::date;
+use super::media::content_type;
 use super::range::{self, ByteRange, RangeLimits, RangeOutcome};
 use super::route::{PathRange, RouteError};
 
@@ -182,7 +183,8 @@ pub struct Plan {
 pub struct ObjectMeta<'a> {
     pub key: &'a str,
     pub len: u64,
-    pub modified: SystemTime,
+    /// The file's modification time, in whole seconds since the Unix epoch.
+    pub modified: u64,
     /// Opaque part of the strong ETag.
     pub etag: &'a str,
     /// The freshness of the object (`serve::freshness`), sent on 200, 206
@@ -251,11 +253,12 @@ pub fn preflight(headers: Vec<(&'static str, FieldValue)>) -> Plan {
     }
 }
 
-/// Plans the answer to a GET or HEAD of an existing object.
+/// Plans the answer to a GET or HEAD of an existing object at `now` (whole
+/// seconds since the Unix epoch, read once per request by the caller).
 pub fn object(
     req: &RequestFacts<'_>,
     obj: &ObjectMeta<'_>,
-    now: SystemTime,
+    now: u64,
     limits: RangeLimits,
     boundary_seed: u64,
 ) -> Plan {
@@ -272,14 +275,13 @@ pub fn object(
 fn object_plan(
     req: &RequestFacts<'_>,
     obj: &ObjectMeta<'_>,
-    now: SystemTime,
+    now: u64,
     limits: RangeLimits,
     boundary_seed: u64,
 ) -> Plan {
     // A modification time in the future is sent as the current time: a
     // Last-Modified later than Date is not allowed (RFC 9110 §8.8.2.1).
-    let now_secs = conditional::unix_secs(now);
-    let last_modified = conditional::unix_secs(obj.modified).min(now_secs);
+    let last_modified = obj.modified.min(now);
     let validators = Validators {
         etag: obj.etag.to_owned(),
         last_modified,
@@ -289,7 +291,7 @@ fn object_plan(
         ("Last-Modified", http_date(last_modified).into()),
         ("Accept-Ranges", "bytes".into()),
     ];
-    let decision = conditional::evaluate(&req.conditions, &validators, now_secs);
+    let decision = conditional::evaluate(&req.conditions, &validators, now);
     let honour_range = match decision {
         Decision::NotModified => return bare(304, headers),
         Decision::PreconditionFailed => return bare(412, headers),
@@ -441,9 +443,9 @@ impl Plan {
     /// Server, the planned fields, and Content-Length (never on a 304, where
     /// it would describe the 200 it replaces, nor on a 204, RFC 9110 §8.6).
     /// Both transports send exactly these.
-    pub fn fields(&self, now: SystemTime) -> Vec<(&'static str, FieldValue)> {
+    pub fn fields(&self, now: u64) -> Vec<(&'static str, FieldValue)> {
         let mut fields = Vec::with_capacity(self.headers.len() + 3);
-        fields.push(("Date", httpdate::fmt_http_date(now).into()));
+        fields.push(("Date", http_date(now).into()));
         fields.push(("Server", "eddy".into()));
         fields.extend(self.headers.iter().cloned());
         if self.status != 304 && self.status != 204 {
@@ -454,7 +456,7 @@ impl Plan {
 
     /// Serialises the HTTP/1.1 status line and header block. `keep_alive` is
     /// the transport's view of the connection; HTTP/1.0 keep-alive is announced.
-    pub fn head(&self, now: SystemTime, keep_alive: bool, http10: bool) -> Vec<u8> {
+    pub fn head(&self, now: u64, keep_alive: bool, http10: bool) -> Vec<u8> {
         let mut out = String::with_capacity(256);
         let _ = write!(out, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
         for (name, value) in self.fields(now) {
@@ -493,30 +495,8 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
-/// The media type of a key, from its extension.
-pub fn content_type(key: &str) -> &'static str {
-    let ext = key.rsplit_once('.').map_or("", |(_, e)| e);
-    match ext.to_ascii_lowercase().as_str() {
-        "mp4" | "m4v" => "video/mp4",
-        "m4s" => "video/iso.segment",
-        "m4a" => "audio/mp4",
-        "ts" => "video/mp2t",
-        "m3u8" => "application/vnd.apple.mpegurl",
-        "mpd" => "application/dash+xml",
-        "webm" => "video/webm",
-        "mkv" => "video/x-matroska",
-        "vtt" => "text/vtt",
-        "ttml" | "dfxp" => "application/ttml+xml",
-        "json" => "application/json",
-        "jpg" | "jpeg" => "image/jpeg",
-        "png" => "image/png",
-        "txt" => "text/plain; charset=utf-8",
-        _ => "application/octet-stream",
-    }
-}
-
 fn http_date(secs: u64) -> String {
-    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs))
+    String::from_utf8_lossy(&date::imf_fixdate(secs)).into_owned()
 }
 
 /// SplitMix64: spreads a seed into a boundary that no content is likely to hold.
@@ -543,14 +523,14 @@ mod tests {
         ObjectMeta {
             key: "t/v.mp4",
             len: 1000,
-            modified: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            modified: 1_700_000_000,
             etag: "3e8-1",
             cache_control: Some(&*CC),
         }
     }
 
-    fn now() -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(1_700_003_600)
+    fn now() -> u64 {
+        1_700_003_600
     }
 
     fn header<'a>(p: &'a Plan, name: &str) -> Option<&'a str> {
@@ -739,12 +719,9 @@ mod tests {
     #[test]
     fn a_future_mtime_is_sent_as_now() {
         let mut m = meta();
-        m.modified = now() + Duration::from_secs(86_400);
+        m.modified = now() + 86_400;
         let p = object(&get(None), &m, now(), LIMITS, 1);
-        assert_eq!(
-            header(&p, "Last-Modified"),
-            Some(httpdate::fmt_http_date(now()).as_str())
-        );
+        assert_eq!(header(&p, "Last-Modified"), Some(http_date(now()).as_str()));
     }
 
     #[test]
@@ -810,12 +787,5 @@ mod tests {
             head.contains("Access-Control-Allow-Origin: *\r\n"),
             "{head}"
         );
-    }
-
-    #[test]
-    fn media_types() {
-        assert_eq!(content_type("a/b.M4S"), "video/iso.segment");
-        assert_eq!(content_type("x.ts"), "video/mp2t");
-        assert_eq!(content_type("noext"), "application/octet-stream");
     }
 }

@@ -391,7 +391,7 @@ fn response(
     *response.status_mut() =
         StatusCode::from_u16(plan.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
-    for (name, value) in plan.fields(now) {
+    for (name, value) in plan.fields(crate::clock::unix_secs(now)) {
         // Static values are eddy's own literals (visible ASCII): no copy.
         let value = match value {
             FieldValue::Static(s) => Ok(HeaderValue::from_static(s)),
