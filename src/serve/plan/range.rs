@@ -62,7 +62,9 @@ pub struct RangeLimits {
 /// What the response does with the Range field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RangeOutcome {
-    /// Send the whole representation with 200 (field absent, ignored, or over a limit).
+    /// Send the whole representation with 200 (field absent, ignored, over a
+    /// limit, or satisfiable on a zero-length representation, where it
+    /// selects no byte: see [`resolve`]).
     Full,
     /// Send these ranges with 206, in request order (one range: a single part;
     /// several: multipart/byteranges).
@@ -152,6 +154,15 @@ pub fn resolve(parsed: &ParsedRange, len: u64, limits: RangeLimits) -> RangeOutc
     }
     let ranges: Vec<ByteRange> = specs.iter().filter_map(|s| satisfy(*s, len)).collect();
     if ranges.is_empty() {
+        // RFC 9110 §14.1.3: "When a selected representation has zero length,
+        // the only satisfiable form of range-spec is a suffix-range with a
+        // non-zero suffix-length." It selects no byte, which no 206 can say
+        // (Content-Range has no empty range), so the whole, empty
+        // representation is sent with 200, as for a Range field ignored.
+        let suffix = |s: &RangeSpec| matches!(s, RangeSpec::Suffix(n) if *n > 0);
+        if len == 0 && specs.iter().any(suffix) {
+            return RangeOutcome::Full;
+        }
         return RangeOutcome::Unsatisfiable;
     }
     let sum = ranges
@@ -262,11 +273,30 @@ mod tests {
         assert_eq!(plan("bytes=1000-", 1000), RangeOutcome::Unsatisfiable);
         assert_eq!(plan("bytes=-0", 1000), RangeOutcome::Unsatisfiable);
         assert_eq!(plan("bytes=0-", 0), RangeOutcome::Unsatisfiable);
-        assert_eq!(plan("bytes=-5", 0), RangeOutcome::Unsatisfiable);
+        assert_eq!(plan("bytes=0-0", 0), RangeOutcome::Unsatisfiable);
+        assert_eq!(plan("bytes=-0", 0), RangeOutcome::Unsatisfiable);
         assert_eq!(
             plan("bytes=2000-3000, 5000-", 1000),
             RangeOutcome::Unsatisfiable
         );
+    }
+
+    #[test]
+    fn a_suffix_on_a_zero_length_representation_is_satisfiable_and_sends_it_whole() {
+        // RFC 9110 §14.1.3: the one satisfiable form on zero length; it selects
+        // no byte, so the answer is the (empty) representation with 200.
+        assert_eq!(plan("bytes=-5", 0), RangeOutcome::Full);
+        assert_eq!(plan("bytes=-1", 0), RangeOutcome::Full);
+        assert_eq!(plan("bytes=0-,-5", 0), RangeOutcome::Full);
+        assert_eq!(plan("bytes=-0,-5", 0), RangeOutcome::Full);
+        // Every other form stays unsatisfiable there (first-pos >= length).
+        assert_eq!(plan("bytes=0-,5-9", 0), RangeOutcome::Unsatisfiable);
+        assert_eq!(plan("bytes=-0,-0", 0), RangeOutcome::Unsatisfiable);
+        // Over the range-count limit it is ignored, like any field.
+        let many = format!("bytes={}", vec!["-1"; 17].join(","));
+        assert_eq!(plan(&many, 0), RangeOutcome::Full);
+        // Not on a representation of any length: there it selects bytes.
+        assert_eq!(plan("bytes=-5", 1), RangeOutcome::Partial(vec![r(0, 0)]));
     }
 
     #[test]

@@ -650,6 +650,21 @@ mod tests {
     }
 
     #[test]
+    fn a_suffix_range_on_an_empty_object_is_a_200_without_content_range() {
+        let empty = ObjectMeta { len: 0, ..meta() };
+        let p = object(&get(Some("bytes=-5")), &empty, now(), LIMITS, 1);
+        assert_eq!(
+            (p.status, p.content_length, &p.payload),
+            (200, 0, &Payload::Empty)
+        );
+        assert_eq!(header(&p, "Content-Range"), None);
+        assert_eq!(header(&p, "Content-Type"), Some("video/mp4"));
+        let p = object(&get(Some("bytes=0-")), &empty, now(), LIMITS, 1);
+        assert_eq!(p.status, 416);
+        assert_eq!(header(&p, "Content-Range"), Some("bytes */0"));
+    }
+
+    #[test]
     fn multipart_length_is_exact() {
         let p = object(&get(Some("bytes=0-9,20-29")), &meta(), now(), LIMITS, 7);
         let Payload::Multipart { parts, trailer } = &p.payload else {
