@@ -7,7 +7,7 @@
 //! Owns: holding a request's bytes back until its head is complete and valid,
 //! and replacing an invalid head with a stand-in request that hyper answers in
 //! order, after the requests before it, with the refusal (which closes the
-//! connection). It must not decide the refusal's status or fields (`http1` and
+//! connection). It must not decide the refusal's status or fields (`head` and
 //! `respond` do), and it stops looking once a request has a body: from there on
 //! bytes pass through, as the connection ends after that request's answer.
 

@@ -4,7 +4,8 @@
 //! representation length, and the anti-amplification limits (range count, range
 //! sum). It is pure: no I/O, no clock, no knowledge of HTTP status codes beyond
 //! the three outcomes in [`RangeOutcome`]. It must never decide about
-//! preconditions (that is `conditional`) nor write a byte (that is `body`).
+//! preconditions (that is `conditional`) nor write a byte (that is each
+//! transport's: `h1::sendfile`, `tls::stream`).
 
 /// One satisfiable byte range, inclusive at both ends, already clipped to the length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,10 +3,12 @@
 //!
 //! Owns: turning errors into statuses (the only place that does), turning an
 //! object plus a request's method, Range and preconditions into status, headers
-//! and a payload, media types, multipart framing, and serialising a response
-//! head. It is pure: the time and the multipart boundary seed come in as values.
-//! Transports (the plain HTTP/1.1 connection today, TLS and HTTP/2 later) only
-//! carry a [`Plan`] out; they must never decide a status or a header themselves.
+//! and a [`Payload`], multipart framing, the list of response fields both
+//! transports send ([`Plan::fields`]), and serialising an HTTP/1.1 response
+//! head. It is pure: the time (whole seconds) and the multipart boundary seed
+//! come in as values. Transports (`h1` for plain HTTP/1.1, `tls` for HTTP/2 and
+//! HTTP/1.1 over TLS) only carry a [`Plan`] out; they must never decide a
+//! status or a header themselves.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -187,7 +189,7 @@ pub struct ObjectMeta<'a> {
     pub modified: u64,
     /// Opaque part of the strong ETag.
     pub etag: &'a str,
-    /// The freshness of the object (`serve::freshness`), sent on 200, 206
+    /// The freshness of the object (`plan::freshness`), sent on 200, 206
     /// and 304.
     pub cache_control: Option<&'a Arc<str>>,
 }
@@ -241,7 +243,7 @@ pub fn error(err: &ServeError) -> Plan {
     }
 }
 
-/// Plans the answer to an accepted CORS preflight (`serve::cors` chose its
+/// Plans the answer to an accepted CORS preflight (`plan::cors` chose its
 /// fields): 204, no body (Fetch §3.2.3: an ok status).
 pub fn preflight(headers: Vec<(&'static str, FieldValue)>) -> Plan {
     Plan {
