@@ -14,11 +14,13 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::metrics::RangeKind;
+use super::plan::cors;
 use super::plan::fields::Fields;
 use super::plan::range::RangeLimits;
-use super::plan::respond::{self, Method, ObjectMeta, Plan, RequestFacts, ServeError};
+use super::plan::respond::{
+    self, Method, ObjectFields, ObjectMeta, Plan, RequestFacts, ServeError,
+};
 use super::plan::route;
-use super::plan::{cors, media};
 use super::Shared;
 use crate::clock::unix_secs;
 use crate::store::{OpenObject, StoreError};
@@ -34,7 +36,7 @@ pub struct Ask<'a> {
     /// The request-target: origin form (`/path?query`) or absolute form.
     pub target: &'a [u8],
     /// Range and the preconditions.
-    pub fields: &'a Fields,
+    pub fields: &'a Fields<'a>,
 }
 
 /// What differs between listeners.
@@ -192,18 +194,25 @@ fn plan_object(
     let facts = RequestFacts {
         head_only: method == Method::Head,
         range: ask.fields.range.as_deref(),
-        conditions: ask.fields.conditions.clone(),
+        conditions: &ask.fields.conditions,
         path_range: target.path_range,
     };
     let key = target.key.as_str();
+    // Rendered once per open object and kept with it; a copy made here only
+    // if the object somehow keeps another type.
+    let make = || ObjectFields::new(key, &object.etag, unix_secs(object.modified));
+    let made;
+    let fields = match object.derived(make) {
+        Some(kept) => kept,
+        None => {
+            made = make();
+            &made
+        }
+    };
     let meta = ObjectMeta {
-        key,
         len: object.len,
-        modified: unix_secs(object.modified),
-        etag: &object.etag,
-        cache_control: shared
-            .cache_control
-            .for_object(key, media::content_type(key)),
+        fields,
+        cache_control: shared.cache_control.for_object(key, fields.content_type),
     };
     let limits = shared.live.with(|live| RangeLimits {
         max_ranges: live.limits.max_ranges,

@@ -207,7 +207,12 @@ async fn accept_loop(
 async fn reject(stream: TcpStream, shared: Arc<Shared>) {
     let started = tokio::time::Instant::now();
     let plan = plan::respond::error(&plan::respond::ServeError::Overloaded);
-    let head = plan.head(crate::clock::unix_secs(shared.clock.now()), false, false);
+    let head = h1::response::HeadBuf::of(
+        &plan,
+        crate::clock::unix_secs(shared.clock.now()),
+        false,
+        false,
+    );
     let written = h1::conn::write_response(
         &stream,
         head,

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio::time::{timeout_at, Instant};
 
 use super::head::{self, Parsed, RequestHead};
+use super::response::HeadBuf;
 use super::sendfile::{self, WriteError};
 use crate::clock::unix_secs;
 use crate::serve::answer::{self, Answer, Ask, Policy};
@@ -149,7 +150,7 @@ async fn run(
 async fn refuse(stream: &TcpStream, shared: &Shared, err: &respond::ServeError, buf: &[u8]) {
     let limits = shared.limits();
     let plan = respond::error(err);
-    let response_head = plan.head(unix_secs(shared.clock.now()), false, false);
+    let response_head = HeadBuf::of(&plan, unix_secs(shared.clock.now()), false, false);
     let started = Instant::now();
     let written = write_response(
         stream,
@@ -172,7 +173,7 @@ async fn answer_one(
     peer: IpAddr,
     shared: &Shared,
     policy: Policy,
-    head: RequestHead,
+    head: RequestHead<'_>,
     buf: &[u8],
     last: bool,
 ) -> Option<End> {
@@ -180,21 +181,26 @@ async fn answer_one(
     // The request-duration histogram's start: the head is parsed.
     let started = Instant::now();
     // 2. Plan the answer.
-    let head_only = Method::parse(&head.method) == Method::Head;
+    let head_only = Method::parse(head.method) == Method::Head;
     let has_body = head.body.has_body();
     // One instant per request: token expiry, the If-Range age rule and the
     // Date header all see the same time.
     let now = shared.clock.now();
     let ask = Ask {
-        method: &head.method,
-        target: &head.target,
+        method: head.method,
+        target: head.target,
         fields: &head.fields,
     };
     let Answer { plan, object } = answer::answer(shared, policy, peer, &ask, now);
     let keep_alive = head.keep_alive && !plan.close && !has_body && !last;
 
     // 3. Carry it out.
-    let response_head = plan.head(unix_secs(now), keep_alive && !plan.close, head.http10);
+    let response_head = HeadBuf::of(
+        &plan,
+        unix_secs(now),
+        keep_alive && !plan.close,
+        head.http10,
+    );
     let payload = if head_only {
         &Payload::Empty
     } else {
@@ -354,10 +360,12 @@ pub(crate) fn count(
 }
 
 /// Writes a serialised response head, then `payload` (file ranges from
-/// `object`) with the sendfile writer.
+/// `object`) with the sendfile writer. The head's buffer goes back to the
+/// thread as soon as the head is out, not after the body: a body that waits
+/// for a slow client must not make the next request on the thread allocate.
 pub(crate) async fn write_response(
     stream: &TcpStream,
-    mut head: Vec<u8>,
+    mut head: HeadBuf,
     payload: &Payload,
     object: Option<&Arc<OpenObject>>,
     stall: Duration,
@@ -371,10 +379,12 @@ pub(crate) async fn write_response(
         }
         (Payload::File(range), Some(obj)) => {
             sendfile::send_all(stream, &head, true, stall).await?;
+            drop(head);
             sendfile::send_file(stream, obj, *range, stall, metrics).await
         }
         (Payload::Multipart { parts, trailer }, Some(obj)) => {
             sendfile::send_all(stream, &head, true, stall).await?;
+            drop(head);
             for (part_head, range) in parts {
                 sendfile::send_all(stream, part_head, true, stall).await?;
                 sendfile::send_file(stream, obj, *range, stall, metrics).await?;
@@ -387,7 +397,7 @@ pub(crate) async fn write_response(
 }
 
 /// How many body bytes to read and discard after answering.
-fn discard_budget(head: &RequestHead, shared: &Shared) -> u64 {
+fn discard_budget(head: &RequestHead<'_>, shared: &Shared) -> u64 {
     match head.body {
         head::BodyFraming::Length(n) => n.min(shared.limits().max_discard_body_bytes),
         _ => shared.limits().max_discard_body_bytes,

@@ -148,9 +148,10 @@ impl Gate {
             match head::parse(&self.gathered, &self.limits) {
                 Parsed::Partial => return,
                 Parsed::Complete(head) => {
-                    self.ready.extend(self.gathered.drain(..head.len));
+                    let (len, has_body) = (head.len, head.body.has_body());
+                    self.ready.extend(self.gathered.drain(..len));
                     self.passed += 1;
-                    if head.body.has_body() {
+                    if has_body {
                         self.ready.append(&mut self.gathered);
                         self.state = State::Through;
                     }

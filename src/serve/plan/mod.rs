@@ -15,6 +15,7 @@ pub mod cors;
 pub mod date;
 pub mod fields;
 pub mod freshness;
+pub mod inline;
 pub mod media;
 pub mod range;
 pub mod respond;

@@ -36,6 +36,7 @@ use crate::serve::answer::{self, Answer, Ask, Policy};
 use crate::serve::h1::gate::{Gate, Refusal};
 use crate::serve::limits::{self, HeadSize};
 use crate::serve::metrics::{ServeMetrics, Transport};
+use crate::serve::plan::date;
 use crate::serve::plan::fields::Fields;
 use crate::serve::plan::respond::{self, FieldValue, Method, Payload, Plan, ServeError};
 use crate::serve::Shared;
@@ -391,17 +392,17 @@ fn response(
     *response.status_mut() =
         StatusCode::from_u16(plan.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
-    for (name, value) in plan.fields(crate::clock::unix_secs(now)) {
+    let date = date::imf_fixdate(crate::clock::unix_secs(now));
+    plan.for_each_field(&date, |name, value| {
         // Static values are eddy's own literals (visible ASCII): no copy.
         let value = match value {
             FieldValue::Static(s) => Ok(HeaderValue::from_static(s)),
-            FieldValue::Shared(s) => HeaderValue::try_from(&*s),
-            FieldValue::Owned(s) => HeaderValue::try_from(s),
+            other => HeaderValue::from_str(other.as_str()),
         };
         if let Ok(value) = value {
             headers.append(name, value);
         }
-    }
+    });
     // Connection is an HTTP/1 field; HTTP/2 must not send it (RFC 9113 §8.2.2).
     if plan.close && !h2 {
         headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
