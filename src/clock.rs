@@ -6,6 +6,13 @@
 
 use std::time::SystemTime;
 
+/// Seconds since the Unix epoch, 0 for times before it: how the planner
+/// (`serve::plan`) takes the time, as a value.
+pub fn unix_secs(time: SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// A source of the current wall time.
 pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> SystemTime;

@@ -16,10 +16,11 @@ use eddy::config::{self, defaults, Config, ConfigError, Overrides};
 use eddy::metrics::Registry;
 use eddy::notify;
 use eddy::serve::answer::Policy;
-use eddy::serve::https::TlsListener;
+use eddy::serve::listen::{self, Kind, Listening};
 use eddy::serve::metrics::ServeMetrics;
-use eddy::serve::tls::{self, Certs, TlsError};
-use eddy::serve::{self, Kind, Listening, Shared};
+use eddy::serve::tls::certs::{self, Certs, TlsError};
+use eddy::serve::tls::conn::TlsListener;
+use eddy::serve::{self, Shared};
 use eddy::store::{import, CachePolicy, Store, StoreError};
 
 /// EX_IOERR from sysexits.h: a disk or socket failed.
@@ -192,7 +193,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     println!("tls.cert      {} (loaded)", t.cert.display());
                     println!("tls.require_tokens  {}", t.require_tokens);
-                    let ktls = tls::ktls_mode(t.ktls);
+                    let ktls = certs::ktls_mode(t.ktls);
                     println!("tls.ktls      {} ({})", ktls.mode, ktls.reason);
                 }
                 None => println!("tls           off (no tls.listen)"),
@@ -326,7 +327,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         value: ttl.clone(),
                         reason: e.to_string(),
                     })?;
-                    eddy::serve::conditional::unix_secs(SystemClock.now()) + d.as_secs()
+                    eddy::clock::unix_secs(SystemClock.now()) + d.as_secs()
                 }
                 (None, None) => unreachable!("clap requires --ttl or --expiry"),
             };
@@ -377,7 +378,7 @@ fn serve_command(
     let tls_listener = match &config.tls {
         Some(t) => {
             let certs = Arc::new(Certs::load(&t.cert, &t.key)?);
-            let ktls = tls::ktls_mode(t.ktls);
+            let ktls = certs::ktls_mode(t.ktls);
             tracing::info!(mode = ktls.mode, reason = ktls.reason, "kernel TLS");
             Some((
                 t,
@@ -472,7 +473,7 @@ fn serve_command(
             require_tokens: config.require_tokens,
             cors: config.plain_cors,
         });
-        let mut listeners: Vec<Listening> = serve::bind(&config.listen)?
+        let mut listeners: Vec<Listening> = listen::bind(&config.listen)?
             .into_iter()
             .map(|listener| Listening {
                 listener,
@@ -480,7 +481,7 @@ fn serve_command(
             })
             .collect();
         if let Some((t, _, tls_listener)) = &tls_listener {
-            for listener in serve::bind(&t.listen)? {
+            for listener in listen::bind(&t.listen)? {
                 listeners.push(Listening {
                     listener,
                     kind: Kind::Tls(tls_listener.clone()),
@@ -587,7 +588,7 @@ fn serve_command(
             _ => None,
         };
         let fill_on_drain = fill.clone();
-        let cut = serve::run(listeners, shared, async {
+        let cut = listen::run(listeners, shared, async {
             tokio::select! {
                 () = shutdown_signal() => {}
                 () = drain_now.notified() => tracing::info!("drain asked through the admin listener"),

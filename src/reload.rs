@@ -21,7 +21,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::config::{self, Config, ConfigError, Fill, Limits, Overrides, Tls, Tokens};
-use crate::serve::tls::{self, Certs};
+use crate::serve::tls::certs::{self, Certs};
 
 /// What the serving path reads live: swapped whole by a reload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -510,8 +510,8 @@ pub async fn run(
             continue;
         };
         match certs.reload(forced) {
-            Ok(tls::Reload::Unchanged) => {}
-            Ok(tls::Reload::Loaded) => {
+            Ok(certs::Reload::Unchanged) => {}
+            Ok(certs::Reload::Loaded) => {
                 metrics.tls.cert_reloaded(true);
                 if let Some(not_after) = certs.not_after() {
                     metrics.tls.set_cert_not_after(not_after);

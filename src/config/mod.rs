@@ -274,9 +274,9 @@ pub struct Config {
     /// The `[cors]` rules apply on the plain listeners (`serve.cors`).
     pub plain_cors: bool,
     /// The CORS rules; `None` = off (no `cors.allow_origins`).
-    pub cors: Option<crate::serve::cors::Cors>,
+    pub cors: Option<crate::serve::plan::cors::Cors>,
     /// The Cache-Control rules.
-    pub cache_control: crate::serve::freshness::CacheControl,
+    pub cache_control: crate::serve::plan::freshness::CacheControl,
     /// The TLS listeners, when `tls.listen` names any.
     pub tls: Option<Tls>,
     pub http2: Http2Limits,

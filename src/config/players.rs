@@ -2,15 +2,15 @@
 //! listener besides bytes.
 //!
 //! Owns: turning [`RawCors`] and [`RawCacheControl`] into the checked rules
-//! of `serve::cors` and `serve::freshness`; every error names the key, the
+//! of `serve::plan::cors` and `serve::plan::freshness`; every error names the key, the
 //! value and the reason. CORS is off until `cors.allow_origins` names an
 //! origin (or `*`); each listener applies it unless `serve.cors` or
 //! `tls.cors` is false. It must not read files or open sockets.
 
 use std::sync::Arc;
 
-use crate::serve::cors::{self, Allow, Cors};
-use crate::serve::freshness::{self, CacheControl, Match, Rule};
+use crate::serve::plan::cors::{self, Allow, Cors};
+use crate::serve::plan::freshness::{self, CacheControl, Match, Rule};
 
 use super::{defaults, duration, invalid, ConfigError, RawCacheControl, RawCors};
 
@@ -127,7 +127,7 @@ mod tests {
             .expect("any");
         assert_eq!(
             c.cors.map(|c| (c.allow, c.max_age, c.timing)),
-            Some((crate::serve::cors::Allow::Any, "600".into(), false))
+            Some((crate::serve::plan::cors::Allow::Any, "600".into(), false))
         );
         assert!(!c.plain_cors);
     }

@@ -13,13 +13,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::cors;
-use super::fields::Fields;
 use super::metrics::RangeKind;
-use super::range::RangeLimits;
-use super::respond::{self, Method, ObjectMeta, Plan, RequestFacts, ServeError};
-use super::route;
+use super::plan::cors;
+use super::plan::fields::Fields;
+use super::plan::range::RangeLimits;
+use super::plan::respond::{
+    self, Method, ObjectFields, ObjectMeta, Plan, RequestFacts, ServeError,
+};
+use super::plan::route;
 use super::Shared;
+use crate::clock::unix_secs;
 use crate::store::{OpenObject, StoreError};
 use eddy_proto::token;
 
@@ -33,7 +36,7 @@ pub struct Ask<'a> {
     /// The request-target: origin form (`/path?query`) or absolute form.
     pub target: &'a [u8],
     /// Range and the preconditions.
-    pub fields: &'a Fields,
+    pub fields: &'a Fields<'a>,
 }
 
 /// What differs between listeners.
@@ -148,12 +151,13 @@ fn plan_object(
         Method::Unknown => return Err(ServeError::NotImplemented),
     }
     let target = route::route(ask.target)?;
+    // The planner takes the time as a value: whole seconds.
+    let secs = unix_secs(now);
     if policy.require_tokens {
         // The token covers the object's path; the `/range/` form asks for a
         // part of that object and is covered by the same token. A path token
         // decides alone (the query's parameters are then ignored).
         let path = format!("/{}", target.key);
-        let secs = super::conditional::unix_secs(now);
         shared.live.with(|live| match &target.path_token {
             Some(segment) => token::verify_path(&live.tokens.keys, segment, &path, peer, secs),
             None => token::verify(
@@ -190,31 +194,38 @@ fn plan_object(
     let facts = RequestFacts {
         head_only: method == Method::Head,
         range: ask.fields.range.as_deref(),
-        conditions: ask.fields.conditions.clone(),
+        conditions: &ask.fields.conditions,
         path_range: target.path_range,
     };
     let key = target.key.as_str();
+    // Rendered once per open object and kept with it; a copy made here only
+    // if the object somehow keeps another type.
+    let make = || ObjectFields::new(key, &object.etag, unix_secs(object.modified));
+    let made;
+    let fields = match object.derived(make) {
+        Some(kept) => kept,
+        None => {
+            made = make();
+            &made
+        }
+    };
     let meta = ObjectMeta {
-        key,
         len: object.len,
-        modified: object.modified,
-        etag: &object.etag,
-        cache_control: shared
-            .cache_control
-            .for_object(key, respond::content_type(key)),
+        fields,
+        cache_control: shared.cache_control.for_object(key, fields.content_type),
     };
     let limits = shared.live.with(|live| RangeLimits {
         max_ranges: live.limits.max_ranges,
         max_sum_percent: live.limits.max_range_sum_percent,
     });
     let seed = BOUNDARY_SEQ.fetch_add(1, Ordering::Relaxed) ^ shared.boundary_salt;
-    let plan = respond::object(&facts, &meta, now, limits, seed);
+    let plan = respond::object(&facts, &meta, secs, limits, seed);
     if let Some(kind) = range_kind(&facts, &plan) {
         shared.metrics.range(kind);
     }
     // Popularity: two relaxed adds on the object's own counters.
-    let body = match plan.body {
-        respond::Body::File(_) | respond::Body::Multipart { .. } if !facts.head_only => {
+    let body = match plan.payload {
+        respond::Payload::File(_) | respond::Payload::Multipart { .. } if !facts.head_only => {
             plan.content_length
         }
         _ => 0,
@@ -229,8 +240,8 @@ fn range_kind(facts: &RequestFacts<'_>, plan: &Plan) -> Option<RangeKind> {
         return Some(RangeKind::Path);
     }
     facts.range?;
-    Some(match (plan.status, &plan.body) {
-        (206, respond::Body::Multipart { .. }) => RangeKind::Multipart,
+    Some(match (plan.status, &plan.payload) {
+        (206, respond::Payload::Multipart { .. }) => RangeKind::Multipart,
         (206, _) => RangeKind::Single,
         (416, _) => RangeKind::Unsatisfiable,
         _ => RangeKind::Ignored,

@@ -1,58 +1,48 @@
 //! The request path: listener → request head → route → token → store → plan →
-//! body.
+//! the bytes out.
 //!
-//! Owns: binding the serving listeners, the accept loops, the connection cap
-//! (shared by plain and TLS connections), the bound on refusals over it, and
-//! the drain on shutdown. The
-//! sub-modules split the path: `http1` parses plain heads, `fields` collects
-//! Range, preconditions and CORS fields from any transport, `route` names the
-//! object (and finds a path token), `token` checks signed URLs, `cors` adds
-//! the CORS fields, `freshness` picks Cache-Control, `range` and `conditional` decide what part of
-//! it, `respond` turns all of that (and every error) into one
-//! [`respond::Plan`], and `answer` runs those steps in order for every
-//! transport. Two transports carry plans out: `conn` and `body` (plain
-//! HTTP/1.1, sendfile) and `https` over `tls` (hyper, HTTP/2 and HTTP/1.1,
-//! mapped files; `gate` puts HTTP/1.1 heads over TLS through the plain
-//! parser first). Serving never writes to a disk and never contacts an origin:
-//! a miss is a 404.
+//! Owns: [`Shared`], what every connection reads (the store, the live limits
+//! and keys, the clock, metrics, the access log, the CORS and Cache-Control
+//! rules), and the layout of the path, each layer a module that must not reach
+//! past its neighbours:
+//! - `listen` binds the serving listeners, runs the accept loops, the one
+//!   connection cap for both transports, the bound on refusals, the drain.
+//! - `plan/` is the pure planner: request fields, route, Range,
+//!   preconditions, media types, Cache-Control, CORS, and `respond`, which
+//!   turns all of that (and every error) into one [`plan::respond::Plan`]. It
+//!   names no runtime, file system or clock.
+//! - `answer` runs the planner's steps in order for every transport, with the
+//!   token check and the store lookup between them: the only caller of the
+//!   store on the serving path.
+//! - `limits` holds the request-head limits and the Host rule, one copy for
+//!   both transports.
+//! - `h1/` is the plain transport (HTTP/1.1: heads, the connection loop, the
+//!   sendfile writer, and the head gate it lends to TLS).
+//! - `tls/` is the TLS transport (certificates, the connection over hyper,
+//!   HTTP/2 and HTTP/1.1, the body stream).
+//! - `prefetch` keeps disk reads off the event loop for both transports;
+//!   `metrics`, `fds`, `trim` and `drive_probe` serve the whole path.
+//!
+//! Serving never writes to a disk and never contacts an origin: a miss is a
+//! 404.
 
 pub mod answer;
-pub mod body;
-pub mod conditional;
-pub mod conn;
-pub mod cors;
 pub mod drive_probe;
 pub mod fds;
-pub mod fields;
-pub mod freshness;
-pub mod gate;
-pub mod http1;
-pub mod https;
+pub mod h1;
+pub mod limits;
+pub mod listen;
 pub mod metrics;
+pub mod plan;
 pub mod prefetch;
-pub mod range;
-pub mod read_buf;
-pub mod respond;
-pub mod route;
 pub mod tls;
 pub mod trim;
-pub mod x509;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
-
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{watch, Semaphore};
 
 use crate::clock::Clock;
-use crate::config::defaults::{REFUSAL_LINGER, REFUSAL_SEND_TIMEOUT};
 use crate::config::Limits;
 use crate::store::Store;
-use metrics::Listener;
-
-/// Listen backlog: room for a burst of players reconnecting at once.
-const LISTEN_BACKLOG: u32 = 4096;
 
 /// What every connection reads: the store, the limits, the clock.
 #[derive(Debug)]
@@ -70,9 +60,9 @@ pub struct Shared {
     pub access_log: Option<crate::access_log::AccessLog>,
     /// The CORS rules (`[cors]`), `None` when no origin is allowed; each
     /// listener's [`answer::Policy`] says whether it applies them.
-    pub cors: Option<cors::Cors>,
+    pub cors: Option<plan::cors::Cors>,
     /// The Cache-Control rules (`[cache_control]`).
-    pub cache_control: freshness::CacheControl,
+    pub cache_control: plan::freshness::CacheControl,
     /// Where requests for objects on a failed drive are sent (302), from
     /// `store.failed_redirect`; `None`: they are 404s.
     pub failed_redirect: Option<String>,
@@ -82,205 +72,5 @@ impl Shared {
     /// The limits now (a reload may change them between two requests).
     pub fn limits(&self) -> Limits {
         self.live.limits()
-    }
-}
-
-/// Binds every address (before anything is served, so that a bad address fails
-/// start-up as a whole). Must run inside the tokio runtime.
-pub fn bind(addrs: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
-    addrs
-        .iter()
-        .map(|addr| {
-            let socket = if addr.is_ipv4() {
-                TcpSocket::new_v4()?
-            } else {
-                TcpSocket::new_v6()?
-            };
-            socket.set_reuseaddr(true)?;
-            socket
-                .bind(*addr)
-                .map_err(|e| std::io::Error::new(e.kind(), format!("cannot bind {addr}: {e}")))?;
-            socket.listen(LISTEN_BACKLOG)
-        })
-        .collect()
-}
-
-/// A bound listener and how its connections are served.
-#[derive(Debug)]
-pub struct Listening {
-    pub listener: TcpListener,
-    pub kind: Kind,
-}
-
-/// Plain HTTP/1.1 or TLS.
-#[derive(Debug, Clone)]
-pub enum Kind {
-    Plain(answer::Policy),
-    Tls(Arc<https::TlsListener>),
-}
-
-impl Kind {
-    /// The metrics label of this kind of listener.
-    pub fn listener(&self) -> Listener {
-        match self {
-            Kind::Plain(_) => Listener::Plain,
-            Kind::Tls(_) => Listener::Tls,
-        }
-    }
-}
-
-/// Serves on `listeners` until `shutdown` resolves, then drains: stops
-/// accepting, lets in-flight responses finish up to `limits.drain_timeout`.
-/// Returns the number of connections that were still open at the deadline.
-pub async fn run(
-    listeners: Vec<Listening>,
-    shared: Arc<Shared>,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> usize {
-    // Polled once before anything is accepted: a future that installs signal
-    // handlers when first polled (as `main`'s does) has them in place before
-    // any client can be answered, so a SIGTERM that follows an answer is
-    // always a drain, never the signal's default action.
-    let mut shutdown = std::pin::pin!(shutdown);
-    let stopped =
-        std::future::poll_fn(|cx| std::task::Poll::Ready(shutdown.as_mut().poll(cx).is_ready()))
-            .await;
-    // Sized once: a reload leaves these two limits for the next start.
-    let limits = shared.limits();
-    let max = limits.max_connections;
-    let slots = Arc::new(Semaphore::new(max));
-    let refusals = Arc::new(Semaphore::new(limits.max_refusals));
-    let (drain_tx, drain_rx) = watch::channel(false);
-    let mut accept_loops = Vec::new();
-    for listening in listeners {
-        accept_loops.push(tokio::spawn(accept_loop(
-            listening,
-            shared.clone(),
-            Caps {
-                slots: slots.clone(),
-                refusals: refusals.clone(),
-            },
-            drain_rx.clone(),
-        )));
-    }
-    // Freed memory goes back to the kernel once a flood of connections recedes.
-    let trimming = tokio::spawn(trim::run(shared.metrics.clone()));
-    let probing = tokio::spawn(drive_probe::run(shared.store.clone()));
-    if !stopped {
-        shutdown.await;
-    }
-    trimming.abort();
-    probing.abort();
-    let drain_timeout = shared.limits().drain_timeout;
-    tracing::info!(timeout = ?drain_timeout, "draining: no new connections, finishing in-flight responses");
-    let _ = drain_tx.send(true);
-    for handle in accept_loops {
-        let _ = handle.await;
-    }
-    let all = u32::try_from(max).unwrap_or(u32::MAX);
-    let drained = tokio::time::timeout(drain_timeout, slots.acquire_many(all)).await;
-    match drained {
-        Ok(_) => 0,
-        Err(_) => max - slots.available_permits(),
-    }
-}
-
-/// What an accept loop takes a permit from: a connection slot, or else a
-/// place among the refusals being answered.
-struct Caps {
-    slots: Arc<Semaphore>,
-    refusals: Arc<Semaphore>,
-}
-
-async fn accept_loop(
-    Listening { listener, kind }: Listening,
-    shared: Arc<Shared>,
-    Caps { slots, refusals }: Caps,
-    mut drain: watch::Receiver<bool>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = drain.changed() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok((stream, peer)) => (stream, peer),
-            Err(e) => {
-                // EMFILE/ENFILE and friends: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        match slots.clone().try_acquire_owned() {
-            Ok(permit) => {
-                let open = shared.metrics.track_connection(kind.listener());
-                let shared = shared.clone();
-                let drain = drain.clone();
-                // One task type per transport: a task's size is its future's,
-                // and the TLS future (hyper, rustls) is five times the plain
-                // one, which every idle plain connection would otherwise pay.
-                match &kind {
-                    Kind::Plain(policy) => {
-                        let policy = *policy;
-                        tokio::spawn(async move {
-                            conn::serve(stream, peer.ip(), shared, policy, drain).await;
-                            drop((open, permit));
-                        });
-                    }
-                    Kind::Tls(tls) => {
-                        let tls = tls.clone();
-                        tokio::spawn(async move {
-                            https::serve(stream, peer.ip(), shared, tls, drain).await;
-                            drop((open, permit));
-                        });
-                    }
-                }
-            }
-            // Over the cap a plain client gets a 503, as long as fewer than
-            // `max_refusals` are being answered; otherwise (and always for a
-            // TLS client, before the handshake) it is closed at once, the
-            // cheapest refusal there is: a flood of connects that never read
-            // must not spend the descriptors the next accept needs.
-            Err(_) => {
-                shared.metrics.connection_rejected(kind.listener());
-                let refusal = match kind {
-                    Kind::Plain(_) => refusals.clone().try_acquire_owned().ok(),
-                    Kind::Tls(_) => None,
-                };
-                match refusal {
-                    Some(permit) => {
-                        let shared = shared.clone();
-                        tokio::spawn(async move {
-                            reject(stream, shared).await;
-                            drop(permit);
-                        });
-                    }
-                    None => drop(stream),
-                }
-            }
-        }
-    }
-}
-
-/// Over the connection cap: a short 503 so the player moves on at once, then a
-/// brief lingering close so that it reads the answer rather than a reset.
-async fn reject(stream: TcpStream, shared: Arc<Shared>) {
-    let started = tokio::time::Instant::now();
-    let plan = respond::error(&respond::ServeError::Overloaded);
-    let head = plan.head(shared.clock.now(), false, false);
-    let written = conn::write_response(
-        &stream,
-        head,
-        &plan.body,
-        None,
-        REFUSAL_SEND_TIMEOUT,
-        &shared.metrics,
-    )
-    .await
-    .is_ok();
-    conn::count(&shared, &plan, &plan.body, written, started);
-    if written {
-        conn::linger(&stream, &[], 0, REFUSAL_LINGER).await;
     }
 }

@@ -103,6 +103,11 @@ pub struct OpenObject {
     pub counts: Arc<popularity::Counts>,
     /// Index into [`Store::disks`] of the drive it was opened from.
     pub disk: usize,
+    /// What a reader derives once from this object's metadata and keeps while
+    /// it stays open (the serving path: its rendered response fields,
+    /// `serve::plan::respond::ObjectFields`). Opaque here: the store never
+    /// reads it, so it knows nothing of serving.
+    derived: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl OpenObject {
@@ -117,7 +122,17 @@ impl OpenObject {
             last_cold: std::sync::atomic::AtomicU64::new(0),
             counts: Arc::default(),
             disk: 0,
+            derived: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The value derived from this object by `make`, made on the first call
+    /// and kept while the object stays open; `None` if another type was kept
+    /// (one reader derives one type).
+    pub fn derived<T: std::any::Any + Send + Sync>(&self, make: impl FnOnce() -> T) -> Option<&T> {
+        self.derived
+            .get_or_init(|| Box::new(make()))
+            .downcast_ref::<T>()
     }
 
     /// Records that a window was found cold at `now` (serving clock).

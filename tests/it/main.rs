@@ -68,3 +68,6 @@ mod origin;
 /// Players: CORS, path-form signed URLs, Cache-Control; hls.js in headless chromium and ffmpeg
 /// playing an HLS title over HTTPS with path tokens.
 mod players;
+
+/// Layout rules as tests: the planner (`src/serve/plan/`) names no runtime, file system or clock.
+mod tidy;

@@ -405,7 +405,18 @@ fn empty_file() {
     assert_status(&r, 200);
     assert_eq!(r.content_length(), Some(0));
     assert!(r.body.is_empty());
-    for spec in ["bytes=0-", "bytes=-5", "bytes=0-0"] {
+    // RFC 9110 §14.1.3: on a zero-length representation only a suffix-range with a non-zero
+    // suffix-length is satisfiable; it selects no byte, so the answer is the empty
+    // representation with 200 and no Content-Range.
+    for spec in ["bytes=-5", "bytes=-1", "bytes=0-,-5"] {
+        let r = server.get("/empty.bin", &[&format!("Range: {spec}")]);
+        assert_status(&r, 200);
+        assert_eq!(r.content_length(), Some(0), "{spec}");
+        assert!(r.body.is_empty(), "{spec}");
+        assert_eq!(r.header("content-range"), None, "{spec}");
+    }
+    // Every other form: first-pos >= length, or a zero suffix-length, is unsatisfiable.
+    for spec in ["bytes=0-", "bytes=0-0", "bytes=-0", "bytes=3-5,0-"] {
         let r = server.get("/empty.bin", &[&format!("Range: {spec}")]);
         assert_416(&r, 0);
     }

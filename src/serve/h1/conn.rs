@@ -16,12 +16,14 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{timeout_at, Instant};
 
-use super::answer::{self, Answer, Ask, Policy};
-use super::body::{self, WriteError};
-use super::http1::{self, Parsed, RequestHead};
-use super::metrics::{ServeMetrics, Transport};
-use super::respond::{self, Body, Method};
-use super::Shared;
+use super::head::{self, Parsed, RequestHead};
+use super::response::HeadBuf;
+use super::sendfile::{self, WriteError};
+use crate::clock::unix_secs;
+use crate::serve::answer::{self, Answer, Ask, Policy};
+use crate::serve::metrics::{ServeMetrics, Transport};
+use crate::serve::plan::respond::{self, Method, Payload};
+use crate::serve::Shared;
 use crate::store::OpenObject;
 
 /// Starting size of a connection's read buffer; it grows up to the head limit.
@@ -74,7 +76,7 @@ async fn run(
         let mut head_deadline =
             first_request.then(|| Instant::now() + shared.limits().header_read_timeout);
         let head = loop {
-            match shared.live.with(|live| http1::parse(&buf, &live.limits)) {
+            match shared.live.with(|live| head::parse(&buf, &live.limits)) {
                 Parsed::Complete(head) => break head,
                 Parsed::Invalid(err) => {
                     // Boxed for the same reason as `answer_one`.
@@ -148,18 +150,18 @@ async fn run(
 async fn refuse(stream: &TcpStream, shared: &Shared, err: &respond::ServeError, buf: &[u8]) {
     let limits = shared.limits();
     let plan = respond::error(err);
-    let response_head = plan.head(shared.clock.now(), false, false);
+    let response_head = HeadBuf::of(&plan, unix_secs(shared.clock.now()), false, false);
     let started = Instant::now();
     let written = write_response(
         stream,
         response_head,
-        &plan.body,
+        &plan.payload,
         None,
         limits.send_timeout,
         &shared.metrics,
     )
     .await;
-    count(shared, &plan, &plan.body, written.is_ok(), started);
+    count(shared, &plan, &plan.payload, written.is_ok(), started);
     linger(stream, buf, 0, limits.linger_timeout).await;
 }
 
@@ -171,7 +173,7 @@ async fn answer_one(
     peer: IpAddr,
     shared: &Shared,
     policy: Policy,
-    head: RequestHead,
+    head: RequestHead<'_>,
     buf: &[u8],
     last: bool,
 ) -> Option<End> {
@@ -179,32 +181,41 @@ async fn answer_one(
     // The request-duration histogram's start: the head is parsed.
     let started = Instant::now();
     // 2. Plan the answer.
-    let head_only = Method::parse(&head.method) == Method::Head;
+    let head_only = Method::parse(head.method) == Method::Head;
     let has_body = head.body.has_body();
     // One instant per request: token expiry, the If-Range age rule and the
     // Date header all see the same time.
     let now = shared.clock.now();
     let ask = Ask {
-        method: &head.method,
-        target: &head.target,
+        method: head.method,
+        target: head.target,
         fields: &head.fields,
     };
     let Answer { plan, object } = answer::answer(shared, policy, peer, &ask, now);
     let keep_alive = head.keep_alive && !plan.close && !has_body && !last;
 
     // 3. Carry it out.
-    let response_head = plan.head(now, keep_alive && !plan.close, head.http10);
-    let body = if head_only { &Body::Empty } else { &plan.body };
+    let response_head = HeadBuf::of(
+        &plan,
+        unix_secs(now),
+        keep_alive && !plan.close,
+        head.http10,
+    );
+    let payload = if head_only {
+        &Payload::Empty
+    } else {
+        &plan.payload
+    };
     let result = write_response(
         stream,
         response_head,
-        body,
+        payload,
         object.as_ref(),
         limits.send_timeout,
         &shared.metrics,
     )
     .await;
-    count(shared, &plan, body, result.is_ok(), started);
+    count(shared, &plan, payload, result.is_ok(), started);
     if let Err(e) = result {
         if let Some(object) = &object {
             let fault = match &e {
@@ -331,15 +342,15 @@ fn read_now(
 
 /// Counts a plain answer: its status, its body bytes when it was all written,
 /// and its duration since `started`.
-pub(super) fn count(
+pub(crate) fn count(
     shared: &Shared,
     plan: &respond::Plan,
-    body: &Body,
+    payload: &Payload,
     written: bool,
     started: Instant,
 ) {
-    let bytes = match body {
-        Body::Empty => 0,
+    let bytes = match payload {
+        Payload::Empty => 0,
         _ if written => plan.content_length,
         _ => 0,
     };
@@ -348,42 +359,47 @@ pub(super) fn count(
         .request(Transport::Http1, plan.status, bytes, started.elapsed());
 }
 
-/// Writes a serialised response head, then `body` (file ranges from `object`).
-pub(super) async fn write_response(
+/// Writes a serialised response head, then `payload` (file ranges from
+/// `object`) with the sendfile writer. The head's buffer goes back to the
+/// thread as soon as the head is out, not after the body: a body that waits
+/// for a slow client must not make the next request on the thread allocate.
+pub(crate) async fn write_response(
     stream: &TcpStream,
-    mut head: Vec<u8>,
-    body: &Body,
+    mut head: HeadBuf,
+    payload: &Payload,
     object: Option<&Arc<OpenObject>>,
     stall: Duration,
     metrics: &ServeMetrics,
 ) -> Result<(), WriteError> {
-    match (body, object) {
-        (Body::Empty, _) => body::send_all(stream, &head, false, stall).await,
-        (Body::Text(text), _) => {
+    match (payload, object) {
+        (Payload::Empty, _) => sendfile::send_all(stream, &head, false, stall).await,
+        (Payload::Text(text), _) => {
             head.extend_from_slice(text.as_bytes());
-            body::send_all(stream, &head, false, stall).await
+            sendfile::send_all(stream, &head, false, stall).await
         }
-        (Body::File(range), Some(obj)) => {
-            body::send_all(stream, &head, true, stall).await?;
-            body::send_file(stream, obj, *range, stall, metrics).await
+        (Payload::File(range), Some(obj)) => {
+            sendfile::send_all(stream, &head, true, stall).await?;
+            drop(head);
+            sendfile::send_file(stream, obj, *range, stall, metrics).await
         }
-        (Body::Multipart { parts, trailer }, Some(obj)) => {
-            body::send_all(stream, &head, true, stall).await?;
+        (Payload::Multipart { parts, trailer }, Some(obj)) => {
+            sendfile::send_all(stream, &head, true, stall).await?;
+            drop(head);
             for (part_head, range) in parts {
-                body::send_all(stream, part_head, true, stall).await?;
-                body::send_file(stream, obj, *range, stall, metrics).await?;
+                sendfile::send_all(stream, part_head, true, stall).await?;
+                sendfile::send_file(stream, obj, *range, stall, metrics).await?;
             }
-            body::send_all(stream, trailer, false, stall).await
+            sendfile::send_all(stream, trailer, false, stall).await
         }
         // A file body without an open file cannot be planned; close rather than lie.
-        (Body::File(_) | Body::Multipart { .. }, None) => Err(WriteError::ShortFile),
+        (Payload::File(_) | Payload::Multipart { .. }, None) => Err(WriteError::ShortFile),
     }
 }
 
 /// How many body bytes to read and discard after answering.
-fn discard_budget(head: &RequestHead, shared: &Shared) -> u64 {
+fn discard_budget(head: &RequestHead<'_>, shared: &Shared) -> u64 {
     match head.body {
-        http1::BodyFraming::Length(n) => n.min(shared.limits().max_discard_body_bytes),
+        head::BodyFraming::Length(n) => n.min(shared.limits().max_discard_body_bytes),
         _ => shared.limits().max_discard_body_bytes,
     }
 }
@@ -396,7 +412,7 @@ fn discard_budget(head: &RequestHead, shared: &Shared) -> u64 {
 /// the descriptor is closed only once the client has closed its side, the
 /// budget is spent or the timeout passed, so that the kernel never sees
 /// unread input at `close()` while the client is behaving.
-pub(super) async fn linger(stream: &TcpStream, already: &[u8], budget: u64, within: Duration) {
+pub(crate) async fn linger(stream: &TcpStream, already: &[u8], budget: u64, within: Duration) {
     let _ = nix::sys::socket::shutdown(
         std::os::fd::AsRawFd::as_raw_fd(stream),
         nix::sys::socket::Shutdown::Write,

@@ -1,4 +1,4 @@
-//! Writing response bytes to a plain TCP socket: header blocks with `send`
+//! The sendfile writer: response bytes to a plain TCP socket, header blocks with `send`
 //! (`MSG_MORE` when a body follows, so head and first body bytes share a
 //! segment) and file ranges with `sendfile(2)`, so content bytes never pass
 //! through user space.
@@ -7,7 +7,7 @@
 //! the 0x7ffff000-byte cap of one sendfile call, sending in windows (each on
 //! the event loop or, when `prefetch` says it may need the disk, from the
 //! blocking pool), and the send deadline. It must
-//! never decide what to send (that is `respond`). It contains no `unsafe`: the
+//! never decide what to send (that is the plan's [`Payload`](crate::serve::plan::respond::Payload)). It contains no `unsafe`: the
 //! system calls go through `nix`'s safe wrappers.
 
 use std::fs::File;
@@ -20,10 +20,10 @@ use nix::sys::socket::MsgFlags;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use super::metrics::ServeMetrics;
-use super::prefetch;
-use super::range::ByteRange;
 use crate::config::defaults::{DISK_WINDOW, SENDFILE_MAX_CHUNK};
+use crate::serve::metrics::ServeMetrics;
+use crate::serve::plan::range::ByteRange;
+use crate::serve::prefetch;
 use crate::store::OpenObject;
 
 /// Why a write stopped.

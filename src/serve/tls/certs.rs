@@ -7,7 +7,7 @@
 //! change or on SIGHUP while keeping the old one when the new files are bad,
 //! and probing once whether the kernel accepts `TCP_ULP "tls"`. Each accepted
 //! connection takes the config current at its accept. It must not speak HTTP
-//! (`https` does) nor decide anything about a request.
+//! (`tls::conn` does) nor decide anything about a request.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};

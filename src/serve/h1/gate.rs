@@ -1,5 +1,5 @@
 //! The head gate of HTTP/1.1 over TLS: every request head is read by
-//! [`http1::parse`], the plain listener's parser, before hyper sees a byte of
+//! [`head::parse`], the plain listener's parser, before hyper sees a byte of
 //! it, so that both transports refuse the same malformed heads (smuggling
 //! framings, unsupported versions, Host rules, 414 and 431) with the same
 //! answer: one rule, in one place.
@@ -7,7 +7,7 @@
 //! Owns: holding a request's bytes back until its head is complete and valid,
 //! and replacing an invalid head with a stand-in request that hyper answers in
 //! order, after the requests before it, with the refusal (which closes the
-//! connection). It must not decide the refusal's status or fields (`http1` and
+//! connection). It must not decide the refusal's status or fields (`head` and
 //! `respond` do), and it stops looking once a request has a body: from there on
 //! bytes pass through, as the connection ends after that request's answer.
 
@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::io::ReadBuf;
 
-use super::http1::{self, Parsed};
-use super::respond::ServeError;
+use super::head::{self, Parsed};
 use crate::config::Limits;
+use crate::serve::plan::respond::ServeError;
 
 /// What hyper is handed in place of an invalid head: a request it accepts,
 /// which the service recognises by its position (see [`Refusal`]).
@@ -145,12 +145,13 @@ impl Gate {
             State::Heads => self.gathered.extend_from_slice(bytes),
         }
         while !self.gathered.is_empty() {
-            match http1::parse(&self.gathered, &self.limits) {
+            match head::parse(&self.gathered, &self.limits) {
                 Parsed::Partial => return,
                 Parsed::Complete(head) => {
-                    self.ready.extend(self.gathered.drain(..head.len));
+                    let (len, has_body) = (head.len, head.body.has_body());
+                    self.ready.extend(self.gathered.drain(..len));
                     self.passed += 1;
-                    if head.body.has_body() {
+                    if has_body {
                         self.ready.append(&mut self.gathered);
                         self.state = State::Through;
                     }

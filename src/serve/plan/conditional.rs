@@ -7,13 +7,13 @@
 //! value. It must not parse Range (that is `range`) nor choose headers or bodies
 //! (that is `respond`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::borrow::Cow;
 
 /// The validators of the selected representation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Validators {
+pub struct Validators<'a> {
     /// Opaque part of our strong ETag, without quotes.
-    pub etag: String,
+    pub etag: &'a str,
     /// Last-Modified in whole seconds since the Unix epoch.
     pub last_modified: u64,
 }
@@ -22,12 +22,12 @@ pub struct Validators {
 /// field lines (a date field that arrived twice therefore fails to parse and is
 /// ignored, as §13.1.3 and §13.1.4 require).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Conditions {
-    pub if_match: Option<Vec<u8>>,
-    pub if_none_match: Option<Vec<u8>>,
-    pub if_modified_since: Option<Vec<u8>>,
-    pub if_unmodified_since: Option<Vec<u8>>,
-    pub if_range: Option<Vec<u8>>,
+pub struct Conditions<'a> {
+    pub if_match: Option<Cow<'a, [u8]>>,
+    pub if_none_match: Option<Cow<'a, [u8]>>,
+    pub if_modified_since: Option<Cow<'a, [u8]>>,
+    pub if_unmodified_since: Option<Cow<'a, [u8]>>,
+    pub if_range: Option<Cow<'a, [u8]>>,
 }
 
 /// What the preconditions allow.
@@ -47,10 +47,10 @@ pub enum Decision {
 pub const STRONG_LAST_MODIFIED_AGE_SECS: u64 = 60;
 
 /// Evaluates the preconditions of a GET or HEAD request.
-pub fn evaluate(c: &Conditions, v: &Validators, now: u64) -> Decision {
+pub fn evaluate(c: &Conditions<'_>, v: &Validators<'_>, now: u64) -> Decision {
     // Step 1 and 2: If-Match, else If-Unmodified-Since.
     if let Some(field) = &c.if_match {
-        if !list_matches(field, &v.etag, Comparison::Strong) {
+        if !list_matches(field, v.etag, Comparison::Strong) {
             return Decision::PreconditionFailed;
         }
     } else if let Some(date) = c.if_unmodified_since.as_deref().and_then(parse_date) {
@@ -61,7 +61,7 @@ pub fn evaluate(c: &Conditions, v: &Validators, now: u64) -> Decision {
     // Step 3 and 4: If-None-Match, else If-Modified-Since (GET and HEAD only,
     // which is all this server answers).
     if let Some(field) = &c.if_none_match {
-        if list_matches(field, &v.etag, Comparison::Weak) {
+        if list_matches(field, v.etag, Comparison::Weak) {
             return Decision::NotModified;
         }
     } else if let Some(date) = c.if_modified_since.as_deref().and_then(parse_date) {
@@ -78,12 +78,12 @@ pub fn evaluate(c: &Conditions, v: &Validators, now: u64) -> Decision {
     Decision::Proceed { honour_range }
 }
 
-fn if_range_matches(field: &[u8], v: &Validators, now: u64) -> bool {
+fn if_range_matches(field: &[u8], v: &Validators<'_>, now: u64) -> bool {
     let trimmed = trim_ows(field);
     if trimmed.first() == Some(&b'"') || trimmed.starts_with(b"W/") {
         // An entity-tag: strong comparison, so a weak tag never matches.
         return match parse_tag_list(trimmed).as_deref() {
-            Some([TagItem::Tag(tag)]) => tag.matches(&v.etag, Comparison::Strong),
+            Some([TagItem::Tag(tag)]) => tag.matches(v.etag, Comparison::Strong),
             _ => false,
         };
     }
@@ -183,13 +183,7 @@ fn list_matches(field: &[u8], ours: &str, how: Comparison) -> bool {
 /// An HTTP-date in whole seconds since the epoch; `None` for anything else.
 pub fn parse_date(value: &[u8]) -> Option<u64> {
     let text = std::str::from_utf8(trim_ows(value)).ok()?;
-    let time = httpdate::parse_http_date(text).ok()?;
-    Some(unix_secs(time))
-}
-
-/// Seconds since the epoch, 0 for times before it.
-pub fn unix_secs(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    super::date::parse(text)
 }
 
 fn trim_ows(v: &[u8]) -> &[u8] {
@@ -217,18 +211,18 @@ mod tests {
     const LM: u64 = 1_700_000_000;
     const NOW: u64 = LM + 3600;
 
-    fn v() -> Validators {
+    fn v() -> Validators<'static> {
         Validators {
-            etag: "abc-123".into(),
+            etag: "abc-123",
             last_modified: LM,
         }
     }
 
-    fn date(secs: u64) -> Vec<u8> {
-        httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(secs)).into_bytes()
+    fn date(secs: u64) -> Cow<'static, [u8]> {
+        super::super::date::imf_fixdate(secs).to_vec().into()
     }
 
-    fn c() -> Conditions {
+    fn c() -> Conditions<'static> {
         Conditions::default()
     }
 
@@ -244,8 +238,8 @@ mod tests {
 
     #[test]
     fn if_match_is_strong_and_takes_lists_and_star() {
-        let with = |s: &str| Conditions {
-            if_match: Some(s.into()),
+        let with = |s: &'static str| Conditions {
+            if_match: Some(s.as_bytes().into()),
             ..c()
         };
         assert_eq!(evaluate(&with("\"abc-123\""), &v(), NOW), GO);
@@ -278,20 +272,20 @@ mod tests {
         };
         assert_eq!(evaluate(&ius_ok, &v(), NOW), GO);
         let both = Conditions {
-            if_match: Some(b"\"abc-123\"".to_vec()),
+            if_match: Some(b"\"abc-123\"".to_vec().into()),
             ..ius_old.clone()
         };
         assert_eq!(evaluate(&both, &v(), NOW), GO);
         let invalid = Conditions {
-            if_unmodified_since: Some(b"yesterday".to_vec()),
+            if_unmodified_since: Some(b"yesterday".to_vec().into()),
             ..c()
         };
         assert_eq!(evaluate(&invalid, &v(), NOW), GO);
-        let mut two = date(LM - 10);
+        let mut two = date(LM - 10).into_owned();
         two.extend_from_slice(b", ");
         two.extend_from_slice(&date(LM - 10));
         let listed = Conditions {
-            if_unmodified_since: Some(two),
+            if_unmodified_since: Some(two.into()),
             ..c()
         };
         assert_eq!(evaluate(&listed, &v(), NOW), GO);
@@ -299,8 +293,8 @@ mod tests {
 
     #[test]
     fn if_none_match_is_weak_and_wins_over_if_modified_since() {
-        let with = |s: &str| Conditions {
-            if_none_match: Some(s.into()),
+        let with = |s: &'static str| Conditions {
+            if_none_match: Some(s.as_bytes().into()),
             ..c()
         };
         assert_eq!(
@@ -319,7 +313,7 @@ mod tests {
         assert_eq!(evaluate(&with("\"other\""), &v(), NOW), GO);
         // INM present and not matching: IMS that would say "not modified" is ignored.
         let both = Conditions {
-            if_none_match: Some(b"\"other\"".to_vec()),
+            if_none_match: Some(b"\"other\"".to_vec().into()),
             if_modified_since: Some(date(NOW)),
             ..c()
         };
@@ -338,7 +332,7 @@ mod tests {
         // A date in the future is invalid and ignored.
         assert_eq!(evaluate(&ims(NOW + 100), &v(), NOW), GO);
         let bad = Conditions {
-            if_modified_since: Some(b"not a date".to_vec()),
+            if_modified_since: Some(b"not a date".to_vec().into()),
             ..c()
         };
         assert_eq!(evaluate(&bad, &v(), NOW), GO);
@@ -347,8 +341,8 @@ mod tests {
     #[test]
     fn precondition_failure_beats_not_modified() {
         let both = Conditions {
-            if_match: Some(b"\"nope\"".to_vec()),
-            if_none_match: Some(b"\"abc-123\"".to_vec()),
+            if_match: Some(b"\"nope\"".to_vec().into()),
+            if_none_match: Some(b"\"abc-123\"".to_vec().into()),
             ..c()
         };
         assert_eq!(evaluate(&both, &v(), NOW), Decision::PreconditionFailed);
@@ -356,8 +350,8 @@ mod tests {
 
     #[test]
     fn if_range_etag_is_strong_only() {
-        let ir = |s: &str| Conditions {
-            if_range: Some(s.into()),
+        let ir = |s: &'static str| Conditions {
+            if_range: Some(s.as_bytes().into()),
             ..c()
         };
         assert_eq!(evaluate(&ir("\"abc-123\""), &v(), NOW), GO);
@@ -385,7 +379,7 @@ mod tests {
     #[test]
     fn tag_lists_allow_commas_inside_tags() {
         let with = Conditions {
-            if_match: Some(b"\"a,b\", \"abc-123\"".to_vec()),
+            if_match: Some(b"\"a,b\", \"abc-123\"".to_vec().into()),
             ..c()
         };
         assert_eq!(evaluate(&with, &v(), NOW), GO);
@@ -394,7 +388,7 @@ mod tests {
     proptest! {
         #[test]
         fn only_our_tag_passes_if_match(tag in "[a-z0-9-]{1,12}") {
-            let cond = Conditions { if_match: Some(format!("\"{tag}\"").into_bytes()), ..Conditions::default() };
+            let cond = Conditions { if_match: Some(format!("\"{tag}\"").into_bytes().into()), ..Conditions::default() };
             let d = evaluate(&cond, &v(), NOW);
             if tag == "abc-123" {
                 prop_assert_eq!(d, GO);
@@ -407,11 +401,11 @@ mod tests {
         fn arbitrary_fields_never_panic(a in proptest::collection::vec(any::<u8>(), 0..40),
                                         b in proptest::collection::vec(any::<u8>(), 0..40)) {
             let cond = Conditions {
-                if_match: Some(a.clone()),
-                if_none_match: Some(b.clone()),
-                if_modified_since: Some(a.clone()),
-                if_unmodified_since: Some(b.clone()),
-                if_range: Some(a),
+                if_match: Some(a.clone().into()),
+                if_none_match: Some(b.clone().into()),
+                if_modified_since: Some(a.clone().into()),
+                if_unmodified_since: Some(b.clone().into()),
+                if_range: Some(a.into()),
             };
             let _ = evaluate(&cond, &v(), NOW);
         }

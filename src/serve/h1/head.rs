@@ -4,12 +4,16 @@
 //! Owns: the request line and header fields turned into a [`RequestHead`]:
 //! method, target, version, keep-alive, body framing (Content-Length versus
 //! Transfer-Encoding, and the smuggling cases refused), the Range field and the
-//! precondition fields. It also owns the head limits (431, 414). It is pure: it
-//! reads a byte slice and never touches a socket.
+//! precondition fields (`plan::fields`). The head limits (431, 414) and the
+//! Host rule are `serve::limits`', asked here as by the TLS transport. It is
+//! pure: it reads a byte slice and never touches a socket.
 
-use super::fields::Fields;
-use super::respond::ServeError;
+use std::mem::MaybeUninit;
+
 use crate::config::Limits;
+use crate::serve::limits::{self, HeadSize};
+use crate::serve::plan::fields::Fields;
+use crate::serve::plan::respond::ServeError;
 
 /// How the request's body is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,18 +30,24 @@ impl BodyFraming {
     }
 }
 
-/// One parsed request head.
+/// The field slots of the parser, on the stack and never initialised
+/// (`limits.max_headers` is at most 1024; a larger value would take them
+/// from the heap).
+const SLOTS: usize = 1024;
+
+/// One parsed request head, borrowing the connection's buffer: nothing of it
+/// is copied.
 #[derive(Debug, Clone)]
-pub struct RequestHead {
-    pub method: String,
-    pub target: Vec<u8>,
+pub struct RequestHead<'b> {
+    pub method: &'b str,
+    pub target: &'b [u8],
     pub http10: bool,
     /// Bytes the head occupied in the buffer, including the final CRLF.
     pub len: usize,
     pub keep_alive: bool,
     pub body: BodyFraming,
     /// Range and the preconditions.
-    pub fields: Fields,
+    pub fields: Fields<'b>,
 }
 
 /// The result of looking at the buffered bytes. A complete head is returned
@@ -46,8 +56,8 @@ pub struct RequestHead {
 /// on the plain path to save a move of about 230 bytes.
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
-pub enum Parsed {
-    Complete(RequestHead),
+pub enum Parsed<'b> {
+    Complete(RequestHead<'b>),
     /// More bytes are needed (and the buffer is still within the limit).
     Partial,
     /// The head is unusable; the error says how to answer. `http10` tells the
@@ -56,12 +66,20 @@ pub enum Parsed {
 }
 
 /// Parses the first request head in `buf`.
-pub fn parse(buf: &[u8], limits: &Limits) -> Parsed {
-    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut req = httparse::Request::new(&mut headers);
-    let status = match req.parse(buf) {
+pub fn parse<'b>(buf: &'b [u8], limits: &Limits) -> Parsed<'b> {
+    let wanted = limits::max_fields(limits);
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; SLOTS];
+    let mut more;
+    let headers = if wanted <= SLOTS {
+        &mut slots[..wanted]
+    } else {
+        more = vec![MaybeUninit::uninit(); wanted];
+        &mut more[..]
+    };
+    let mut req = httparse::Request::new(&mut []);
+    let status = match req.parse_with_uninit_headers(buf, headers) {
         Ok(status) => status,
-        Err(httparse::Error::TooManyHeaders) => return Parsed::Invalid(ServeError::HeadTooLarge),
+        Err(httparse::Error::TooManyHeaders) => return Parsed::Invalid(limits::too_many_fields()),
         Err(httparse::Error::Version) => return Parsed::Invalid(version_error(buf)),
         Err(_) => return Parsed::Invalid(ServeError::BadRequest("malformed request head")),
     };
@@ -69,14 +87,16 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Parsed {
         httparse::Status::Complete(n) => n,
         httparse::Status::Partial => return partial(buf, limits),
     };
-    if head_len > limits.max_head_bytes {
-        return Parsed::Invalid(ServeError::HeadTooLarge);
-    }
     let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
         return Parsed::Invalid(ServeError::BadRequest("incomplete request line"));
     };
-    if path.len() > limits.max_target_bytes {
-        return Parsed::Invalid(ServeError::TargetTooLong);
+    let size = HeadSize {
+        fields: req.headers.len(),
+        bytes: head_len,
+        target: path.len(),
+    };
+    if let Err(e) = limits::check(size, limits) {
+        return Parsed::Invalid(e);
     }
     let http10 = version == 0;
     let mut hosts = 0usize;
@@ -132,13 +152,13 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Parsed {
             "both Content-Length and Transfer-Encoding",
         ));
     }
-    if !http10 && hosts != 1 {
-        return Parsed::Invalid(ServeError::BadRequest(
-            "HTTP/1.1 needs exactly one Host field",
-        ));
-    }
-    if hosts > 1 {
-        return Parsed::Invalid(ServeError::BadRequest("more than one Host field"));
+    let version = if http10 {
+        limits::Version::Http10
+    } else {
+        limits::Version::Http11
+    };
+    if let Err(e) = limits::check_hosts(version, hosts) {
+        return Parsed::Invalid(e);
     }
     let body = if chunked {
         BodyFraming::Chunked
@@ -147,8 +167,8 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Parsed {
     };
     let keep_alive = !close && (!http10 || keep_alive_token);
     Parsed::Complete(RequestHead {
-        method: method.to_owned(),
-        target: path.as_bytes().to_vec(),
+        method,
+        target: path.as_bytes(),
         http10,
         len: head_len,
         keep_alive,
@@ -158,17 +178,11 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Parsed {
 }
 
 /// A partial head: fine while under the limits, else 414 or 431.
-fn partial(buf: &[u8], limits: &Limits) -> Parsed {
+fn partial(buf: &[u8], limits: &Limits) -> Parsed<'static> {
     let line_end = buf.iter().position(|&b| b == b'\n');
-    match line_end {
-        None if buf.len() > limits.max_target_bytes + 32 => {
-            Parsed::Invalid(ServeError::TargetTooLong)
-        }
-        Some(end) if end > limits.max_target_bytes + 32 => {
-            Parsed::Invalid(ServeError::TargetTooLong)
-        }
-        _ if buf.len() >= limits.max_head_bytes => Parsed::Invalid(ServeError::HeadTooLarge),
-        _ => Parsed::Partial,
+    match limits::check_partial(buf.len(), line_end, limits) {
+        Ok(()) => Parsed::Partial,
+        Err(e) => Parsed::Invalid(e),
     }
 }
 
@@ -217,7 +231,7 @@ mod tests {
         Limits::default()
     }
 
-    fn head(raw: &str) -> RequestHead {
+    fn head(raw: &str) -> RequestHead<'_> {
         match parse(raw.as_bytes(), &limits()) {
             Parsed::Complete(h) => h,
             other => panic!("{raw:?}: {other:?}"),

@@ -79,7 +79,7 @@ pub fn valid_value(text: &str) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::serve::respond::content_type;
+    use crate::serve::plan::media::content_type;
 
     fn rules() -> CacheControl {
         CacheControl {

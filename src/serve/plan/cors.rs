@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use super::fields::Fields;
-use super::respond::FieldValue;
+use super::respond::{FieldValue, Headers};
 
 /// The methods a preflight may ask for: the only ones eddy serves.
 pub const ALLOW_METHODS: &str = "GET, HEAD";
@@ -77,7 +77,7 @@ impl Cors {
     /// refused (an origin not allowed, a method other than GET and HEAD, or a
     /// request field not in [`ALLOW_HEADERS`]): it is then answered as if
     /// CORS were off, and the browser refuses the actual request.
-    pub fn preflight(&self, fields: &Fields) -> Option<Vec<(&'static str, FieldValue)>> {
+    pub fn preflight(&self, fields: &Fields) -> Option<Headers> {
         let asked = fields.cors.as_deref()?;
         let allow_origin = self.allowed(asked.origin.as_deref())?;
         let method = asked.method.as_deref()?;
@@ -89,7 +89,7 @@ impl Cors {
         if !headers_allowed(asked.headers.as_deref().unwrap_or_default()) {
             return None;
         }
-        Some(vec![
+        Some(Headers::from_iter([
             ("Access-Control-Allow-Origin", allow_origin),
             ("Access-Control-Allow-Methods", ALLOW_METHODS.into()),
             ("Access-Control-Allow-Headers", ALLOW_HEADERS_VALUE.into()),
@@ -98,14 +98,14 @@ impl Cors {
                 FieldValue::Shared(self.max_age.clone()),
             ),
             ("Vary", "Origin".into()),
-        ])
+        ]))
     }
 
     /// Adds the CORS fields to the answer of a non-preflight request.
     /// `Vary: Origin` goes on every answer (allowed origin or not, `Origin`
     /// sent or not), so that a shared cache never hands an answer made for
     /// one origin to another (Fetch §3.2.5, RFC 9110 §12.5.5).
-    pub fn decorate(&self, origin: Option<&[u8]>, headers: &mut Vec<(&'static str, FieldValue)>) {
+    pub fn decorate(&self, origin: Option<&[u8]>, headers: &mut Headers) {
         headers.push(("Vary", "Origin".into()));
         let Some(allow_origin) = self.allowed(origin) else {
             return;
@@ -176,7 +176,7 @@ mod tests {
         }
     }
 
-    fn fields(pairs: &[(&str, &str)]) -> Fields {
+    fn fields<'a>(pairs: &[(&str, &'a str)]) -> Fields<'a> {
         let mut f = Fields::default();
         for (n, v) in pairs {
             f.add(n, v.as_bytes());
@@ -193,7 +193,7 @@ mod tests {
     #[test]
     fn an_allowed_origin_is_echoed_and_others_get_nothing() {
         let c = list(&[PLAYER, "http://127.0.0.1:8000"]);
-        let mut h = Vec::new();
+        let mut h = Headers::new();
         c.decorate(Some(PLAYER.as_bytes()), &mut h);
         assert_eq!(get(&h, "Access-Control-Allow-Origin"), Some(PLAYER));
         assert_eq!(get(&h, "Timing-Allow-Origin"), Some(PLAYER));
@@ -210,16 +210,16 @@ mod tests {
             Some(b"null"),
             None,
         ] {
-            let mut h = Vec::new();
+            let mut h = Headers::new();
             c.decorate(other, &mut h);
-            assert_eq!(h, vec![("Vary", FieldValue::Static("Origin"))], "{other:?}");
+            assert_eq!(&*h, &[("Vary", FieldValue::Static("Origin"))], "{other:?}");
         }
         let any = Cors {
             allow: Allow::Any,
             timing: false,
             ..c
         };
-        let mut h = Vec::new();
+        let mut h = Headers::new();
         any.decorate(Some(b"https://anyone.example"), &mut h);
         assert_eq!(get(&h, "Access-Control-Allow-Origin"), Some("*"));
         assert_eq!(get(&h, "Timing-Allow-Origin"), None);
@@ -297,7 +297,7 @@ mod tests {
         #[test]
         fn only_a_listed_origin_ever_gets_an_allow_origin(origin in proptest::collection::vec(any::<u8>(), 0..40)) {
             let c = list(&[PLAYER]);
-            let mut h = Vec::new();
+            let mut h = Headers::new();
             c.decorate(Some(&origin), &mut h);
             let granted = get(&h, "Access-Control-Allow-Origin").is_some();
             prop_assert_eq!(granted, origin == PLAYER.as_bytes());

@@ -4,10 +4,13 @@
 //! representation length, and the anti-amplification limits (range count, range
 //! sum). It is pure: no I/O, no clock, no knowledge of HTTP status codes beyond
 //! the three outcomes in [`RangeOutcome`]. It must never decide about
-//! preconditions (that is `conditional`) nor write a byte (that is `body`).
+//! preconditions (that is `conditional`) nor write a byte (that is each
+//! transport's: `h1::sendfile`, `tls::stream`).
+
+use super::inline::InlineVec;
 
 /// One satisfiable byte range, inclusive at both ends, already clipped to the length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ByteRange {
     /// First byte offset.
     pub first: u64,
@@ -39,11 +42,24 @@ pub enum RangeSpec {
     Suffix(u64),
 }
 
+impl Default for RangeSpec {
+    fn default() -> Self {
+        RangeSpec::Suffix(0)
+    }
+}
+
+/// The range-specs of a field, in request order: two in place (players ask for
+/// one), more on the heap.
+pub type Specs = InlineVec<RangeSpec, 2>;
+
+/// The satisfiable ranges of a field, in request order: two in place.
+pub type Ranges = InlineVec<ByteRange, 2>;
+
 /// The field value read as a byte-range set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParsedRange {
     /// `bytes=` with a syntactically valid set, in request order.
-    Bytes(Vec<RangeSpec>),
+    Bytes(Specs),
     /// A range unit other than `bytes`: the field is ignored (RFC 9110 §14.2).
     UnknownUnit,
     /// Not a valid ranges-specifier: the field is ignored.
@@ -62,11 +78,13 @@ pub struct RangeLimits {
 /// What the response does with the Range field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RangeOutcome {
-    /// Send the whole representation with 200 (field absent, ignored, or over a limit).
+    /// Send the whole representation with 200 (field absent, ignored, over a
+    /// limit, or satisfiable on a zero-length representation, where it
+    /// selects no byte: see [`resolve`]).
     Full,
     /// Send these ranges with 206, in request order (one range: a single part;
     /// several: multipart/byteranges).
-    Partial(Vec<ByteRange>),
+    Partial(Ranges),
     /// No range is satisfiable: 416 with `Content-Range: bytes */len`.
     Unsatisfiable,
 }
@@ -86,7 +104,7 @@ pub fn parse(value: &[u8]) -> ParsedRange {
     if !unit.eq_ignore_ascii_case("bytes") {
         return ParsedRange::UnknownUnit;
     }
-    let mut specs = Vec::new();
+    let mut specs = Specs::new();
     // `1#range-spec`: empty list elements are allowed and ignored (RFC 9110 §5.6.1.2),
     // but at least one real element must be present.
     for element in set.split(',') {
@@ -150,8 +168,17 @@ pub fn resolve(parsed: &ParsedRange, len: u64, limits: RangeLimits) -> RangeOutc
     if specs.len() > limits.max_ranges {
         return RangeOutcome::Full;
     }
-    let ranges: Vec<ByteRange> = specs.iter().filter_map(|s| satisfy(*s, len)).collect();
+    let ranges: Ranges = specs.iter().filter_map(|s| satisfy(*s, len)).collect();
     if ranges.is_empty() {
+        // RFC 9110 §14.1.3: "When a selected representation has zero length,
+        // the only satisfiable form of range-spec is a suffix-range with a
+        // non-zero suffix-length." It selects no byte, which no 206 can say
+        // (Content-Range has no empty range), so the whole, empty
+        // representation is sent with 200, as for a Range field ignored.
+        let suffix = |s: &RangeSpec| matches!(s, RangeSpec::Suffix(n) if *n > 0);
+        if len == 0 && specs.iter().any(suffix) {
+            return RangeOutcome::Full;
+        }
         return RangeOutcome::Unsatisfiable;
     }
     let sum = ranges
@@ -200,6 +227,10 @@ mod tests {
         resolve(&parse(v.as_bytes()), len, LIMITS)
     }
 
+    fn ranges(r: &[ByteRange]) -> Ranges {
+        r.iter().copied().collect()
+    }
+
     fn r(first: u64, last: u64) -> ByteRange {
         ByteRange { first, last }
     }
@@ -208,19 +239,19 @@ mod tests {
     fn single_open_and_suffix_forms() {
         assert_eq!(
             plan("bytes=0-99", 1000),
-            RangeOutcome::Partial(vec![r(0, 99)])
+            RangeOutcome::Partial(ranges(&[r(0, 99)]))
         );
         assert_eq!(
             plan("bytes=0-", 1000),
-            RangeOutcome::Partial(vec![r(0, 999)])
+            RangeOutcome::Partial(ranges(&[r(0, 999)]))
         );
         assert_eq!(
             plan("bytes=-100", 1000),
-            RangeOutcome::Partial(vec![r(900, 999)])
+            RangeOutcome::Partial(ranges(&[r(900, 999)]))
         );
         assert_eq!(
             plan("bytes=5-5", 1000),
-            RangeOutcome::Partial(vec![r(5, 5)])
+            RangeOutcome::Partial(ranges(&[r(5, 5)]))
         );
     }
 
@@ -228,11 +259,11 @@ mod tests {
     fn past_eof_is_clipped_not_refused() {
         assert_eq!(
             plan("bytes=0-3145727", 1000),
-            RangeOutcome::Partial(vec![r(0, 999)])
+            RangeOutcome::Partial(ranges(&[r(0, 999)]))
         );
         assert_eq!(
             plan("bytes=-5000", 1000),
-            RangeOutcome::Partial(vec![r(0, 999)])
+            RangeOutcome::Partial(ranges(&[r(0, 999)]))
         );
     }
 
@@ -241,7 +272,7 @@ mod tests {
         let huge = "99999999999999999999999999999";
         assert_eq!(
             plan(&format!("bytes=10-{huge}"), 1000),
-            RangeOutcome::Partial(vec![r(10, 999)])
+            RangeOutcome::Partial(ranges(&[r(10, 999)]))
         );
         assert_eq!(
             plan(&format!("bytes={huge}-"), 1000),
@@ -249,7 +280,7 @@ mod tests {
         );
         assert_eq!(
             plan(&format!("bytes=-{huge}"), 1000),
-            RangeOutcome::Partial(vec![r(0, 999)])
+            RangeOutcome::Partial(ranges(&[r(0, 999)]))
         );
         assert_eq!(
             plan("bytes=18446744073709551616-18446744073709551617", 1000),
@@ -262,7 +293,8 @@ mod tests {
         assert_eq!(plan("bytes=1000-", 1000), RangeOutcome::Unsatisfiable);
         assert_eq!(plan("bytes=-0", 1000), RangeOutcome::Unsatisfiable);
         assert_eq!(plan("bytes=0-", 0), RangeOutcome::Unsatisfiable);
-        assert_eq!(plan("bytes=-5", 0), RangeOutcome::Unsatisfiable);
+        assert_eq!(plan("bytes=0-0", 0), RangeOutcome::Unsatisfiable);
+        assert_eq!(plan("bytes=-0", 0), RangeOutcome::Unsatisfiable);
         assert_eq!(
             plan("bytes=2000-3000, 5000-", 1000),
             RangeOutcome::Unsatisfiable
@@ -270,10 +302,31 @@ mod tests {
     }
 
     #[test]
+    fn a_suffix_on_a_zero_length_representation_is_satisfiable_and_sends_it_whole() {
+        // RFC 9110 §14.1.3: the one satisfiable form on zero length; it selects
+        // no byte, so the answer is the (empty) representation with 200.
+        assert_eq!(plan("bytes=-5", 0), RangeOutcome::Full);
+        assert_eq!(plan("bytes=-1", 0), RangeOutcome::Full);
+        assert_eq!(plan("bytes=0-,-5", 0), RangeOutcome::Full);
+        assert_eq!(plan("bytes=-0,-5", 0), RangeOutcome::Full);
+        // Every other form stays unsatisfiable there (first-pos >= length).
+        assert_eq!(plan("bytes=0-,5-9", 0), RangeOutcome::Unsatisfiable);
+        assert_eq!(plan("bytes=-0,-0", 0), RangeOutcome::Unsatisfiable);
+        // Over the range-count limit it is ignored, like any field.
+        let many = format!("bytes={}", vec!["-1"; 17].join(","));
+        assert_eq!(plan(&many, 0), RangeOutcome::Full);
+        // Not on a representation of any length: there it selects bytes.
+        assert_eq!(
+            plan("bytes=-5", 1),
+            RangeOutcome::Partial(ranges(&[r(0, 0)]))
+        );
+    }
+
+    #[test]
     fn multi_range_keeps_request_order_and_drops_unsatisfiable() {
         assert_eq!(
             plan("bytes=500-599, 0-9,2000-3000 ,-10", 1000),
-            RangeOutcome::Partial(vec![r(500, 599), r(0, 9), r(990, 999)])
+            RangeOutcome::Partial(ranges(&[r(500, 599), r(0, 9), r(990, 999)]))
         );
     }
 
@@ -305,11 +358,11 @@ mod tests {
         assert_eq!(plan("items=0-5", 1000), RangeOutcome::Full);
         assert_eq!(
             plan("Bytes=0-5", 1000),
-            RangeOutcome::Partial(vec![r(0, 5)])
+            RangeOutcome::Partial(ranges(&[r(0, 5)]))
         );
         assert_eq!(
             plan("bytes = 0-5", 1000),
-            RangeOutcome::Partial(vec![r(0, 5)])
+            RangeOutcome::Partial(ranges(&[r(0, 5)]))
         );
     }
 
@@ -322,7 +375,7 @@ mod tests {
         assert_eq!(plan("bytes=0-,0-", 1000), RangeOutcome::Full);
         assert_eq!(
             plan("bytes=0-499,500-999", 1000),
-            RangeOutcome::Partial(vec![r(0, 499), r(500, 999)])
+            RangeOutcome::Partial(ranges(&[r(0, 499), r(500, 999)]))
         );
         assert_eq!(plan("bytes=0-500,500-999", 1000), RangeOutcome::Full);
     }
@@ -333,7 +386,7 @@ mod tests {
         let v = format!("bytes={}-{}", (1u64 << 32) - 2, (1u64 << 32) + 1);
         assert_eq!(
             plan(&v, len),
-            RangeOutcome::Partial(vec![r((1 << 32) - 2, (1 << 32) + 1)])
+            RangeOutcome::Partial(ranges(&[r((1 << 32) - 2, (1 << 32) + 1)]))
         );
     }
 
@@ -343,7 +396,7 @@ mod tests {
             if let RangeOutcome::Partial(ranges) = plan(&v, len) {
                 prop_assert!(!ranges.is_empty());
                 let mut sum = 0u64;
-                for range in ranges {
+                for range in ranges.iter() {
                     prop_assert!(range.first <= range.last);
                     prop_assert!(range.last < len);
                     sum += range.len();
@@ -359,7 +412,7 @@ mod tests {
             if first >= len {
                 prop_assert_eq!(got, RangeOutcome::Unsatisfiable);
             } else {
-                prop_assert_eq!(got, RangeOutcome::Partial(vec![r(first, last.min(len - 1))]));
+                prop_assert_eq!(got, RangeOutcome::Partial(ranges(&[r(first, last.min(len - 1))])));
             }
         }
 

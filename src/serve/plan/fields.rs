@@ -5,36 +5,40 @@
 //! `HeaderMap` for HTTPS and HTTP/2).
 //!
 //! Owns: matching those field names (case-insensitively) and joining repeated
-//! fields into one comma-separated value (RFC 9110 §5.3). It is pure and reads
-//! no other field: framing and connection fields belong to each transport.
+//! fields into one comma-separated value (RFC 9110 §5.3). A value sent once is
+//! borrowed from the transport's bytes, not copied; only a repeated field is
+//! joined into a value of its own. It is pure and reads no other field:
+//! framing and connection fields belong to each transport.
+
+use std::borrow::Cow;
 
 use super::conditional::Conditions;
 
 /// The fields that change what a GET or HEAD answers, and the CORS fields
 /// (which add response fields, never change bytes or statuses).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Fields {
-    pub range: Option<Vec<u8>>,
-    pub conditions: Conditions,
+pub struct Fields<'a> {
+    pub range: Option<Cow<'a, [u8]>>,
+    pub conditions: Conditions<'a>,
     /// The CORS request fields, boxed so that a request without any (most,
     /// and every one that is not from a browser) carries one pointer.
-    pub cors: Option<Box<CorsFields>>,
+    pub cors: Option<Box<CorsFields<'a>>>,
 }
 
 /// The CORS request fields (Fetch §3.2.2).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CorsFields {
+pub struct CorsFields<'a> {
     /// `Origin` (Fetch §3.1): repeated, it is a list no origin equals.
-    pub origin: Option<Vec<u8>>,
+    pub origin: Option<Cow<'a, [u8]>>,
     /// `Access-Control-Request-Method` of a preflight.
-    pub method: Option<Vec<u8>>,
+    pub method: Option<Cow<'a, [u8]>>,
     /// `Access-Control-Request-Headers` of a preflight.
-    pub headers: Option<Vec<u8>>,
+    pub headers: Option<Cow<'a, [u8]>>,
 }
 
-impl Fields {
+impl<'a> Fields<'a> {
     /// Takes one field line; returns false when the name is not one of ours.
-    pub fn add(&mut self, name: &str, value: &[u8]) -> bool {
+    pub fn add(&mut self, name: &str, value: &'a [u8]) -> bool {
         let slot = if name.eq_ignore_ascii_case("range") {
             &mut self.range
         } else if name.eq_ignore_ascii_case("if-match") {
@@ -58,10 +62,11 @@ impl Fields {
         };
         match slot {
             Some(existing) => {
-                existing.extend_from_slice(b", ");
-                existing.extend_from_slice(value);
+                let joined = existing.to_mut();
+                joined.extend_from_slice(b", ");
+                joined.extend_from_slice(value);
             }
-            None => *slot = Some(value.to_vec()),
+            None => *slot = Some(Cow::Borrowed(value)),
         }
         true
     }
