@@ -1,7 +1,6 @@
 //! The sendfile writer: response bytes to a plain TCP socket, header blocks with `send`
-//! (`MSG_MORE` when a body follows, so head and first body bytes share a
-//! segment) and file ranges with `sendfile(2)`, so content bytes never pass
-//! through user space.
+//! (pushed at once, without `MSG_MORE`: see below) and file ranges with
+//! `sendfile(2)`, so content bytes never pass through user space.
 //!
 //! Owns: the zero-copy write loops, offsets as u64 end to end (files over 4 GiB),
 //! the 0x7ffff000-byte cap of one sendfile call, sending in windows (each on
@@ -37,20 +36,18 @@ pub enum WriteError {
     Io(#[from] io::Error),
 }
 
-/// Sends all of `bytes`; `more` sets `MSG_MORE` because body bytes follow.
-/// The last write of a response must pass `more = false`, or the kernel may hold
-/// the tail back (the 40 ms Nagle/delayed-ACK stall of nginx's tcp_nopush).
+/// Sends all of `bytes`, pushed at once. A head is not held back for the
+/// body with `MSG_MORE`: merged, head and body make one segment a few hundred
+/// bytes past the MSS, and under a pacing congestion control (BBR, this
+/// machine's default) that tail waits for a pacing timer on every response,
+/// which cost 1.5x nginx's kernel CPU per request on 64 KiB ranges and
+/// throughput with it (docs/decisions/0003-serving-runtime-and-writes.md).
 pub async fn send_all(
     stream: &TcpStream,
     mut bytes: &[u8],
-    more: bool,
     stall: Duration,
 ) -> Result<(), WriteError> {
-    let mut flags = MsgFlags::MSG_NOSIGNAL;
-    if more {
-        // nix has no name for MSG_MORE; the bit comes from libc.
-        flags |= MsgFlags::from_bits_retain(libc::MSG_MORE);
-    }
+    let flags = MsgFlags::MSG_NOSIGNAL;
     let fd = stream.as_raw_fd();
     while !bytes.is_empty() {
         wait_writable(stream, stall).await?;
