@@ -38,6 +38,13 @@ pub enum KeyError {
 impl ObjectKey {
     /// Validates `name` as a key.
     pub fn parse(name: &str) -> Result<Self, KeyError> {
+        Self::check(name)?;
+        Ok(ObjectKey(name.to_owned()))
+    }
+
+    /// Whether `name` is a valid key, without making one (a lookup by a
+    /// valid name needs no copy of it: see the `Borrow<str>` impl).
+    pub fn check(name: &str) -> Result<(), KeyError> {
         if name.is_empty() {
             return Err(KeyError::Empty);
         }
@@ -61,11 +68,19 @@ impl ObjectKey {
                 return Err(KeyError::SegmentTooLong);
             }
         }
-        Ok(ObjectKey(name.to_owned()))
+        Ok(())
     }
 
     /// The key as text.
     pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A key hashes and compares as its text (the derives of the one `String`
+/// field), so maps keyed by `ObjectKey` can be searched with a `&str`.
+impl std::borrow::Borrow<str> for ObjectKey {
+    fn borrow(&self) -> &str {
         &self.0
     }
 }

@@ -197,7 +197,7 @@ fn plan_object(
         conditions: &ask.fields.conditions,
         path_range: target.path_range,
     };
-    let key = target.key.as_str();
+    let key: &str = &target.key;
     // Rendered once per open object and kept with it; a copy made here only
     // if the object somehow keeps another type.
     let make = || ObjectFields::new(key, &object.etag, unix_secs(object.modified));
@@ -251,7 +251,7 @@ fn range_kind(facts: &RequestFacts<'_>, plan: &Plan) -> Option<RangeKind> {
 /// Where a request for an object on a failed drive is sent: `base` followed
 /// by the request's own origin-form target (path token and query kept), or,
 /// for an absolute-form target, the key and query it named.
-fn fallback_url(base: &str, raw: &[u8], target: &route::Target) -> String {
+fn fallback_url(base: &str, raw: &[u8], target: &route::Target<'_>) -> String {
     let base = base.trim_end_matches('/');
     match std::str::from_utf8(raw) {
         Ok(t) if t.starts_with('/') => format!("{base}{t}"),

@@ -259,7 +259,7 @@ mod tests {
         assert_eq!(counters.mismatches.load(Relaxed), 1);
         assert!(paced >= 6 * 300_000, "every byte was paced: {paced}");
         assert!(matches!(
-            store.object(&key, Instant::now()),
+            store.object(key.as_str(), Instant::now()),
             Err(StoreError::NotFound)
         ));
         // A second pass finds nothing more.

@@ -359,12 +359,14 @@ impl Store {
         self.len() == 0
     }
 
-    /// The object `key`, opened for reading: from the open cache when it was
-    /// checked recently, else opened afresh (see [`Store::open_uncached`]).
-    /// `now` is a monotonic instant, used only for the cache's expiry.
+    /// The object named `key`, opened for reading: from the open cache when
+    /// it was checked recently (looked up by the name as it is: no key is
+    /// made), else opened afresh (see [`Store::open_uncached`]), a name that
+    /// is not a valid key being absent. `now` is a monotonic instant, used
+    /// only for the cache's expiry.
     pub fn object(
         &self,
-        key: &ObjectKey,
+        key: &str,
         now: std::time::Instant,
     ) -> Result<Arc<OpenObject>, StoreError> {
         if let Some(hit) = self.open_cache.get(key, now) {
@@ -374,8 +376,9 @@ impl Store {
                 _ => Err(StoreError::DiskFailed),
             };
         }
-        let object = Arc::new(self.open_uncached(key)?);
-        self.open_cache.put(key, object.clone(), now);
+        let key = ObjectKey::parse(key).map_err(|_| StoreError::NotFound)?;
+        let object = Arc::new(self.open_uncached(&key)?);
+        self.open_cache.put(&key, object.clone(), now);
         Ok(object)
     }
 

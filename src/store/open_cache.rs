@@ -78,9 +78,9 @@ impl OpenCache {
         }
     }
 
-    /// The cached object for `key` if it was checked less than the validity
-    /// interval before `now`.
-    pub fn get(&self, key: &ObjectKey, now: Instant) -> Option<Arc<OpenObject>> {
+    /// The object kept for the key `key` (a valid key's text: no copy is
+    /// made to look it up), if it was checked within the validity interval.
+    pub fn get(&self, key: &str, now: Instant) -> Option<Arc<OpenObject>> {
         let entries = self.entries.read().ok()?;
         let entry = entries.map.get(key)?;
         (now.saturating_duration_since(entry.checked) < self.valid_for)
@@ -159,12 +159,10 @@ mod tests {
         let cache = OpenCache::new(4, Duration::from_secs(1));
         let t0 = Instant::now();
         cache.put(&key("a"), object()?, t0);
-        assert!(cache
-            .get(&key("a"), t0 + Duration::from_millis(999))
-            .is_some());
-        assert!(cache.get(&key("a"), t0 + Duration::from_secs(1)).is_none());
+        assert!(cache.get("a", t0 + Duration::from_millis(999)).is_some());
+        assert!(cache.get("a", t0 + Duration::from_secs(1)).is_none());
         cache.invalidate(&key("a"));
-        assert!(cache.get(&key("a"), t0).is_none());
+        assert!(cache.get("a", t0).is_none());
         Ok(())
     }
 
@@ -176,21 +174,21 @@ mod tests {
         cache.put(&key("b"), object()?, t0);
         cache.put(&key("c"), object()?, t0);
         assert_eq!(cache.len(), 2);
-        assert!(cache.get(&key("a"), t0).is_none(), "the oldest went");
-        assert!(cache.get(&key("b"), t0).is_some());
-        assert!(cache.get(&key("c"), t0).is_some());
+        assert!(cache.get("a", t0).is_none(), "the oldest went");
+        assert!(cache.get("b", t0).is_some());
+        assert!(cache.get("c", t0).is_some());
         // Putting a cached key again replaces it without evicting another.
         let t1 = t0 + Duration::from_millis(10);
         cache.put(&key("b"), object()?, t1);
         assert_eq!(cache.len(), 2);
-        assert!(cache.get(&key("c"), t1).is_some());
+        assert!(cache.get("c", t1).is_some());
         // b was re-put after c, so c is now the oldest; an invalidated key's
         // stale order item is skipped.
         cache.invalidate(&key("c"));
         cache.put(&key("d"), object()?, t1);
         cache.put(&key("e"), object()?, t1);
-        assert!(cache.get(&key("b"), t1).is_none());
-        assert!(cache.get(&key("d"), t1).is_some() && cache.get(&key("e"), t1).is_some());
+        assert!(cache.get("b", t1).is_none());
+        assert!(cache.get("d", t1).is_some() && cache.get("e", t1).is_some());
         let off = OpenCache::new(0, Duration::from_secs(1));
         off.put(&key("a"), object()?, t0);
         assert!(off.is_empty());

@@ -82,10 +82,12 @@ fn if_range_matches(field: &[u8], v: &Validators<'_>, now: u64) -> bool {
     let trimmed = trim_ows(field);
     if trimmed.first() == Some(&b'"') || trimmed.starts_with(b"W/") {
         // An entity-tag: strong comparison, so a weak tag never matches.
-        return match parse_tag_list(trimmed).as_deref() {
-            Some([TagItem::Tag(tag)]) => tag.matches(v.etag, Comparison::Strong),
-            _ => false,
-        };
+        let mut strong_match = false;
+        let items = walk_tag_list(trimmed, |item| {
+            strong_match =
+                matches!(item, TagItem::Tag(tag) if tag.matches(v.etag, Comparison::Strong));
+        });
+        return items == Some(1) && strong_match;
     }
     match parse_date(trimmed) {
         Some(date) => {
@@ -124,13 +126,17 @@ enum TagItem<'a> {
     Tag(EntityTag<'a>),
 }
 
-/// `"*" / #entity-tag`; `None` when the field is not a valid list.
-fn parse_tag_list(field: &[u8]) -> Option<Vec<TagItem<'_>>> {
+/// Walks `"*" / #entity-tag`, handing each item to `each` in order, and
+/// returns how many there were; `None` when the field is not a valid list
+/// (whatever `each` saw of it before the fault). Collects nothing: an If-*
+/// field is compared without an allocation.
+fn walk_tag_list<'f>(field: &'f [u8], mut each: impl FnMut(TagItem<'f>)) -> Option<usize> {
     let trimmed = trim_ows(field);
     if trimmed == b"*" {
-        return Some(vec![TagItem::Any]);
+        each(TagItem::Any);
+        return Some(1);
     }
-    let mut items = Vec::new();
+    let mut count = 0;
     let mut rest = trimmed;
     loop {
         // Skip empty list elements and whitespace.
@@ -157,7 +163,8 @@ fn parse_tag_list(field: &[u8]) -> Option<Vec<TagItem<'_>>> {
         {
             return None;
         }
-        items.push(TagItem::Tag(EntityTag { weak, opaque }));
+        each(TagItem::Tag(EntityTag { weak, opaque }));
+        count += 1;
         rest = &body[end + 1..];
         // After a tag only OWS and a comma may follow.
         let next = trim_ows_start(rest);
@@ -166,18 +173,19 @@ fn parse_tag_list(field: &[u8]) -> Option<Vec<TagItem<'_>>> {
         }
         rest = next;
     }
-    (!items.is_empty()).then_some(items)
+    (count > 0).then_some(count)
 }
 
 fn list_matches(field: &[u8], ours: &str, how: Comparison) -> bool {
-    match parse_tag_list(field) {
-        Some(items) => items.iter().any(|item| match item {
+    let mut any = false;
+    let valid = walk_tag_list(field, |item| {
+        any |= match item {
             // The representation exists whenever we evaluate preconditions.
             TagItem::Any => true,
             TagItem::Tag(tag) => tag.matches(ours, how),
-        }),
-        None => false,
-    }
+        };
+    });
+    valid.is_some() && any
 }
 
 /// An HTTP-date in whole seconds since the epoch; `None` for anything else.

@@ -78,7 +78,7 @@ impl Cors {
     /// request field not in [`ALLOW_HEADERS`]): it is then answered as if
     /// CORS were off, and the browser refuses the actual request.
     pub fn preflight(&self, fields: &Fields) -> Option<Headers> {
-        let asked = fields.cors.as_deref()?;
+        let asked = fields.cors.as_ref()?;
         let allow_origin = self.allowed(asked.origin.as_deref())?;
         let method = asked.method.as_deref()?;
         // Methods are compared case-sensitively (Fetch §2.2.1: the browser
@@ -124,7 +124,7 @@ pub fn is_preflight(method: &str, fields: &Fields) -> bool {
     method == "OPTIONS"
         && fields
             .cors
-            .as_deref()
+            .as_ref()
             .is_some_and(|c| c.origin.is_some() && c.method.is_some())
 }
 

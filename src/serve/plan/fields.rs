@@ -20,9 +20,10 @@ use super::conditional::Conditions;
 pub struct Fields<'a> {
     pub range: Option<Cow<'a, [u8]>>,
     pub conditions: Conditions<'a>,
-    /// The CORS request fields, boxed so that a request without any (most,
-    /// and every one that is not from a browser) carries one pointer.
-    pub cors: Option<Box<CorsFields<'a>>>,
+    /// The CORS request fields. Not boxed: a browser player sends `Origin`
+    /// with every request, and a box would be an allocation per request;
+    /// the fields live only while their request is answered.
+    pub cors: Option<CorsFields<'a>>,
 }
 
 /// The CORS request fields (Fetch §3.2.2).

@@ -4,7 +4,7 @@
 //! Owns: turning errors into statuses (the only place that does), turning an
 //! object plus a request's method, Range and preconditions into status, headers
 //! and a [`Payload`], multipart framing, the list of response fields both
-//! transports send ([`Plan::fields`]), and serialising an HTTP/1.1 response
+//! transports send ([`Plan::for_each_field`]), and serialising an HTTP/1.1 response
 //! head. It is pure: the time (whole seconds) and the multipart boundary seed
 //! come in as values. Transports (`h1` for plain HTTP/1.1, `tls` for HTTP/2 and
 //! HTTP/1.1 over TLS) only carry a [`Plan`] out; they must never decide a

@@ -9,8 +9,12 @@
 //! path form of signed URLs (`/t/<token>/<object path>`): the token segment is
 //! split off the raw path first, and every rule above then applies to the
 //! rest, so that a token never lets a path out of what it names. It is
-//! pure. It must never build a filesystem path: a route yields an
-//! [`ObjectKey`], and only the store maps keys to files.
+//! pure, and a target without escapes is routed without a copy: the key,
+//! the query and the token borrow the request's bytes. It must never build a
+//! filesystem path: a route yields a valid key's name ([`ObjectKey::check`]),
+//! and only the store maps keys to files.
+
+use std::borrow::Cow;
 
 use crate::store::{KeyError, ObjectKey};
 
@@ -36,13 +40,14 @@ pub enum RouteError {
 
 /// What a request-target asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    pub key: ObjectKey,
+pub struct Target<'a> {
+    /// The object's key, valid ([`ObjectKey::check`]).
+    pub key: Cow<'a, str>,
     /// The raw query (after `?`), kept for signed-URL checks.
-    pub query: Option<String>,
+    pub query: Option<Cow<'a, str>>,
     /// The token segment of the path form (`eddy_proto::token::split_path`),
     /// as sent; the key is the path after it.
-    pub path_token: Option<String>,
+    pub path_token: Option<&'a str>,
     /// `/range/START-END` at the end of the path: the inclusive byte range
     /// asked for, answered 200 with exactly those bytes.
     pub path_range: Option<PathRange>,
@@ -59,7 +64,7 @@ pub struct PathRange {
 const RANGE_SEGMENT: &str = "/range/";
 
 /// Routes a request-target.
-pub fn route(target: &[u8]) -> Result<Target, RouteError> {
+pub fn route(target: &[u8]) -> Result<Target<'_>, RouteError> {
     let path_and_query = strip_absolute_form(target)?;
     if path_and_query.first() != Some(&b'/') {
         return Err(RouteError::BadForm);
@@ -74,17 +79,28 @@ pub fn route(target: &[u8]) -> Result<Target, RouteError> {
     // The path form's token segment is split off before anything is decoded,
     // so that the rest meets every rule below exactly as a path without one.
     let (path_token, raw_path) = match eddy_proto::token::split_path(raw_path) {
-        Some((segment, rest)) => (Some(segment.to_owned()), rest),
+        Some((segment, rest)) => (Some(segment), rest),
         None => (None, raw_path),
     };
-    let decoded = percent_decode(raw_path)?;
-    let text = String::from_utf8(decoded).map_err(|_| RouteError::NotUtf8)?;
+    let text = match percent_decode(raw_path)? {
+        Cow::Borrowed(raw) => {
+            Cow::Borrowed(std::str::from_utf8(raw).map_err(|_| RouteError::NotUtf8)?)
+        }
+        Cow::Owned(decoded) => {
+            Cow::Owned(String::from_utf8(decoded).map_err(|_| RouteError::NotUtf8)?)
+        }
+    };
     let (name, path_range) = split_path_range(&text[1..])?;
     if name.is_empty() {
         return Err(RouteError::NoObject);
     }
-    let key = ObjectKey::parse(name)?;
-    let query = query.map(|q| String::from_utf8_lossy(q).into_owned());
+    ObjectKey::check(name)?;
+    let end = 1 + name.len();
+    let key = match text {
+        Cow::Borrowed(text) => Cow::Borrowed(&text[1..end]),
+        Cow::Owned(text) => Cow::Owned(text[1..end].to_owned()),
+    };
+    let query = query.map(String::from_utf8_lossy);
     Ok(Target {
         key,
         query,
@@ -133,9 +149,13 @@ fn strip_absolute_form(target: &[u8]) -> Result<&[u8], RouteError> {
     }
 }
 
-/// Decodes `%XX` once. Refuses encoded `/` and `\` (they would change the
-/// segment structure) and NUL; a raw `\` is refused by the key rules.
-fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, RouteError> {
+/// Decodes `%XX` once (a path without `%` is returned as it is). Refuses
+/// encoded `/` and `\` (they would change the segment structure) and NUL; a
+/// raw `\` is refused by the key rules.
+fn percent_decode(raw: &[u8]) -> Result<Cow<'_, [u8]>, RouteError> {
+    if !raw.contains(&b'%') {
+        return Ok(Cow::Borrowed(raw));
+    }
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
@@ -163,7 +183,7 @@ fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, RouteError> {
             i += 1;
         }
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 fn hex(c: u8) -> Option<u8> {
@@ -181,7 +201,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn key(t: &str) -> Result<String, RouteError> {
-        route(t.as_bytes()).map(|t| t.key.as_str().to_owned())
+        route(t.as_bytes()).map(|t| t.key.into_owned())
     }
 
     #[test]
@@ -235,7 +255,7 @@ mod tests {
     #[test]
     fn range_in_the_path() {
         let t = route(b"/titles/81/v.mp4/range/0-1048575?e=1").expect("routes");
-        assert_eq!(t.key.as_str(), "titles/81/v.mp4");
+        assert_eq!(&*t.key, "titles/81/v.mp4");
         assert_eq!(
             t.path_range,
             Some(PathRange {
@@ -255,7 +275,7 @@ mod tests {
         );
         // A key of its own: nothing before the form.
         let t = route(b"/range/0-9").expect("routes");
-        assert_eq!((t.key.as_str(), t.path_range), ("range/0-9", None));
+        assert_eq!((&*t.key, t.path_range), ("range/0-9", None));
         // Not the form: the whole name is the key.
         for name in [
             "v/range/1-",
@@ -265,35 +285,50 @@ mod tests {
             "v/range/+1-2",
             "v/range",
         ] {
-            let t = route(format!("/{name}").as_bytes()).expect("routes");
-            assert_eq!((t.key.as_str(), t.path_range), (name, None));
+            let raw = format!("/{name}");
+            let t = route(raw.as_bytes()).expect("routes");
+            assert_eq!((&*t.key, t.path_range), (name, None));
         }
         // 20 digits cannot be an offset.
         let t = route(b"/v/range/0-99999999999999999999").expect("routes");
         assert_eq!(t.path_range, None);
         // Only the last `/range/` counts.
         let t = route(b"/a/range/1-2/range/3-4").expect("routes");
-        assert_eq!(t.key.as_str(), "a/range/1-2");
+        assert_eq!(&*t.key, "a/range/1-2");
         assert_eq!(t.path_range, Some(PathRange { first: 3, last: 4 }));
     }
 
     const TOKEN: &str = "1800000000.k1.L3RpdGxlcy84MS8.._Hk";
 
     #[test]
+    fn a_target_without_escapes_is_borrowed_not_copied() {
+        let t = route(b"/a/v.mp4?x=1").expect("routes");
+        assert!(matches!(t.key, Cow::Borrowed("a/v.mp4")), "{t:?}");
+        assert!(matches!(t.query, Some(Cow::Borrowed("x=1"))), "{t:?}");
+        let t = route(b"/a/v%20w.mp4").expect("routes");
+        assert!(matches!(&t.key, Cow::Owned(k) if k == "a/v w.mp4"), "{t:?}");
+        let t = route(b"/a%2Ev/w.mp4/range/1-2").expect("routes");
+        assert_eq!(
+            (&*t.key, t.path_range),
+            ("a.v/w.mp4", Some(PathRange { first: 1, last: 2 }))
+        );
+    }
+
+    #[test]
     fn a_path_token_is_split_off_and_the_rest_routed_as_any_path() {
-        let t =
-            route(format!("/t/{TOKEN}/titles/81/hls/seg001.m4s?x=1").as_bytes()).expect("routes");
-        assert_eq!(t.key.as_str(), "titles/81/hls/seg001.m4s");
-        assert_eq!(t.path_token.as_deref(), Some(TOKEN));
+        let raw = format!("/t/{TOKEN}/titles/81/hls/seg001.m4s?x=1");
+        let t = route(raw.as_bytes()).expect("routes");
+        assert_eq!(&*t.key, "titles/81/hls/seg001.m4s");
+        assert_eq!(t.path_token, Some(TOKEN));
         assert_eq!(t.query.as_deref(), Some("x=1"));
-        let t = route(format!("https://cache.example/t/{TOKEN}/a/v.mp4/range/0-9").as_bytes())
-            .expect("routes");
-        assert_eq!(t.key.as_str(), "a/v.mp4");
+        let raw = format!("https://cache.example/t/{TOKEN}/a/v.mp4/range/0-9");
+        let t = route(raw.as_bytes()).expect("routes");
+        assert_eq!(&*t.key, "a/v.mp4");
         assert_eq!(t.path_range, Some(PathRange { first: 0, last: 9 }));
-        assert_eq!(t.path_token.as_deref(), Some(TOKEN));
+        assert_eq!(t.path_token, Some(TOKEN));
         // A folder named `t` is still a folder.
         let t = route(b"/t/a.m4s").expect("routes");
-        assert_eq!((t.key.as_str(), t.path_token), ("t/a.m4s", None));
+        assert_eq!((&*t.key, t.path_token), ("t/a.m4s", None));
         // The token names nothing by itself.
         assert_eq!(key(&format!("/t/{TOKEN}/")), Err(RouteError::NoObject));
         // After the token, every escape is refused as without one.
@@ -331,7 +366,7 @@ mod tests {
         #[test]
         fn no_routed_key_escapes(t in "(/t/1\\.k\\.a\\.b\\.c)?/[a-z%./\\\\0-9A-F]{0,30}") {
             if let Ok(target) = route(t.as_bytes()) {
-                for c in std::path::Path::new(target.key.as_str()).components() {
+                for c in std::path::Path::new(&*target.key).components() {
                     prop_assert!(matches!(c, std::path::Component::Normal(_)));
                 }
             }
