@@ -89,8 +89,11 @@ pub struct DriveReport {
     pub stall: Option<StallReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub startup: Option<StartupReport>,
-    /// Measurements that did not run, with the reason.
+    /// Measurements that could not run here (root, FUSE, tools missing), with the reason.
     pub skipped: Vec<String>,
+    /// Measurements that failed, or whose fault was not real (a hung drive that answered), with what went wrong
+    /// (a smoke run fails on any).
+    pub failures: Vec<String>,
 }
 
 /// One run of the stall measurement.
@@ -176,7 +179,7 @@ pub struct Params<'a> {
 }
 
 /// Run the chosen measurements; a measurement that cannot run here is skipped with the reason, one that fails is
-/// reported as skipped with its error (the rounds' results stand either way).
+/// listed with its error (the rounds' results stand either way).
 pub fn run(p: &Params<'_>, which: &[Which]) -> DriveReport {
     let mut out = DriveReport::default();
     for w in which {
@@ -184,15 +187,25 @@ pub fn run(p: &Params<'_>, which: &[Which]) -> DriveReport {
             Which::Stall => match stall_missing() {
                 Some(why) => out.skipped.push(format!("stall: {why}")),
                 None => match stall(p) {
-                    Ok(r) => out.stall = Some(r),
-                    Err(e) => out.skipped.push(format!("stall: failed: {e}")),
+                    Ok(r) => {
+                        let answered: u64 =
+                            r.runs.iter().map(|x| x.staller_bodies_while_hung).sum();
+                        if answered > 0 || r.hung_drive_state != "active" {
+                            out.failures.push(format!(
+                                "stall: the hung drive answered {answered} requests while hung and was {} afterwards",
+                                r.hung_drive_state
+                            ));
+                        }
+                        out.stall = Some(r);
+                    }
+                    Err(e) => out.failures.push(format!("stall: {e}")),
                 },
             },
             Which::Startup => match startup_missing() {
                 Some(why) => out.skipped.push(format!("startup: {why}")),
                 None => match startup(p) {
                     Ok(r) => out.startup = Some(r),
-                    Err(e) => out.skipped.push(format!("startup: failed: {e}")),
+                    Err(e) => out.failures.push(format!("startup: {e}")),
                 },
             },
         }
@@ -988,6 +1001,9 @@ pub fn table(d: &DriveReport) -> String {
     }
     for why in &d.skipped {
         let _ = writeln!(t, "(drives) skipped {why}");
+    }
+    for what in &d.failures {
+        let _ = writeln!(t, "(drives) FAILED {what}");
     }
     t
 }

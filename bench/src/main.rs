@@ -471,15 +471,20 @@ fn run(args: Args) -> Result<bool> {
                 .count()
         });
     let fill_failures = report.fill.as_ref().map_or(0, |f| f.failures.len());
+    let drive_failures = report.drives.as_ref().map_or(0, |d| d.failures.len());
     let ok = body_failures == 0
         && wrong_fill_bodies == 0
         && (!cfg.smoke
-            || (client_failures == 0 && bad_bytes == 0 && failed_runs == 0 && fill_failures == 0));
+            || (client_failures == 0
+                && bad_bytes == 0
+                && failed_runs == 0
+                && fill_failures == 0
+                && drive_failures == 0));
     if cfg.smoke {
         eprintln!(
             "smoke: {body_failures} body check failure(s), {client_failures} client failure(s), \
              {bad_bytes} run(s) with unexpected byte counts, {failed_runs} failed run(s), \
-             {fill_failures} fill failure(s): {}",
+             {fill_failures} fill failure(s), {drive_failures} drive measurement failure(s): {}",
             if ok { "ok" } else { "FAILED" }
         );
     }

@@ -154,6 +154,18 @@ pub const FSCK_PASS_EVERY: Duration = Duration::from_secs(6 * 3600);
 /// Each probe is a few system calls per drive.
 pub const DRIVE_PROBE_INTERVAL: Duration = Duration::from_secs(2);
 
+/// The shortest body whose head is held back for it with `MSG_MORE`, so that
+/// head and body leave as one stream of full segments: twice the largest
+/// segment (64 KiB over loopback with GSO). A shorter body merged with its
+/// head ends a few hundred bytes past a segment, and under a pacing congestion
+/// control (BBR, this machine's default) that tail waits for a pacing timer on
+/// every response: on 64 KiB ranges that cost 1.6x nginx's kernel CPU per
+/// request and 30% of the requests per second. A long body is paced anyway,
+/// and pushing its head alone costs the client an extra wake-up and segment:
+/// 2 MiB ranges served 0.99x nginx's requests per second with the head pushed
+/// at once and 1.32x with it held (docs/decisions/0003-serving-runtime-and-writes.md).
+pub const MSG_MORE_MIN_BODY: u64 = 128 * 1024;
+
 /// How many bytes of a response hyper's HTTP/2 layer buffers per stream
 /// ahead of what the connection can send (hyper's default is 400 KiB). Body
 /// bytes are copied out of the page cache when they are read (`pread`), so

@@ -372,24 +372,25 @@ pub(crate) async fn write_response(
     metrics: &ServeMetrics,
 ) -> Result<(), WriteError> {
     match (payload, object) {
-        (Payload::Empty, _) => sendfile::send_all(stream, &head, stall).await,
+        (Payload::Empty, _) => sendfile::send_all(stream, &head, false, stall).await,
         (Payload::Text(text), _) => {
             head.extend_from_slice(text.as_bytes());
-            sendfile::send_all(stream, &head, stall).await
+            sendfile::send_all(stream, &head, false, stall).await
         }
         (Payload::File(range), Some(obj)) => {
-            sendfile::send_all(stream, &head, stall).await?;
+            let more = range.len() >= crate::config::defaults::MSG_MORE_MIN_BODY;
+            sendfile::send_all(stream, &head, more, stall).await?;
             drop(head);
             sendfile::send_file(stream, obj, *range, stall, metrics).await
         }
         (Payload::Multipart { parts, trailer }, Some(obj)) => {
-            sendfile::send_all(stream, &head, stall).await?;
+            sendfile::send_all(stream, &head, false, stall).await?;
             drop(head);
             for (part_head, range) in parts {
-                sendfile::send_all(stream, part_head, stall).await?;
+                sendfile::send_all(stream, part_head, false, stall).await?;
                 sendfile::send_file(stream, obj, *range, stall, metrics).await?;
             }
-            sendfile::send_all(stream, trailer, stall).await
+            sendfile::send_all(stream, trailer, false, stall).await
         }
         // A file body without an open file cannot be planned; close rather than lie.
         (Payload::File(_) | Payload::Multipart { .. }, None) => Err(WriteError::ShortFile),

@@ -1,5 +1,6 @@
 //! The sendfile writer: response bytes to a plain TCP socket, header blocks with `send`
-//! (pushed at once, without `MSG_MORE`: see below) and file ranges with
+//! (held for the body with `MSG_MORE` when the body is long, pushed at once
+//! when it is short: see `config::defaults::MSG_MORE_MIN_BODY`) and file ranges with
 //! `sendfile(2)`, so content bytes never pass through user space.
 //!
 //! Owns: the zero-copy write loops, offsets as u64 end to end (files over 4 GiB),
@@ -36,18 +37,20 @@ pub enum WriteError {
     Io(#[from] io::Error),
 }
 
-/// Sends all of `bytes`, pushed at once. A head is not held back for the
-/// body with `MSG_MORE`: merged, head and body make one segment a few hundred
-/// bytes past the MSS, and under a pacing congestion control (BBR, this
-/// machine's default) that tail waits for a pacing timer on every response,
-/// which cost 1.5x nginx's kernel CPU per request on 64 KiB ranges and
-/// throughput with it (docs/decisions/0003-serving-runtime-and-writes.md).
+/// Sends all of `bytes`; `more` sets `MSG_MORE` because a long body follows
+/// (see [`MSG_MORE_MIN_BODY`](crate::config::defaults::MSG_MORE_MIN_BODY)). The last write of a response must pass
+/// `more = false`, or the kernel may hold the tail back.
 pub async fn send_all(
     stream: &TcpStream,
     mut bytes: &[u8],
+    more: bool,
     stall: Duration,
 ) -> Result<(), WriteError> {
-    let flags = MsgFlags::MSG_NOSIGNAL;
+    let mut flags = MsgFlags::MSG_NOSIGNAL;
+    if more {
+        // nix has no name for MSG_MORE; the bit comes from libc.
+        flags |= MsgFlags::from_bits_retain(libc::MSG_MORE);
+    }
     let fd = stream.as_raw_fd();
     while !bytes.is_empty() {
         wait_writable(stream, stall).await?;
