@@ -556,7 +556,7 @@ fn stall(p: &Params<'_>) -> Result<StallReport> {
     };
     let (p99_no, p99_st) = (med(false, |r| r.p99_ms), med(true, |r| r.p99_ms));
     let p99_ratio = match (p99_no, p99_st) {
-        (Some(a), Some(b)) if a > 0.0 => Some(b / a),
+        (Some(a), Some(b)) if a > 0.0 && b > 0.0 => Some(b / a),
         _ => None,
     };
     let clean = runs
@@ -572,9 +572,11 @@ fn stall(p: &Params<'_>) -> Result<StallReport> {
         p99_stalled_ms: p99_st,
         req_s_no_fault: med(false, |r| r.req_s),
         req_s_stalled: med(true, |r| r.req_s),
+        // A stalled run that served nothing has no p99 to compare: the healthy drives were held too.
         goal_met: clean
             && hung_drive_state == "active"
-            && p99_ratio.is_some_and(|r| r <= STALL_P99_GOAL),
+            && runs.iter().all(|r| r.load.requests > 0)
+            && p99_ratio.is_some_and(|r| r > 0.0 && r <= STALL_P99_GOAL),
         p99_ratio,
         hung_drive_state,
         runs,
@@ -970,9 +972,14 @@ pub fn table(d: &DriveReport) -> String {
         );
         let _ = writeln!(
             t,
-            "    healthy req/s: no fault {}, stalled {}; hung drive afterwards: {}; stallers' bodies while hung: {}",
+            "    healthy req/s: no fault {}, stalled {}{}; hung drive afterwards: {}; stallers' bodies while hung: {}",
             f(s.req_s_no_fault, 0),
             f(s.req_s_stalled, 0),
+            if s.runs.iter().any(|r| r.load.requests == 0) {
+                " (a run served NO request: the healthy drives were held too)"
+            } else {
+                ""
+            },
             s.hung_drive_state,
             s.runs
                 .iter()
