@@ -60,27 +60,52 @@ pub fn set_read_deadline(d: Duration) {
     );
 }
 
-/// Runs `read` on the blocking pool under drive `disk`'s permits, giving up
-/// after the read deadline (`store.read_timeout`) with `TimedOut` (the caller fails the drive:
-/// `store::disk::is_drive_fault`). A read given up on keeps its pool thread
-/// until the drive answers; the permit goes back at once, and the drive,
-/// failed, is asked nothing more.
+/// Runs `read` on the blocking pool under the permits of `object`'s drive,
+/// giving up after the read deadline (`store.read_timeout`) with `TimedOut`
+/// (the caller fails the drive: `store::disk::is_drive_fault`). A read given
+/// up on keeps its pool thread until the drive answers; the permit goes back
+/// at once, and the drive, failed, is asked nothing more. The read counts as
+/// in flight on the object until the pool thread is done with it, given up on
+/// or not: meanwhile [`may_block`] sends every window of the object to the
+/// pool too, since the pages it is reading look resident while they wait for
+/// the drive, and a send from them on the event loop would wait with them.
 async fn off_loop<T: Send + 'static>(
-    disk: usize,
+    object: &Arc<OpenObject>,
     read: impl FnOnce() -> io::Result<T> + Send + 'static,
 ) -> io::Result<T> {
-    let _permit = permits(disk)
+    let _permit = permits(object.disk)
         .acquire()
         .await
         .map_err(|_| io::Error::other("the disk read permits are gone"))?;
     let deadline =
         Duration::from_millis(READ_DEADLINE_MS.load(std::sync::atomic::Ordering::Relaxed));
-    match tokio::time::timeout(deadline, tokio::task::spawn_blocking(read)).await {
+    let in_flight = InFlight::new(object.clone());
+    let job = move || {
+        let _in_flight = in_flight;
+        read()
+    };
+    match tokio::time::timeout(deadline, tokio::task::spawn_blocking(job)).await {
         Ok(joined) => joined.map_err(io::Error::other)?,
         Err(_) => Err(io::Error::new(
             io::ErrorKind::TimedOut,
             format!("a drive read took longer than {deadline:?} (store.read_timeout)"),
         )),
+    }
+}
+
+/// One read of an object on the blocking pool, counted while it lives.
+struct InFlight(Arc<OpenObject>);
+
+impl InFlight {
+    fn new(object: Arc<OpenObject>) -> InFlight {
+        object.read_began();
+        InFlight(object)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.read_ended();
     }
 }
 
@@ -104,14 +129,17 @@ fn recently_cold(last_cold: u64, now: u64, memory: Duration) -> bool {
 /// a disk (see the module doc). Marks the object when it finds a cold page,
 /// and counts each window it sends off the event loop.
 pub fn may_block(object: &OpenObject, first: u64, len: u64, metrics: &ServeMetrics) -> bool {
-    let resident = match object.is_all_resident_counted(first, len) {
-        Some(all) => all,
-        None if recently_cold(object.last_cold(), clock(), COLD_MEMORY) => {
-            object.is_all_resident_mapped(first, len)
-        }
-        // The first page only.
-        None => object.is_all_resident_mapped(first, len.min(1)),
-    };
+    // A read of this object on the pool holds the pages it reads locked
+    // until its drive answers, and they look resident meanwhile.
+    let resident = object.reads_in_flight() == 0
+        && match object.is_all_resident_counted(first, len) {
+            Some(all) => all,
+            None if recently_cold(object.last_cold(), clock(), COLD_MEMORY) => {
+                object.is_all_resident_mapped(first, len)
+            }
+            // The first page only.
+            None => object.is_all_resident_mapped(first, len.min(1)),
+        };
     if resident {
         return false;
     }
@@ -147,9 +175,9 @@ pub async fn sendfile_off_loop(
     })?;
     let mut at = i64::try_from(offset).map_err(|_| io::Error::other("offset beyond i64"))?;
     let socket = stream.as_fd().try_clone_to_owned()?;
-    let object = object.clone();
-    off_loop(object.disk, move || {
-        nix::sys::sendfile::sendfile64(&socket, &object.file, Some(&mut at), count)
+    let file = object.clone();
+    off_loop(object, move || {
+        nix::sys::sendfile::sendfile64(&socket, &file.file, Some(&mut at), count)
             .map_err(io::Error::from)
     })
     .await
@@ -169,8 +197,8 @@ pub async fn ensure_resident(
     if !may_block(object, first, len, metrics) {
         return Ok(());
     }
-    let object = object.clone();
-    off_loop(object.disk, move || object.load(first, len)).await
+    let reader = object.clone();
+    off_loop(object, move || reader.load(first, len)).await
 }
 
 #[cfg(test)]

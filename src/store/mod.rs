@@ -99,6 +99,12 @@ pub struct OpenObject {
     /// serving clock of `serve::prefetch` (0: never). The store only keeps
     /// the value; what it means for sending is decided there.
     last_cold: std::sync::atomic::AtomicU64,
+    /// Reads of this object running on the blocking pool, counted by
+    /// `serve::prefetch`. While one runs, the pages it reads are in the page
+    /// cache but locked until the drive answers: residency checks call them
+    /// resident, and a send from them waits for the drive. The store only
+    /// keeps the count.
+    reads_in_flight: std::sync::atomic::AtomicU32,
     /// The key's request counters (see [`popularity`]).
     pub counts: Arc<popularity::Counts>,
     /// Index into [`Store::disks`] of the drive it was opened from.
@@ -120,6 +126,7 @@ impl OpenObject {
             etag,
             mapping: std::sync::OnceLock::new(),
             last_cold: std::sync::atomic::AtomicU64::new(0),
+            reads_in_flight: std::sync::atomic::AtomicU32::new(0),
             counts: Arc::default(),
             disk: 0,
             derived: std::sync::OnceLock::new(),
@@ -144,6 +151,25 @@ impl OpenObject {
     /// When a window was last found cold (0: never).
     pub fn last_cold(&self) -> u64 {
         self.last_cold.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A read of this object began on the blocking pool (see
+    /// [`OpenObject::reads_in_flight`]).
+    pub fn read_began(&self) {
+        self.reads_in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// A read counted by [`OpenObject::read_began`] ended.
+    pub fn read_ended(&self) {
+        self.reads_in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Reads of this object running on the blocking pool now.
+    pub fn reads_in_flight(&self) -> u32 {
+        self.reads_in_flight
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The whole object as shared bytes over a read-only map (made once).

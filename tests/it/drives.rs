@@ -690,15 +690,27 @@ fn a_hung_drive_holds_only_its_own_reads_and_is_failed_at_the_deadline() {
     std::fs::write(&flag, b"").expect("stall the drive");
     // Requests for the hung drive's objects wait on it...
     let addr = server.addr;
-    let waiting: Vec<_> = hung
-        .iter()
-        .take(3)
-        .map(|i| {
-            let path = format!("/t/{i}.bin");
-            let r = range_of(*i, 1);
-            std::thread::spawn(move || plain(addr, &path, r))
-        })
-        .collect();
+    let ask = |i: u64, r: (u64, u64)| {
+        let path = format!("/t/{i}.bin");
+        std::thread::spawn(move || plain(addr, &path, r))
+    };
+    let first = (hung[0], range_of(hung[0], 1));
+    let mut waiting = vec![ask(first.0, first.1)];
+    // ...and once that read is on the pool, holding its pages locked while
+    // they look resident, more requests for the same bytes: sent from the
+    // event loop they would wait with it, and hold every connection of
+    // that thread (with two cores, the whole server) until the drive answers.
+    eventually(Duration::from_secs(5), || {
+        (sample(&scrape(&server), "eddy_disk_wait_windows_total").unwrap_or(0.0) >= 1.0)
+            .then_some(())
+    })
+    .expect("the first read went to the pool");
+    for _ in 0..4 {
+        waiting.push(ask(first.0, first.1));
+    }
+    for i in hung.iter().skip(1).take(2) {
+        waiting.push(ask(*i, range_of(*i, 1)));
+    }
     // ...while every other drive's objects are served, byte-exact.
     for (i, d) in &placed {
         if *d != backing {
