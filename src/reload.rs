@@ -496,7 +496,10 @@ pub async fn run(
         tracing::warn!("cannot watch SIGHUP; certificates reload on file change only");
     }
     let every = tls.as_ref().map_or(Duration::from_secs(3600), |(_, d)| *d);
-    let mut tick = tokio::time::interval(every);
+    // The first check one period after start: `interval`'s immediate first
+    // tick would race a SIGHUP sent right after start (files changed before
+    // it ran were loaded twice, once by each).
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let forced = tokio::select! {
