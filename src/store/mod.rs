@@ -775,7 +775,8 @@ fn scan(disk: usize, root: &Path) -> Result<Vec<(ObjectKey, Location)>, StoreErr
     // such small reads at once far faster than one after another.
     found.files.sort_unstable_by_key(|f| f.ino);
     let chunk = found.files.len().div_ceil(SCAN_READERS).max(1);
-    let mut out: Vec<(ObjectKey, Location)> = std::thread::scope(|s| {
+    // In no particular order: both callers put the result into the index.
+    Ok(std::thread::scope(|s| {
         let workers: Vec<_> = found
             .files
             .chunks(chunk)
@@ -791,9 +792,7 @@ fn scan(disk: usize, root: &Path) -> Result<Vec<(ObjectKey, Location)>, StoreErr
             .into_iter()
             .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
-    });
-    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
+    }))
 }
 
 /// The location of the object at `path` on disk `disk` if it carries a
