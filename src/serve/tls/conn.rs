@@ -278,6 +278,19 @@ fn handle(
     // The request-duration histogram's start: the head is parsed.
     let started = std::time::Instant::now();
     let h2 = req.version() == Version::HTTP_2;
+    // An answer that sends no object: its generated payload, or none.
+    let error_response = |plan: &Plan| {
+        let body = PayloadStream::new(
+            plan.status,
+            &plan.payload,
+            None,
+            tls.frame_bytes,
+            state,
+            started,
+        )
+        .unwrap_or_else(|_| PayloadStream::empty());
+        response(plan, now, h2, body)
+    };
     if h2 && state.is_flood(tls.http2.max_client_resets) {
         state.flood.notify_one();
     }
@@ -285,17 +298,7 @@ fn handle(
         if let Some(err) = state.refusal.next_request() {
             // The stand-in for a head the gate refused: the plain listener's
             // answer to it (which closes the connection).
-            let plan = respond::error(&err);
-            let body = PayloadStream::new(
-                plan.status,
-                &plan.payload,
-                None,
-                tls.frame_bytes,
-                state,
-                started,
-            )
-            .unwrap_or_else(|_| PayloadStream::empty());
-            return response(&plan, now, h2, body);
+            return error_response(&respond::error(&err));
         }
     }
     let head_only = Method::parse(req.method().as_str()) == Method::Head;
@@ -333,17 +336,7 @@ fn handle(
         Ok(b) => b,
         Err(error) => {
             tracing::error!(%error, "cannot map an object for a TLS response");
-            let plan = respond::error(&ServeError::Internal(error.to_string()));
-            let body = PayloadStream::new(
-                plan.status,
-                &plan.payload,
-                None,
-                tls.frame_bytes,
-                state,
-                started,
-            )
-            .unwrap_or_else(|_| PayloadStream::empty());
-            return response(&plan, now, h2, body);
+            return error_response(&respond::error(&ServeError::Internal(error.to_string())));
         }
     };
     response(&plan, now, h2, body)
