@@ -382,11 +382,13 @@ impl Stallers {
         self.bodies.load(Ordering::Relaxed)
     }
 
-    fn join(self) {
+    /// Stops them once their requests are answered; the bodies that arrived in all.
+    fn join(self) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads {
             let _ = t.join();
         }
+        self.bodies.load(Ordering::Relaxed)
     }
 }
 
@@ -638,12 +640,7 @@ fn stall_run(
     });
     let while_hung = stallers.as_ref().map_or(0, Stallers::bodies);
     remove_if_exists(flag)?;
-    let after = stallers.map_or(0, |s| {
-        let before = s.bodies();
-        let bodies = s.bodies.clone();
-        s.join();
-        bodies.load(Ordering::Relaxed) - before
-    });
+    let after = stallers.map_or(0, |s| s.join() - while_hung);
     let sample = sample?;
     let w = &sample.load;
     let secs = (w.duration_us as f64 / 1e6).max(1e-6);

@@ -174,6 +174,9 @@ pub struct CheckRecord {
     pub error: Option<String>,
 }
 
+/// Reads one figure of a server's summary.
+type Figure = fn(&ServerSummary) -> Option<f64>;
+
 /// Medians over rounds of one server in one scenario.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ServerSummary {
@@ -603,27 +606,32 @@ pub fn table(report: &Report) -> String {
             v(e, format!("{:.3}", e.server_cores)),
             fmt_opt(r.server_cores, 3),
         );
-        row(
-            &mut t,
-            "server CPU us / request",
-            fmt_opt(n.server_us_per_req, 2),
-            fmt_opt(e.server_us_per_req, 2),
-            fmt_opt(r.server_us_per_req, 3),
-        );
-        row(
-            &mut t,
-            "  of it user space",
-            fmt_opt(n.server_user_us_per_req, 2),
-            fmt_opt(e.server_user_us_per_req, 2),
-            fmt_opt(r.server_user_us_per_req, 3),
-        );
-        row(
-            &mut t,
-            "  of it kernel",
-            fmt_opt(n.server_system_us_per_req, 2),
-            fmt_opt(e.server_system_us_per_req, 2),
-            fmt_opt(r.server_system_us_per_req, 3),
-        );
+        let per_req: [(&str, Figure, Option<f64>); 3] = [
+            (
+                "server CPU us / request",
+                |x| x.server_us_per_req,
+                r.server_us_per_req,
+            ),
+            (
+                "  of it user space",
+                |x| x.server_user_us_per_req,
+                r.server_user_us_per_req,
+            ),
+            (
+                "  of it kernel",
+                |x| x.server_system_us_per_req,
+                r.server_system_us_per_req,
+            ),
+        ];
+        for (label, of, ratio) in per_req {
+            row(
+                &mut t,
+                label,
+                fmt_opt(of(n), 2),
+                fmt_opt(of(e), 2),
+                fmt_opt(ratio, 3),
+            );
+        }
         row(
             &mut t,
             "server cores / 10 Gbit/s",
