@@ -14,9 +14,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{watch, Semaphore};
 
+use super::h1::deadline::{Deadlines, Slot};
 use super::metrics::Listener;
 use super::{answer, drive_probe, h1, plan, tls, trim, Shared};
 use crate::config::defaults::{REFUSAL_LINGER, REFUSAL_SEND_TIMEOUT};
@@ -89,7 +90,10 @@ pub async fn run(
     let max = limits.max_connections;
     let slots = Arc::new(Semaphore::new(max));
     let refusals = Arc::new(Semaphore::new(limits.max_refusals));
+    // A slot for every plain connection and refusal the caps let in.
+    let deadlines = Deadlines::new(max + limits.max_refusals);
     let (drain_tx, drain_rx) = watch::channel(false);
+    let sweeping = tokio::spawn(deadlines.clone().run(drain_rx.clone()));
     let mut accept_loops = Vec::new();
     for listening in listeners {
         accept_loops.push(tokio::spawn(accept_loop(
@@ -98,6 +102,7 @@ pub async fn run(
             Caps {
                 slots: slots.clone(),
                 refusals: refusals.clone(),
+                deadlines: deadlines.clone(),
             },
             drain_rx.clone(),
         )));
@@ -118,6 +123,7 @@ pub async fn run(
     }
     let all = u32::try_from(max).unwrap_or(u32::MAX);
     let drained = tokio::time::timeout(drain_timeout, slots.acquire_many(all)).await;
+    sweeping.abort();
     match drained {
         Ok(_) => 0,
         Err(_) => max - slots.available_permits(),
@@ -129,12 +135,18 @@ pub async fn run(
 struct Caps {
     slots: Arc<Semaphore>,
     refusals: Arc<Semaphore>,
+    /// Where every plain connection and refusal keeps its deadline.
+    deadlines: Arc<Deadlines>,
 }
 
 async fn accept_loop(
     Listening { listener, kind }: Listening,
     shared: Arc<Shared>,
-    Caps { slots, refusals }: Caps,
+    Caps {
+        slots,
+        refusals,
+        deadlines,
+    }: Caps,
     mut drain: watch::Receiver<bool>,
 ) {
     loop {
@@ -162,8 +174,13 @@ async fn accept_loop(
                 match &kind {
                     Kind::Plain(policy) => {
                         let policy = *policy;
+                        let Some(slot) = deadlines.enter(stream) else {
+                            // Sized for the caps: cannot happen.
+                            tracing::error!("no deadline slot for a plain connection; closed");
+                            continue;
+                        };
                         tokio::spawn(async move {
-                            h1::conn::serve(stream, peer.ip(), shared, policy, drain).await;
+                            h1::conn::serve(slot, peer.ip(), shared, policy, drain).await;
                             drop((open, permit));
                         });
                     }
@@ -187,15 +204,15 @@ async fn accept_loop(
                     Kind::Plain(_) => refusals.clone().try_acquire_owned().ok(),
                     Kind::Tls(_) => None,
                 };
-                match refusal {
-                    Some(permit) => {
-                        let shared = shared.clone();
-                        tokio::spawn(async move {
-                            reject(stream, shared).await;
-                            drop(permit);
-                        });
-                    }
-                    None => drop(stream),
+                // Without a permit the stream is closed here, with the closure.
+                if let Some((permit, slot)) =
+                    refusal.and_then(|permit| Some((permit, deadlines.enter(stream)?)))
+                {
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        reject(slot, shared).await;
+                        drop(permit);
+                    });
                 }
             }
         }
@@ -204,7 +221,7 @@ async fn accept_loop(
 
 /// Over the connection cap: a short 503 so the player moves on at once, then a
 /// brief lingering close so that it reads the answer rather than a reset.
-async fn reject(stream: TcpStream, shared: Arc<Shared>) {
+async fn reject(slot: Slot, shared: Arc<Shared>) {
     let started = tokio::time::Instant::now();
     let plan = plan::respond::error(&plan::respond::ServeError::Overloaded);
     let head = h1::response::HeadBuf::of(
@@ -214,7 +231,7 @@ async fn reject(stream: TcpStream, shared: Arc<Shared>) {
         false,
     );
     let written = h1::conn::write_response(
-        &stream,
+        &slot,
         head,
         &plan.payload,
         None,
@@ -225,6 +242,6 @@ async fn reject(stream: TcpStream, shared: Arc<Shared>) {
     .is_ok();
     h1::conn::count(&shared, &plan, &plan.payload, written, started);
     if written {
-        h1::conn::linger(&stream, &[], 0, REFUSAL_LINGER).await;
+        h1::conn::linger(&slot, &[], 0, REFUSAL_LINGER).await;
     }
 }

@@ -1,8 +1,10 @@
 //! One plain HTTP/1.1 connection: read request heads, plan each answer, carry it
 //! out, in order, until the client or a limit ends the connection.
 //!
-//! Owns: the read buffer, the header-read and idle deadlines (enforced here,
-//! also on a connection that never sends a byte), keep-alive, pipelining depth,
+//! Owns: the read buffer, when the header-read, idle, send and linger
+//! deadlines apply (each armed in the connection's [`Slot`], which the
+//! sweeper in `deadline` enforces, also on a connection that never sends a
+//! byte), keep-alive, pipelining depth,
 //! the lingering close on every close after an answer (a request body,
 //! requests pipelined past the depth limit or after `Connection: close`), and
 //! reacting to a drain. It must not decide statuses or headers (`respond` does) nor build file
@@ -14,8 +16,9 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::time::{timeout_at, Instant};
+use tokio::time::Instant;
 
+use super::deadline::Slot;
 use super::head::{self, Parsed, RequestHead};
 use super::response::HeadBuf;
 use super::sendfile::{self, WriteError};
@@ -39,28 +42,29 @@ enum End {
     Write(WriteError),
 }
 
-/// Serves one accepted connection to its end.
+/// Serves one accepted connection (in its deadline slot) to its end.
 pub async fn serve(
-    stream: TcpStream,
+    slot: Slot,
     peer: IpAddr,
     shared: Arc<Shared>,
     policy: Policy,
-    mut drain: watch::Receiver<bool>,
+    drain: watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
-    match run(&stream, peer, &shared, policy, &mut drain).await {
+    let _ = slot.stream().set_nodelay(true);
+    match run(&slot, peer, &shared, policy, &drain).await {
         End::Write(error) => tracing::debug!(%error, "connection closed on a write error"),
         end => tracing::debug!(?end, "connection closed"),
     }
 }
 
 async fn run(
-    stream: &TcpStream,
+    slot: &Slot,
     peer: IpAddr,
     shared: &Shared,
     policy: Policy,
-    drain: &mut watch::Receiver<bool>,
+    drain: &watch::Receiver<bool>,
 ) -> End {
+    let stream = slot.stream();
     // Each limit is read where it is used, not copied: the connection's
     // future holds what lives across its idle wait, and a copy of every
     // limit is 150 bytes of it. Reading them per request is also what lets
@@ -74,13 +78,13 @@ async fn run(
         // The first request must arrive within the header timeout of the accept,
         // so a connection that never sends a byte is closed too.
         let mut head_deadline =
-            first_request.then(|| Instant::now() + shared.limits().header_read_timeout);
+            first_request.then(|| slot.after(shared.limits().header_read_timeout));
         let head = loop {
             match shared.live.with(|live| head::parse(&buf, &live.limits)) {
                 Parsed::Complete(head) => break head,
                 Parsed::Invalid(err) => {
                     // Boxed for the same reason as `answer_one`.
-                    Box::pin(refuse(stream, shared, &err, &buf)).await;
+                    Box::pin(refuse(slot, shared, &err, &buf)).await;
                     return End::Done;
                 }
                 Parsed::Partial => {}
@@ -89,36 +93,33 @@ async fn run(
                 return End::Done;
             }
             // Between requests we wait up to the idle timeout for a first byte;
-            // once a byte has come, the whole head must arrive in time.
+            // once a byte has come, the whole head must arrive in time. A
+            // wait with no byte yet is idle: a drain ends it.
             let deadline = match head_deadline {
                 Some(d) => d,
-                None if buf.is_empty() => Instant::now() + shared.limits().idle_timeout,
-                None => {
-                    let d = Instant::now() + shared.limits().header_read_timeout;
-                    head_deadline = Some(d);
-                    d
-                }
+                None if buf.is_empty() => slot.after(shared.limits().idle_timeout),
+                None => *head_deadline.insert(slot.after(shared.limits().header_read_timeout)),
             };
-            let was_empty = buf.is_empty();
+            slot.arm(deadline, buf.is_empty());
             let max_head_bytes = shared.limits().max_head_bytes;
-            let read = tokio::select! {
-                r = timeout_at(deadline, async {
-                    // An idle connection holds no read buffer: it is made
-                    // once the next request's bytes are ready to read.
-                    loop {
-                        stream.readable().await?;
-                        if let Some(n) = read_now(stream, &mut buf, max_head_bytes)? {
-                            break Ok::<usize, std::io::Error>(n);
-                        }
+            // An idle connection holds no read buffer: it is made once the
+            // next request's bytes are ready to read.
+            let read = async {
+                loop {
+                    stream.readable().await?;
+                    if let Some(n) = read_now(stream, &mut buf, max_head_bytes)? {
+                        break Ok::<usize, std::io::Error>(n);
                     }
-                }) => r,
-                _ = drain.changed(), if was_empty => return End::Done,
-            };
+                }
+            }
+            .await;
+            slot.disarm();
             match read {
-                Err(_) => return End::Timeout,
-                Ok(Ok(0)) => return End::ClientClosed,
-                Ok(Ok(_)) => answered_from_buffer = 0,
-                Ok(Err(_)) => return End::ClientClosed,
+                // The sweeper shut the socket down: the deadline passed, or
+                // the connection was idle when a drain began.
+                _ if slot.expired() => return End::Timeout,
+                Ok(0) | Err(_) => return End::ClientClosed,
+                Ok(_) => answered_from_buffer = 0,
             }
         };
         first_request = false;
@@ -132,8 +133,7 @@ async fn run(
         // Boxed: a request's state (its head, plan and writers) lives only
         // while it is answered, and the connection's future holds a pointer
         // to it, not its bytes, through the idle wait between requests.
-        if let Some(end) =
-            Box::pin(answer_one(stream, peer, shared, policy, head, &buf, last)).await
+        if let Some(end) = Box::pin(answer_one(slot, peer, shared, policy, head, &buf, last)).await
         {
             return end;
         }
@@ -147,13 +147,13 @@ async fn run(
 
 /// Answers a request head that cannot be served (the error says how), then
 /// closes with a lingering close.
-async fn refuse(stream: &TcpStream, shared: &Shared, err: &respond::ServeError, buf: &[u8]) {
+async fn refuse(slot: &Slot, shared: &Shared, err: &respond::ServeError, buf: &[u8]) {
     let limits = shared.limits();
     let plan = respond::error(err);
     let response_head = HeadBuf::of(&plan, unix_secs(shared.clock.now()), false, false);
     let started = Instant::now();
     let written = write_response(
-        stream,
+        slot,
         response_head,
         &plan.payload,
         None,
@@ -162,14 +162,14 @@ async fn refuse(stream: &TcpStream, shared: &Shared, err: &respond::ServeError, 
     )
     .await;
     count(shared, &plan, &plan.payload, written.is_ok(), started);
-    linger(stream, buf, 0, limits.linger_timeout).await;
+    linger(slot, buf, 0, limits.linger_timeout).await;
 }
 
 /// Plans and writes the answer to one parsed request (`last`: the connection
 /// closes after it whatever the request says): `None` when the connection
 /// stays open for the next one.
 async fn answer_one(
-    stream: &TcpStream,
+    slot: &Slot,
     peer: IpAddr,
     shared: &Shared,
     policy: Policy,
@@ -207,7 +207,7 @@ async fn answer_one(
         &plan.payload
     };
     let result = write_response(
-        stream,
+        slot,
         response_head,
         payload,
         object.as_ref(),
@@ -231,7 +231,7 @@ async fn answer_one(
                 // on its pool thread: shut the socket itself, so the client
                 // sees the end now rather than when the drive answers.
                 let _ = nix::sys::socket::shutdown(
-                    std::os::fd::AsRawFd::as_raw_fd(stream),
+                    std::os::fd::AsRawFd::as_raw_fd(slot.stream()),
                     nix::sys::socket::Shutdown::Both,
                 );
             }
@@ -240,7 +240,7 @@ async fn answer_one(
     }
     if has_body {
         linger(
-            stream,
+            slot,
             &buf[head.len..],
             discard_budget(&head, shared),
             limits.linger_timeout,
@@ -254,7 +254,7 @@ async fn answer_one(
         // sending: a close with unread input is a reset, which destroys the
         // answer bytes still in the kernel's send buffer. Linger instead.
         linger(
-            stream,
+            slot,
             &buf[head.len..],
             limits.max_discard_body_bytes,
             limits.linger_timeout,
@@ -364,36 +364,45 @@ pub(crate) fn count(
 /// thread as soon as the head is out, not after the body: a body that waits
 /// for a slow client must not make the next request on the thread allocate.
 pub(crate) async fn write_response(
-    stream: &TcpStream,
+    slot: &Slot,
     mut head: HeadBuf,
     payload: &Payload,
     object: Option<&Arc<OpenObject>>,
     stall: Duration,
     metrics: &ServeMetrics,
 ) -> Result<(), WriteError> {
-    match (payload, object) {
-        (Payload::Empty, _) => sendfile::send_all(stream, &head, false, stall).await,
-        (Payload::Text(text), _) => {
-            head.extend_from_slice(text.as_bytes());
-            sendfile::send_all(stream, &head, false, stall).await
-        }
-        (Payload::File(range), Some(obj)) => {
-            let more = range.len() >= crate::config::defaults::MSG_MORE_MIN_BODY;
-            sendfile::send_all(stream, &head, more, stall).await?;
-            drop(head);
-            sendfile::send_file(stream, obj, *range, stall, metrics).await
-        }
-        (Payload::Multipart { parts, trailer }, Some(obj)) => {
-            sendfile::send_all(stream, &head, false, stall).await?;
-            drop(head);
-            for (part_head, range) in parts {
-                sendfile::send_all(stream, part_head, false, stall).await?;
-                sendfile::send_file(stream, obj, *range, stall, metrics).await?;
+    let written = async {
+        match (payload, object) {
+            (Payload::Empty, _) => sendfile::send_all(slot, &head, false, stall).await,
+            (Payload::Text(text), _) => {
+                head.extend_from_slice(text.as_bytes());
+                sendfile::send_all(slot, &head, false, stall).await
             }
-            sendfile::send_all(stream, trailer, false, stall).await
+            (Payload::File(range), Some(obj)) => {
+                let more = range.len() >= crate::config::defaults::MSG_MORE_MIN_BODY;
+                sendfile::send_all(slot, &head, more, stall).await?;
+                drop(head);
+                sendfile::send_file(slot, obj, *range, stall, metrics).await
+            }
+            (Payload::Multipart { parts, trailer }, Some(obj)) => {
+                sendfile::send_all(slot, &head, false, stall).await?;
+                drop(head);
+                for (part_head, range) in parts {
+                    sendfile::send_all(slot, part_head, false, stall).await?;
+                    sendfile::send_file(slot, obj, *range, stall, metrics).await?;
+                }
+                sendfile::send_all(slot, trailer, false, stall).await
+            }
+            // A file body without an open file cannot be planned; close rather than lie.
+            (Payload::File(_) | Payload::Multipart { .. }, None) => Err(WriteError::ShortFile),
         }
-        // A file body without an open file cannot be planned; close rather than lie.
-        (Payload::File(_) | Payload::Multipart { .. }, None) => Err(WriteError::ShortFile),
+    }
+    .await;
+    // Whatever a write met after the sweeper shut the socket down (EPIPE, a
+    // reset) is the stall that made it do so, not a drive's or client's fault.
+    match written {
+        Err(_) if slot.expired() => Err(WriteError::Stalled(stall)),
+        other => other,
     }
 }
 
@@ -413,25 +422,29 @@ fn discard_budget(head: &RequestHead<'_>, shared: &Shared) -> u64 {
 /// the descriptor is closed only once the client has closed its side, the
 /// budget is spent or the timeout passed, so that the kernel never sees
 /// unread input at `close()` while the client is behaving.
-pub(crate) async fn linger(stream: &TcpStream, already: &[u8], budget: u64, within: Duration) {
+pub(crate) async fn linger(slot: &Slot, already: &[u8], budget: u64, within: Duration) {
+    let stream = slot.stream();
     let _ = nix::sys::socket::shutdown(
         std::os::fd::AsRawFd::as_raw_fd(stream),
         nix::sys::socket::Shutdown::Write,
     );
     let mut left = budget.saturating_sub(already.len() as u64);
-    let deadline = Instant::now() + within;
+    // The sweeper ends the linger at the deadline (idle or not: a drain
+    // does not cut it short).
+    slot.arm(slot.after(within), false);
     // Keep reading until EOF, the budget, or the deadline; a little slack past the
     // budget lets a client that sent exactly the body finish cleanly.
     let mut slack: u64 = 64 * 1024;
     loop {
-        let read = timeout_at(deadline, async {
+        let read = async {
             stream.readable().await?;
             discard_now(stream)
-        })
+        }
         .await;
         match read {
-            Ok(Ok(0)) | Err(_) => return,
-            Ok(Ok(n)) => {
+            _ if slot.expired() => return,
+            Ok(0) => return,
+            Ok(n) => {
                 let n = n as u64;
                 if n <= left {
                     left -= n;
@@ -442,8 +455,8 @@ pub(crate) async fn linger(stream: &TcpStream, already: &[u8], budget: u64, with
                     return;
                 }
             }
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Ok(Err(_)) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
         }
     }
 }

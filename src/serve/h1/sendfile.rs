@@ -6,7 +6,8 @@
 //! Owns: the zero-copy write loops, offsets as u64 end to end (files over 4 GiB),
 //! the 0x7ffff000-byte cap of one sendfile call, sending in windows (each on
 //! the event loop or, when `prefetch` says it may need the disk, from the
-//! blocking pool), and the send deadline. It must
+//! blocking pool), and arming the connection's deadline for each wait for
+//! room (`deadline`). It must
 //! never decide what to send (that is the plan's [`Payload`](crate::serve::plan::respond::Payload)). It contains no `unsafe`: the
 //! system calls go through `nix`'s safe wrappers.
 
@@ -18,7 +19,8 @@ use std::time::Duration;
 
 use nix::sys::socket::MsgFlags;
 use tokio::io::Interest;
-use tokio::net::TcpStream;
+
+use super::deadline::Slot;
 
 use crate::config::defaults::{DISK_WINDOW, SENDFILE_MAX_CHUNK};
 use crate::serve::metrics::ServeMetrics;
@@ -41,7 +43,7 @@ pub enum WriteError {
 /// (see [`MSG_MORE_MIN_BODY`](crate::config::defaults::MSG_MORE_MIN_BODY)). The last write of a response must pass
 /// `more = false`, or the kernel may hold the tail back.
 pub async fn send_all(
-    stream: &TcpStream,
+    slot: &Slot,
     mut bytes: &[u8],
     more: bool,
     stall: Duration,
@@ -51,14 +53,16 @@ pub async fn send_all(
         // nix has no name for MSG_MORE; the bit comes from libc.
         flags |= MsgFlags::from_bits_retain(libc::MSG_MORE);
     }
+    let stream = slot.stream();
     let fd = stream.as_raw_fd();
+    // Write first, wait only when the socket says it is full (see
+    // [`wait_writable`]): a socket with room costs no timer.
     while !bytes.is_empty() {
-        wait_writable(stream, stall).await?;
         match stream.try_io(Interest::WRITABLE, || {
             nix::sys::socket::send(fd, bytes, flags).map_err(io::Error::from)
         }) {
             Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_writable(slot, stall).await?,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e.into()),
         }
@@ -71,12 +75,13 @@ pub async fn send_all(
 /// (`prefetch::may_block`) is sent from the blocking pool, so sendfile on the
 /// event loop never waits for a disk.
 pub async fn send_file(
-    stream: &TcpStream,
+    slot: &Slot,
     object: &Arc<OpenObject>,
     range: ByteRange,
     stall: Duration,
     metrics: &ServeMetrics,
 ) -> Result<(), WriteError> {
+    let stream = slot.stream();
     let file: &File = &object.file;
     let mut offset =
         i64::try_from(range.first).map_err(|_| io::Error::other("offset beyond i64"))?;
@@ -90,11 +95,12 @@ pub async fn send_file(
             window = remaining.min(DISK_WINDOW);
             cold = prefetch::may_block(object, offset as u64, window, metrics);
         }
-        wait_writable(stream, stall).await?;
         let count = usize::try_from(window)
             .unwrap_or(usize::MAX)
             .min(SENDFILE_MAX_CHUNK);
         let sent = if cold {
+            // A trip to the pool is dear: make sure the socket has room first.
+            wait_writable(slot, stall).await?;
             prefetch::sendfile_off_loop(stream, object, offset as u64, count).await
         } else {
             stream.try_io(Interest::WRITABLE, || {
@@ -111,6 +117,9 @@ pub async fn send_file(
                 remaining -= n as u64;
                 window -= n as u64;
             }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !cold => {
+                wait_writable(slot, stall).await?
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e.into()),
@@ -119,9 +128,18 @@ pub async fn send_file(
     Ok(())
 }
 
-async fn wait_writable(stream: &TcpStream, stall: Duration) -> Result<(), WriteError> {
-    match tokio::time::timeout(stall, stream.writable()).await {
-        Ok(result) => Ok(result?),
-        Err(_) => Err(WriteError::Stalled(stall)),
+/// Waits until the socket has room, up to `stall` (the connection's deadline
+/// is armed for the wait: the sweeper shuts a socket that stays full down,
+/// which wakes this). Called only after a write said the socket is full:
+/// tokio's readiness for the socket is then cleared, so this waits for a real
+/// event. (`try_io` itself calls nothing while the readiness is cleared, so a
+/// write attempt on a full socket is free.)
+async fn wait_writable(slot: &Slot, stall: Duration) -> Result<(), WriteError> {
+    slot.arm(slot.after(stall), false);
+    let ready = slot.stream().writable().await;
+    slot.disarm();
+    if slot.expired() {
+        return Err(WriteError::Stalled(stall));
     }
+    Ok(ready?)
 }

@@ -61,7 +61,7 @@ pub struct PathRange {
 }
 
 /// The path segment that introduces the range form.
-const RANGE_SEGMENT: &str = "/range/";
+const RANGE_SEGMENT: &str = "/range";
 
 /// Routes a request-target.
 pub fn route(target: &[u8]) -> Result<Target<'_>, RouteError> {
@@ -113,10 +113,14 @@ pub fn route(target: &[u8]) -> Result<Target<'_>, RouteError> {
 /// decimal numbers joined by `-` is not the range form: the whole name is the
 /// key, as written.
 fn split_path_range(name: &str) -> Result<(&str, Option<PathRange>), RouteError> {
-    let Some(at) = name.rfind(RANGE_SEGMENT) else {
+    // The range is the last segment, after a `range` one: one backward byte
+    // search, not a substring search, on every request.
+    let Some((before, spec)) = name.rsplit_once('/') else {
         return Ok((name, None));
     };
-    let spec = &name[at + RANGE_SEGMENT.len()..];
+    let Some(key) = before.strip_suffix(RANGE_SEGMENT) else {
+        return Ok((name, None));
+    };
     let number = |s: &str| {
         let digits = !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit());
         digits.then(|| s.parse::<u64>().ok()).flatten()
@@ -127,7 +131,7 @@ fn split_path_range(name: &str) -> Result<(&str, Option<PathRange>), RouteError>
     match parsed {
         None => Ok((name, None)),
         Some((first, last)) if last < first => Err(RouteError::BackwardPathRange),
-        Some((first, last)) => Ok((&name[..at], Some(PathRange { first, last }))),
+        Some((first, last)) => Ok((key, Some(PathRange { first, last }))),
     }
 }
 
