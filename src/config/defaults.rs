@@ -113,7 +113,8 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// the cache grew from 4096 to 16384.
 pub const OPEN_FILE_CACHE: usize = 16384;
 
-/// How long an opened object is served before it is opened again. Installs by
+/// How long an opened object is served before its path is checked again (one
+/// `fstatat`; a changed or replaced file is opened anew). Installs by
 /// this process take effect at once; this bounds how long a version installed
 /// by another process (`eddy store import` while serving) takes to show.
 pub const OPEN_FILE_VALID: Duration = Duration::from_secs(5);

@@ -109,11 +109,50 @@ pub struct OpenObject {
     pub counts: Arc<popularity::Counts>,
     /// Index into [`Store::disks`] of the drive it was opened from.
     pub disk: usize,
+    /// Which file this is (from the open file's metadata): a cached object
+    /// whose path still names the same file is not reopened.
+    identity: Option<Identity>,
     /// What a reader derives once from this object's metadata and keeps while
     /// it stays open (the serving path: its rendered response fields,
     /// `serve::plan::respond::ObjectFields`). Opaque here: the store never
     /// reads it, so it knows nothing of serving.
     derived: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+/// Which file an open object is, as far as a stat of its path can tell: a
+/// replaced file has another inode, and a file changed in place another
+/// size or change time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Identity {
+    fn of(meta: &std::fs::Metadata) -> Identity {
+        use std::os::unix::fs::MetadataExt as _;
+        Identity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+
+    #[allow(clippy::unnecessary_cast)] // the stat fields' types vary by target
+    fn of_stat(st: &nix::sys::stat::FileStat) -> Identity {
+        Identity {
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            size: st.st_size as u64,
+            mtime: (st.st_mtime as i64, st.st_mtime_nsec as i64),
+            ctime: (st.st_ctime as i64, st.st_ctime_nsec as i64),
+        }
+    }
 }
 
 impl OpenObject {
@@ -129,6 +168,7 @@ impl OpenObject {
             reads_in_flight: std::sync::atomic::AtomicU32::new(0),
             counts: Arc::default(),
             disk: 0,
+            identity: None,
             derived: std::sync::OnceLock::new(),
         }
     }
@@ -395,7 +435,19 @@ impl Store {
         key: &str,
         now: std::time::Instant,
     ) -> Result<Arc<OpenObject>, StoreError> {
-        if let Some(hit) = self.open_cache.get(key, now) {
+        let hit = match self.open_cache.get(key, now) {
+            Some(open_cache::Cached::Fresh(hit)) => Some(hit),
+            // Checked too long ago: kept if its path still names the same
+            // file (one stat), and checked again from now.
+            Some(open_cache::Cached::Stale(old)) if self.is_unchanged(&old, key) => {
+                if let Ok(key) = ObjectKey::parse(key) {
+                    self.open_cache.put(&key, old.clone(), now);
+                }
+                Some(old)
+            }
+            _ => None,
+        };
+        if let Some(hit) = hit {
             // One relaxed load: a drive that failed since the open serves no more.
             return match self.disks.get(hit.disk) {
                 Some(d) if d.serves() => Ok(hit),
@@ -406,6 +458,20 @@ impl Store {
         let object = Arc::new(self.open_uncached(&key)?);
         self.open_cache.put(&key, object.clone(), now);
         Ok(object)
+    }
+
+    /// Whether the path of `key` on the drive `object` came from still names
+    /// the file `object` has open, with the same size, times and inode: one
+    /// `fstatat`, which opens nothing (a symlink put in its place, or a path
+    /// through one, names another file and fails the check; the reopen then
+    /// refuses it). Anything it cannot tell is a change.
+    fn is_unchanged(&self, object: &OpenObject, key: &str) -> bool {
+        let (Some(identity), Some(disk)) = (object.identity, self.disks.get(object.disk)) else {
+            return false;
+        };
+        let dir = disk.objects_dir();
+        nix::sys::stat::fstatat(&*dir, key, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| Identity::of_stat(&st) == identity)
     }
 
     /// Opens `key` for reading. The file is opened beneath the disk's `objects/`
@@ -452,6 +518,7 @@ impl Store {
             OpenObject::new(file, meta.len(), modified, etag(digest.as_deref(), &meta));
         object.counts = location.counts;
         object.disk = location.disk;
+        object.identity = Some(Identity::of(&meta));
         Ok(object)
     }
 
@@ -883,6 +950,42 @@ mod tests {
             assert_eq!(d.objects, listed.len() as u64);
             assert_eq!(d.bytes, listed.iter().map(|l| l.len).sum::<u64>());
         }
+        Ok(())
+    }
+
+    #[test]
+    fn a_stale_cached_object_is_kept_while_its_path_names_the_same_file(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(src.join("t"))?;
+        std::fs::write(src.join("t/a.ts"), b"first version")?;
+        let roots = vec![dir.path().join("d0")];
+        import::prepare_disks(&roots)?;
+        let valid_for = Duration::from_secs(5);
+        let cache = CachePolicy {
+            entries: 16,
+            valid_for,
+        };
+        let (store, _) = Store::open(&roots, cache)?;
+        import::import_tree(&store, &src)?;
+        let t0 = std::time::Instant::now();
+        let first = store.object("t/a.ts", t0)?;
+        // Past the validity interval, the path still names the same file:
+        // the same open object, not a reopen.
+        let later = t0 + valid_for * 2;
+        assert!(Arc::ptr_eq(&first, &store.object("t/a.ts", later)?));
+        // A new version installed behind the store's back (a rename over
+        // the path: another inode) is opened once the entry is stale.
+        let path = roots[0].join(OBJECTS_DIR).join("t/a.ts");
+        let staged = roots[0].join(OBJECTS_DIR).join("t/a.ts.new");
+        std::fs::write(&staged, b"second version!")?;
+        std::fs::rename(&staged, &path)?;
+        let fresh = store.object("t/a.ts", later + Duration::from_secs(1))?;
+        assert!(Arc::ptr_eq(&first, &fresh), "still within the interval");
+        let reopened = store.object("t/a.ts", later + valid_for * 2)?;
+        assert!(!Arc::ptr_eq(&first, &reopened));
+        assert_eq!(reopened.len, b"second version!".len() as u64);
         Ok(())
     }
 }

@@ -3,8 +3,10 @@
 //!
 //! Owns: the map from key to an opened [`OpenObject`] and when it was last
 //! checked, the bound on entries (file descriptors), and expiry. An entry older
-//! than the validity interval is reopened, so a version installed by another
-//! process (`eddy store import` while serving) is served within that interval;
+//! than the validity interval is handed out as stale, for the store to check
+//! against the file now at its path (and reopen it if it changed), so a
+//! version installed by another process (`eddy store import` while serving)
+//! is served within that interval;
 //! installs in this process invalidate their key at once. When full, the
 //! oldest insertion makes room (FIFO, O(1) amortised: a working set larger than
 //! the cache must not turn every miss into a scan of the whole cache). It never
@@ -61,6 +63,25 @@ impl Entries {
     }
 }
 
+/// What the cache holds for a key.
+#[derive(Debug)]
+pub enum Cached {
+    /// Checked within the validity interval.
+    Fresh(Arc<OpenObject>),
+    /// Checked longer ago: the file at its path may have changed since.
+    Stale(Arc<OpenObject>),
+}
+
+impl Cached {
+    /// The object, if fresh.
+    pub fn fresh(self) -> Option<Arc<OpenObject>> {
+        match self {
+            Cached::Fresh(o) => Some(o),
+            Cached::Stale(_) => None,
+        }
+    }
+}
+
 /// The cache. `capacity` 0 turns it off.
 #[derive(Debug)]
 pub struct OpenCache {
@@ -79,12 +100,19 @@ impl OpenCache {
     }
 
     /// The object kept for the key `key` (a valid key's text: no copy is
-    /// made to look it up), if it was checked within the validity interval.
-    pub fn get(&self, key: &str, now: Instant) -> Option<Arc<OpenObject>> {
+    /// made to look it up), fresh if it was checked within the validity
+    /// interval. A stale one is to be checked and then put again.
+    pub fn get(&self, key: &str, now: Instant) -> Option<Cached> {
         let entries = self.entries.read().ok()?;
         let entry = entries.map.get(key)?;
-        (now.saturating_duration_since(entry.checked) < self.valid_for)
-            .then(|| entry.object.clone())
+        let object = entry.object.clone();
+        Some(
+            if now.saturating_duration_since(entry.checked) < self.valid_for {
+                Cached::Fresh(object)
+            } else {
+                Cached::Stale(object)
+            },
+        )
     }
 
     /// Remembers `object` for `key`. When full, the oldest entry goes.
@@ -159,8 +187,21 @@ mod tests {
         let cache = OpenCache::new(4, Duration::from_secs(1));
         let t0 = Instant::now();
         cache.put(&key("a"), object()?, t0);
-        assert!(cache.get("a", t0 + Duration::from_millis(999)).is_some());
-        assert!(cache.get("a", t0 + Duration::from_secs(1)).is_none());
+        assert!(cache
+            .get("a", t0 + Duration::from_millis(999))
+            .and_then(Cached::fresh)
+            .is_some());
+        assert!(cache
+            .get("a", t0 + Duration::from_secs(1))
+            .and_then(Cached::fresh)
+            .is_none());
+        assert!(
+            matches!(
+                cache.get("a", t0 + Duration::from_secs(1)),
+                Some(Cached::Stale(_))
+            ),
+            "an expired entry is kept, to be checked"
+        );
         cache.invalidate(&key("a"));
         assert!(cache.get("a", t0).is_none());
         Ok(())
