@@ -335,7 +335,7 @@ fn handle(
     ) {
         Ok(b) => b,
         Err(error) => {
-            tracing::error!(%error, "cannot map an object for a TLS response");
+            tracing::error!(%error, "cannot plan the body of a TLS response");
             return error_response(&respond::error(&ServeError::Internal(error.to_string())));
         }
     };
