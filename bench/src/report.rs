@@ -103,7 +103,10 @@ impl RunRecord {
         let duration_s = (w.duration_us as f64 / 1e6).max(1e-6);
         let good = w.requests.saturating_sub(w.errors.status);
         let len = scenario.body_len();
-        let upper = (w.requests + u64::from(connections)) * (len + HEAD_ALLOWANCE);
+        // A run may end with a response in flight on every connection; (e)'s
+        // run is many h2load runs (its slices), each of which may.
+        let runs = s.h2.as_ref().map_or(1, |h| h.ranges.len().max(1)) as u64;
+        let upper = (w.requests + u64::from(connections) * runs) * (len + HEAD_ALLOWANCE);
         let bytes_ok = w.requests > 0 && w.bytes >= good * len && w.bytes <= upper;
         let raw_gbps = w.bytes as f64 * 8.0 / duration_s / 1e9;
         let body_error = s.load.body_error.clone();

@@ -79,15 +79,37 @@ async fn run(
         // so a connection that never sends a byte is closed too.
         let mut head_deadline =
             first_request.then(|| slot.after(shared.limits().header_read_timeout));
-        let head = loop {
-            match shared.live.with(|live| head::parse(&buf, &live.limits)) {
-                Parsed::Complete(head) => break head,
-                Parsed::Invalid(err) => {
-                    // Boxed for the same reason as `answer_one`.
-                    Box::pin(refuse(slot, shared, &err, &buf)).await;
-                    return End::Done;
+        // The parsed head goes straight into the request's boxed future (as
+        // an unanswerable head's error goes into the refusal's): a head held
+        // in this loop's own state would be ~280 bytes of every idle
+        // connection's future.
+        let (answering, consumed) = loop {
+            // Not awaited inside the match: its scrutinee (280 bytes) would
+            // be kept across the await.
+            let unanswerable = match shared.live.with(|live| head::parse(&buf, &live.limits)) {
+                Parsed::Complete(head) => {
+                    answered_from_buffer += 1;
+                    let consumed = head.len;
+                    // The last answer on this connection: the pipelining depth
+                    // is reached with more requests queued, or the server is
+                    // draining.
+                    let last = (answered_from_buffer >= shared.limits().max_pipeline_depth
+                        && buf.len() > consumed)
+                        || *drain.borrow();
+                    // Boxed: a request's state (its head, plan and writers)
+                    // lives only while it is answered, and the connection's
+                    // future holds a pointer to it, not its bytes, through the
+                    // idle wait between requests.
+                    let answering =
+                        Box::pin(answer_one(slot, peer, shared, policy, head, &buf, last));
+                    break (answering, consumed);
                 }
-                Parsed::Partial => {}
+                Parsed::Invalid(err) => Some(err),
+                Parsed::Partial => None,
+            };
+            if let Some(err) = unanswerable {
+                Box::pin(refuse(slot, shared, err, &buf)).await;
+                return End::Done;
             }
             if buf.is_empty() && *drain.borrow() {
                 return End::Done;
@@ -103,10 +125,12 @@ async fn run(
             slot.arm(deadline, buf.is_empty());
             let max_head_bytes = shared.limits().max_head_bytes;
             // An idle connection holds no read buffer: it is made once the
-            // next request's bytes are ready to read.
+            // next request's bytes are ready to read. `poll_read_ready`
+            // keeps the waker in the socket's own reader slot: `readable()`'s
+            // future would add its 152-byte waiter to every idle connection.
             let read = async {
                 loop {
-                    stream.readable().await?;
+                    std::future::poll_fn(|cx| stream.poll_read_ready(cx)).await?;
                     if let Some(n) = read_now(stream, &mut buf, max_head_bytes)? {
                         break Ok::<usize, std::io::Error>(n);
                     }
@@ -123,18 +147,7 @@ async fn run(
             }
         };
         first_request = false;
-        answered_from_buffer += 1;
-        let consumed = head.len;
-        // The last answer on this connection: the pipelining depth is reached
-        // with more requests queued, or the server is draining.
-        let last = (answered_from_buffer >= shared.limits().max_pipeline_depth
-            && buf.len() > consumed)
-            || *drain.borrow();
-        // Boxed: a request's state (its head, plan and writers) lives only
-        // while it is answered, and the connection's future holds a pointer
-        // to it, not its bytes, through the idle wait between requests.
-        if let Some(end) = Box::pin(answer_one(slot, peer, shared, policy, head, &buf, last)).await
-        {
+        if let Some(end) = answering.await {
             return end;
         }
         buf.drain(..consumed);
@@ -147,9 +160,9 @@ async fn run(
 
 /// Answers a request head that cannot be served (the error says how), then
 /// closes with a lingering close.
-async fn refuse(slot: &Slot, shared: &Shared, err: &respond::ServeError, buf: &[u8]) {
+async fn refuse(slot: &Slot, shared: &Shared, err: respond::ServeError, buf: &[u8]) {
     let limits = shared.limits();
-    let plan = respond::error(err);
+    let plan = respond::error(&err);
     let response_head = HeadBuf::of(&plan, unix_secs(shared.clock.now()), false, false);
     let started = Instant::now();
     let written = write_response(
