@@ -1,6 +1,7 @@
 //! `Range` and `If-Range` for content answers (RFC 9110 §13.1.5, §14).
 //!
-//! Owns: reading a `Range` field value as at most one byte range, resolving it
+//! Owns: reading a `Range` field value as at most one byte range (each
+//! range-spec read and resolved by `eddy_proto::range`, as the appliance does), resolving it
 //! against the representation length (clipping, suffixes, unsatisfiable
 //! ranges), and the `If-Range` comparison (a strong ETag equal to ours, or an
 //! HTTP date equal to Last-Modified). Several ranges are answered with the
@@ -8,41 +9,14 @@
 //! It must never decide statuses for anything but the three outcomes of
 //! [`Outcome`], nor write a byte.
 
-/// One satisfiable range, inclusive at both ends, clipped to the length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteRange {
-    pub first: u64,
-    /// Always `< len`.
-    pub last: u64,
-}
-
-impl ByteRange {
-    /// Bytes in the range (never zero).
-    pub fn len(&self) -> u64 {
-        self.last - self.first + 1
-    }
-
-    /// Always false: a satisfiable range holds at least one byte.
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-}
-
-/// A range-spec before it meets a length. Numerals too large for a `u64`
-/// saturate, which keeps their meaning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Spec {
-    /// `first-last` (`last` = None for `first-`).
-    From { first: u64, last: Option<u64> },
-    /// `-n`: the last n bytes.
-    Suffix(u64),
-}
+pub use eddy_proto::range::ByteRange;
+use eddy_proto::range::RangeSpec;
 
 /// The field value as this origin reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parsed {
     /// `bytes=` with exactly one range-spec.
-    Single(Spec),
+    Single(RangeSpec),
     /// `bytes=` with several: answered in full.
     Several,
     /// Another unit or not a valid specifier: the field is ignored.
@@ -74,7 +48,7 @@ pub fn parse(value: &str) -> Parsed {
         if element.is_empty() {
             continue;
         }
-        match parse_spec(element) {
+        match eddy_proto::range::spec(element) {
             Some(s) => specs.push(s),
             None => return Parsed::Ignored,
         }
@@ -86,54 +60,18 @@ pub fn parse(value: &str) -> Parsed {
     }
 }
 
-fn parse_spec(element: &str) -> Option<Spec> {
-    let (first, last) = element.split_once('-')?;
-    if first.is_empty() {
-        return Some(Spec::Suffix(numeral(last)?));
-    }
-    let first = numeral(first)?;
-    if last.is_empty() {
-        return Some(Spec::From { first, last: None });
-    }
-    let last = numeral(last)?;
-    (last >= first).then_some(Spec::From {
-        first,
-        last: Some(last),
-    })
-}
-
-/// `1*DIGIT`, saturating at `u64::MAX`.
-fn numeral(text: &str) -> Option<u64> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(text.bytes().fold(0u64, |n, b| {
-        n.saturating_mul(10).saturating_add(u64::from(b - b'0'))
-    }))
-}
-
 /// Resolves a parsed field against a representation of `len` bytes.
 pub fn resolve(parsed: Parsed, len: u64) -> Outcome {
     let spec = match parsed {
         Parsed::Single(s) => s,
         Parsed::Several | Parsed::Ignored => return Outcome::Full,
     };
-    match spec {
-        Spec::From { first, last } => {
-            if first >= len {
-                return Outcome::Unsatisfiable;
-            }
-            let last = last.unwrap_or(u64::MAX).min(len - 1);
-            Outcome::Partial(ByteRange { first, last })
-        }
-        Spec::Suffix(0) => Outcome::Unsatisfiable,
-        // A suffix of an empty representation selects nothing to send a
-        // range of: the whole (empty) representation goes out.
-        Spec::Suffix(_) if len == 0 => Outcome::Full,
-        Spec::Suffix(n) => Outcome::Partial(ByteRange {
-            first: len.saturating_sub(n),
-            last: len - 1,
-        }),
+    match eddy_proto::range::satisfy(spec, len) {
+        Some(range) => Outcome::Partial(range),
+        // A suffix selects no byte of an empty representation, yet is
+        // satisfiable by the letter of RFC 9110 §14.1.3: sent whole.
+        None if len == 0 && spec.is_nonempty_suffix() => Outcome::Full,
+        None => Outcome::Unsatisfiable,
     }
 }
 
@@ -212,7 +150,7 @@ mod tests {
         assert_eq!(resolve(parse("bytes=0-1,5-6"), 100), Outcome::Full);
         assert_eq!(
             parse("Bytes = 1-2 ,"),
-            Parsed::Single(Spec::From {
+            Parsed::Single(RangeSpec::From {
                 first: 1,
                 last: Some(2)
             })

@@ -1,52 +1,16 @@
 //! The `Range` header (RFC 9110 §14) turned into a plan against a known length.
 //!
-//! Owns: parsing a `Range` field value, clipping and resolving it against the
-//! representation length, and the anti-amplification limits (range count, range
-//! sum). It is pure: no I/O, no clock, no knowledge of HTTP status codes beyond
+//! Owns: parsing a `Range` field value (its unit and list; each range-spec is
+//! read and resolved by `eddy_proto::range`, which the reference origin shares),
+//! resolving the set against the representation length, and the
+//! anti-amplification limits (range count, range sum). It is pure: no I/O, no clock, no knowledge of HTTP status codes beyond
 //! the three outcomes in [`RangeOutcome`]. It must never decide about
 //! preconditions (that is `conditional`) nor write a byte (that is each
 //! transport's: `h1::sendfile`, `tls::stream`).
 
 use super::inline::InlineVec;
 
-/// One satisfiable byte range, inclusive at both ends, already clipped to the length.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ByteRange {
-    /// First byte offset.
-    pub first: u64,
-    /// Last byte offset (inclusive); always `< len`.
-    pub last: u64,
-}
-
-impl ByteRange {
-    /// Number of bytes in the range (never zero).
-    pub fn len(&self) -> u64 {
-        self.last - self.first + 1
-    }
-
-    /// Always false: a satisfiable range holds at least one byte.
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-}
-
-/// A parsed range-spec before it meets a length (RFC 9110 §14.1.1).
-/// Numerals that do not fit in a `u64` saturate to `u64::MAX`, which keeps
-/// their meaning: a huge last-pos is clipped, a huge first-pos is past any
-/// length, a huge suffix covers the whole representation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RangeSpec {
-    /// `first-last` (`last` = None for `first-`).
-    From { first: u64, last: Option<u64> },
-    /// `-n`: the last n bytes.
-    Suffix(u64),
-}
-
-impl Default for RangeSpec {
-    fn default() -> Self {
-        RangeSpec::Suffix(0)
-    }
-}
+pub use eddy_proto::range::{ByteRange, RangeSpec};
 
 /// The range-specs of a field, in request order: two in place (players ask for
 /// one), more on the heap.
@@ -112,7 +76,7 @@ pub fn parse(value: &[u8]) -> ParsedRange {
         if element.is_empty() {
             continue;
         }
-        match parse_spec(element) {
+        match eddy_proto::range::spec(element) {
             Some(spec) => specs.push(spec),
             None => return ParsedRange::Invalid,
         }
@@ -121,38 +85,6 @@ pub fn parse(value: &[u8]) -> ParsedRange {
         return ParsedRange::Invalid;
     }
     ParsedRange::Bytes(specs)
-}
-
-fn parse_spec(element: &str) -> Option<RangeSpec> {
-    let (first, last) = element.split_once('-')?;
-    if first.is_empty() {
-        return Some(RangeSpec::Suffix(parse_numeral(last)?));
-    }
-    let first = parse_numeral(first)?;
-    if last.is_empty() {
-        return Some(RangeSpec::From { first, last: None });
-    }
-    let last = parse_numeral(last)?;
-    // A last-pos below first-pos makes the whole ranges-specifier invalid (§14.1.1).
-    if last < first {
-        return None;
-    }
-    Some(RangeSpec::From {
-        first,
-        last: Some(last),
-    })
-}
-
-/// `1*DIGIT`, saturating at `u64::MAX` for numerals of any length.
-fn parse_numeral(digits: &str) -> Option<u64> {
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let mut value: u64 = 0;
-    for b in digits.bytes() {
-        value = value.saturating_mul(10).saturating_add(u64::from(b - b'0'));
-    }
-    Some(value)
 }
 
 fn is_tchar(b: u8) -> bool {
@@ -168,15 +100,17 @@ pub fn resolve(parsed: &ParsedRange, len: u64, limits: RangeLimits) -> RangeOutc
     if specs.len() > limits.max_ranges {
         return RangeOutcome::Full;
     }
-    let ranges: Ranges = specs.iter().filter_map(|s| satisfy(*s, len)).collect();
+    let ranges: Ranges = specs
+        .iter()
+        .filter_map(|s| eddy_proto::range::satisfy(*s, len))
+        .collect();
     if ranges.is_empty() {
         // RFC 9110 §14.1.3: "When a selected representation has zero length,
         // the only satisfiable form of range-spec is a suffix-range with a
         // non-zero suffix-length." It selects no byte, which no 206 can say
         // (Content-Range has no empty range), so the whole, empty
         // representation is sent with 200, as for a Range field ignored.
-        let suffix = |s: &RangeSpec| matches!(s, RangeSpec::Suffix(n) if *n > 0);
-        if len == 0 && specs.iter().any(suffix) {
+        if len == 0 && specs.iter().any(RangeSpec::is_nonempty_suffix) {
             return RangeOutcome::Full;
         }
         return RangeOutcome::Unsatisfiable;
@@ -189,28 +123,6 @@ pub fn resolve(parsed: &ParsedRange, len: u64, limits: RangeLimits) -> RangeOutc
         return RangeOutcome::Full;
     }
     RangeOutcome::Partial(ranges)
-}
-
-/// One spec against the length: `None` when it selects no byte.
-fn satisfy(spec: RangeSpec, len: u64) -> Option<ByteRange> {
-    match spec {
-        RangeSpec::From { first, last } => {
-            if first >= len {
-                return None;
-            }
-            let last = last.map_or(len - 1, |l| l.min(len - 1));
-            Some(ByteRange { first, last })
-        }
-        RangeSpec::Suffix(n) => {
-            if n == 0 || len == 0 {
-                return None;
-            }
-            Some(ByteRange {
-                first: len - n.min(len),
-                last: len - 1,
-            })
-        }
-    }
 }
 
 #[cfg(test)]
