@@ -99,8 +99,8 @@ pub async fn send_file(
             .unwrap_or(usize::MAX)
             .min(SENDFILE_MAX_CHUNK);
         let sent = if cold {
-            // A trip to the pool is dear: make sure the socket has room first.
-            wait_writable(slot, stall).await?;
+            // Asks the kernel for room before the trip to the pool: a full
+            // socket is a `WouldBlock` here, as on the event loop.
             prefetch::sendfile_off_loop(stream, object, offset as u64, count).await
         } else {
             stream.try_io(Interest::WRITABLE, || {
@@ -117,10 +117,7 @@ pub async fn send_file(
                 remaining -= n as u64;
                 window -= n as u64;
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !cold => {
-                wait_writable(slot, stall).await?
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_writable(slot, stall).await?,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e.into()),
         }
@@ -130,10 +127,10 @@ pub async fn send_file(
 
 /// Waits until the socket has room, up to `stall` (the connection's deadline
 /// is armed for the wait: the sweeper shuts a socket that stays full down,
-/// which wakes this). Called only after a write said the socket is full:
-/// tokio's readiness for the socket is then cleared, so this waits for a real
-/// event. (`try_io` itself calls nothing while the readiness is cleared, so a
-/// write attempt on a full socket is free.)
+/// which wakes this). Called only after a write (or the pool path's check)
+/// said the socket is full: tokio's readiness for the socket is then cleared,
+/// so this waits for a real event. (`try_io` itself calls nothing while the
+/// readiness is cleared, so a write attempt on a full socket is free.)
 async fn wait_writable(slot: &Slot, stall: Duration) -> Result<(), WriteError> {
     slot.arm(slot.after(stall), false);
     let ready = slot.stream().writable().await;
