@@ -438,11 +438,11 @@ impl Store {
         let hit = match self.open_cache.get(key, now) {
             Some(open_cache::Cached::Fresh(hit)) => Some(hit),
             // Checked too long ago: kept if its path still names the same
-            // file (one stat), and checked again from now.
-            Some(open_cache::Cached::Stale(old)) if self.is_unchanged(&old, key) => {
-                if let Ok(key) = ObjectKey::parse(key) {
-                    self.open_cache.put(&key, old.clone(), now);
-                }
+            // file (one stat) and no install replaced it meanwhile, and
+            // checked again from now.
+            Some(open_cache::Cached::Stale(old))
+                if self.is_unchanged(&old, key) && self.open_cache.refresh(key, &old, now) =>
+            {
                 Some(old)
             }
             _ => None,

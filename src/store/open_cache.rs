@@ -139,6 +139,29 @@ impl OpenCache {
         entries.compact();
     }
 
+    /// Marks the entry of `key` checked at `now`, if it still holds `object`
+    /// (a stale entry its caller found unchanged). False when the entry went
+    /// or was replaced meanwhile (an install invalidates its key): the caller
+    /// must not serve `object` then.
+    pub fn refresh(&self, key: &str, object: &Arc<OpenObject>, now: Instant) -> bool {
+        let Ok(mut entries) = self.entries.write() else {
+            return false;
+        };
+        let Some((stored, entry)) = entries.map.get_key_value(key) else {
+            return false;
+        };
+        if !Arc::ptr_eq(&entry.object, object) {
+            return false;
+        }
+        let stored = stored.clone();
+        if let Some(entry) = entries.map.get_mut(key) {
+            entry.checked = now;
+        }
+        entries.order.push_back((stored, now));
+        entries.compact();
+        true
+    }
+
     /// Forgets `key` (after an install or eviction of it).
     pub fn invalidate(&self, key: &ObjectKey) {
         if let Ok(mut entries) = self.entries.write() {
@@ -204,6 +227,25 @@ mod tests {
         );
         cache.invalidate(&key("a"));
         assert!(cache.get("a", t0).is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn a_refresh_keeps_only_the_object_still_cached() -> std::io::Result<()> {
+        let cache = OpenCache::new(4, Duration::from_secs(1));
+        let t0 = Instant::now();
+        let first = object()?;
+        cache.put(&key("a"), first.clone(), t0);
+        let later = t0 + Duration::from_secs(2);
+        assert!(cache.refresh("a", &first, later));
+        assert!(cache.get("a", later).and_then(Cached::fresh).is_some());
+        // Replaced (a newer open) or invalidated (an install) meanwhile: the
+        // stale object is not put back.
+        cache.put(&key("a"), object()?, later);
+        assert!(!cache.refresh("a", &first, later));
+        cache.invalidate(&key("a"));
+        assert!(!cache.refresh("a", &first, later));
+        assert!(cache.get("a", later).is_none());
         Ok(())
     }
 
