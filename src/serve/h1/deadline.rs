@@ -20,7 +20,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -54,11 +54,11 @@ struct Entry {
 pub struct Deadlines {
     chunks: Box<[OnceLock<Box<[Entry]>>]>,
     /// Free slot numbers, lowest first, so that the slots in use stay
-    /// packed at the front. Its lock is also what keeps a slot from being
-    /// freed (and its descriptor reused) during a sweep.
+    /// packed at the front (and the chunks allocated are always the first
+    /// ones: a sweep stops at the first chunk not allocated). Its lock is
+    /// also what keeps a slot from being freed (and its descriptor reused)
+    /// during a sweep.
     free: Mutex<BinaryHeap<Reverse<usize>>>,
-    /// One past the highest slot ever used: where a sweep stops.
-    high: AtomicUsize,
     /// Milliseconds since `epoch`, as of the sweeper's last tick.
     now: AtomicU64,
     epoch: Instant,
@@ -79,7 +79,6 @@ impl Deadlines {
         Arc::new(Deadlines {
             chunks: (0..chunks).map(|_| OnceLock::new()).collect(),
             free: Mutex::new((0..capacity).map(Reverse).collect()),
-            high: AtomicUsize::new(0),
             now: AtomicU64::new(0),
             epoch: Instant::now(),
         })
@@ -100,10 +99,8 @@ impl Deadlines {
         let Reverse(index) = free.pop()?;
         let chunk = self.chunks[index / CHUNK]
             .get_or_init(|| (0..CHUNK).map(|_| Entry::default()).collect());
-        let entry = &chunk[index % CHUNK];
-        entry.word.store(0, Ordering::Release);
-        entry.fd.store(fd + 1, Ordering::Release);
-        self.high.fetch_max(index + 1, Ordering::AcqRel);
+        // Its word is 0: new, or cleared by `leave`.
+        chunk[index % CHUNK].fd.store(fd + 1, Ordering::Release);
         drop(free);
         Some(Slot {
             table: self.clone(),
@@ -125,10 +122,8 @@ impl Deadlines {
         self.now.store(now, Ordering::Release);
         let _held = self.free.lock().unwrap_or_else(|p| p.into_inner());
         let mut ended = 0;
-        for index in 0..self.high.load(Ordering::Acquire) {
-            let Some(entry) = self.entry(index) else {
-                continue;
-            };
+        let allocated = self.chunks.iter().map_while(OnceLock::get);
+        for entry in allocated.flat_map(|chunk| chunk.iter()) {
             let fd = entry.fd.load(Ordering::Acquire);
             let word = entry.word.load(Ordering::Acquire);
             if fd == 0 || !due(word, now, draining) {
